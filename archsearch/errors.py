@@ -1,0 +1,30 @@
+"""User-facing errors.
+
+Every subclass of :class:`ArchsearchError` is something the user can fix (bad input, bad option,
+bad search space). The CLI prints its message as one paragraph and exits with code 2; anything
+else is an internal failure (exit code 1).
+"""
+
+
+class ArchsearchError(Exception):
+    """A problem with the user's input; the message says what is wrong and how to fix it."""
+
+
+class UsageError(ArchsearchError):
+    """A malformed or unknown command-line option or value."""
+
+
+class DataError(ArchsearchError):
+    """A data set that cannot be loaded or does not meet the data contract."""
+
+
+class SpaceError(ArchsearchError):
+    """A search-space file that does not meet the schema, or a configuration it cannot build."""
+
+
+class ConstraintError(ArchsearchError):
+    """An unknown or malformed deployment constraint."""
+
+
+class NotFoundError(ArchsearchError):
+    """A task or trial id that is not in the database."""

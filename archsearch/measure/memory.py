@@ -1,0 +1,67 @@
+"""Peak memory of a forward pass.
+
+On CUDA: the caching allocator's peak (``max_memory_allocated``). On CPU, PyTorch keeps no such
+statistic, so we count it: a ``TorchDispatchMode`` sees every tensor each ATen op returns, adds
+its storage size when the storage first appears and subtracts it when the storage is freed. The
+peak of that sum plus the weights is the figure reported; scratch memory inside one fused kernel
+is not visible to it, which the stated method says.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+CPU_METHOD = "weights + peak of live tensor storages across ATen ops (TorchDispatchMode)"
+CUDA_METHOD = "weights + torch.cuda.max_memory_allocated during forward"
+
+
+class LiveTensorPeak(TorchDispatchMode):
+    """Tracks the peak bytes of tensor storages created while the mode is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, int] = {}
+        self.current = 0
+        self.peak = 0
+
+    def _release(self, key: int) -> None:
+        self.current -= self.live.pop(key, 0)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        out = func(*args, **(kwargs or {}))
+        for value in tree_flatten(out)[0]:
+            if not isinstance(value, torch.Tensor):
+                continue
+            storage = value.untyped_storage()
+            key = storage.data_ptr()
+            if key and key not in self.live:
+                self.live[key] = storage.nbytes()
+                self.current += storage.nbytes()
+                self.peak = max(self.peak, self.current)
+                weakref.finalize(storage, self._release, key)
+        return out
+
+
+def weights_bytes(model: torch.nn.Module) -> int:
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def forward_peak_mb(model: torch.nn.Module, x: torch.Tensor) -> tuple[float, str]:
+    """Peak memory (MB) of one no-grad forward of ``model`` on ``x``, and the method used."""
+    with torch.no_grad():
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+            torch.cuda.reset_peak_memory_stats(x.device)
+            before = torch.cuda.memory_allocated(x.device)
+            model(x)
+            torch.cuda.synchronize(x.device)
+            activations = torch.cuda.max_memory_allocated(x.device) - before
+            return (weights_bytes(model) + activations) / 2**20, CUDA_METHOD
+        with LiveTensorPeak() as tracker:
+            model(x)
+        return (weights_bytes(model) + tracker.peak) / 2**20, CPU_METHOD

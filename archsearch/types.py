@@ -1,0 +1,209 @@
+"""The shared vocabulary: frozen dataclasses passed between rooms.
+
+Keeping these here (and free of torch, ray and optuna imports) lets every room talk to the others
+without importing them: data -> blocks -> trial -> search -> store -> recommend -> report.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from archsearch.errors import ConstraintError
+
+
+class TaskKind(str, enum.Enum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+    FORECAST = "forecast"
+
+
+class TrialStatus(str, enum.Enum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    INFEASIBLE = "infeasible"
+
+
+class TaskStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The validation/test metric of a task. ``sign`` turns it into something to maximise."""
+
+    name: str
+    direction: str  # "maximize" | "minimize"
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.direction == "maximize" else -1.0
+
+    def better(self, a: float | None, b: float | None) -> bool:
+        """True when score ``a`` beats ``b`` (None and NaN always lose)."""
+        if a is None or math.isnan(a):
+            return False
+        if b is None or math.isnan(b):
+            return True
+        return self.sign * a > self.sign * b
+
+    @staticmethod
+    def for_task(task: TaskKind) -> Metric:
+        if task is TaskKind.CLASSIFICATION:
+            return Metric("accuracy", "maximize")
+        return Metric("mse", "minimize")
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    """What a model must accept and emit; derived from the data set, not searched."""
+
+    n_features: int
+    task: TaskKind
+    n_outputs: int  # classes (classification), 1 (regression), horizon * channels (forecast)
+    max_len: int
+    causal: bool = False
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """One architecture: a family name plus that family's hyperparameters."""
+
+    family: str
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, **dict(self.hparams)}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one configuration is trained."""
+
+    lr: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 5
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+
+
+CONSTRAINT_KEYS: dict[str, type] = {
+    "max_latency_ms": float,
+    "max_params": int,
+    "max_memory_mb": float,
+    "max_trial_minutes": float,
+    "streaming": bool,
+    "device": str,
+}
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Deployment constraints; ``None`` means unconstrained."""
+
+    max_latency_ms: float | None = None
+    max_params: int | None = None
+    max_memory_mb: float | None = None
+    max_trial_minutes: float | None = None
+    streaming: bool = False
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+
+    @staticmethod
+    def parse(pairs: list[str]) -> Constraints:
+        """Parse ``KEY=VALUE`` strings, raising :class:`ConstraintError` on anything unknown."""
+        values: dict[str, Any] = {}
+        for pair in pairs:
+            key, sep, raw = pair.partition("=")
+            key, raw = key.strip(), raw.strip()
+            if not sep or not key or not raw:
+                raise ConstraintError(f"constraint '{pair}' is not of the form KEY=VALUE.")
+            if key not in CONSTRAINT_KEYS:
+                known = ", ".join(CONSTRAINT_KEYS)
+                raise ConstraintError(f"unknown constraint '{key}'; known constraints: {known}.")
+            values[key] = _parse_constraint_value(key, raw)
+        return Constraints(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in CONSTRAINT_KEYS}
+
+    def violations(self, params: int, latency_ms: float, memory_mb: float) -> list[str]:
+        """Reasons a measured configuration breaks these constraints (empty when feasible)."""
+        reasons = []
+        if self.max_params is not None and params > self.max_params:
+            reasons.append(f"{params} parameters > max_params={self.max_params}")
+        if self.max_latency_ms is not None and latency_ms > self.max_latency_ms:
+            reasons.append(f"latency {latency_ms:.3f} ms > max_latency_ms={self.max_latency_ms}")
+        if self.max_memory_mb is not None and memory_mb > self.max_memory_mb:
+            reasons.append(f"memory {memory_mb:.1f} MB > max_memory_mb={self.max_memory_mb}")
+        return reasons
+
+
+def _parse_constraint_value(key: str, raw: str) -> Any:
+    kind = CONSTRAINT_KEYS[key]
+    if kind is bool:
+        lowered = raw.lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ConstraintError(f"constraint {key} must be true or false, not '{raw}'.")
+    if kind is str:
+        if key == "device" and raw not in ("auto", "cpu", "cuda"):
+            raise ConstraintError(f"constraint device must be auto, cpu or cuda, not '{raw}'.")
+        return raw
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConstraintError(
+            f"constraint {key} must be a positive {kind.__name__}, not '{raw}'."
+        ) from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConstraintError(f"constraint {key} must be a positive {kind.__name__}, not '{raw}'.")
+    return value
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """What a trial reports after every epoch."""
+
+    epoch: int  # 1-based
+    train_loss: float
+    val_score: float
+    elapsed_s: float  # training time so far
+
+
+@dataclass(frozen=True)
+class CostMeasurement:
+    """Cost of one configuration, measured on the untrained model on the trial's device."""
+
+    params: int
+    flops: int | None
+    latency_ms: float  # median inference latency, batch 1
+    latency_p95_ms: float
+    peak_memory_mb: float
+    memory_method: str
+    device: str
+    threads: int
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """Everything one trial produced (the model weights travel separately as a checkpoint)."""
+
+    status: TrialStatus
+    cost: CostMeasurement | None
+    epochs_run: int
+    best_epoch: int | None
+    val_score: float | None
+    test_score: float | None
+    train_seconds: float
+    error: str | None = None
