@@ -1,0 +1,208 @@
+"""The search-space schema.
+
+A file has three parameter sections and optional rules::
+
+    training:  {lr: {type: float, low: 1e-4, high: 1e-2, log: true}, ...}   # TrainConfig fields
+    shared:    {d_model: {type: ordinal, choices: [32, 64]}, ...}            # every family takes
+    families:  {lstm: {n_layers: {type: int, low: 1, high: 2}}, ...}        # per family
+    rules:     [{id: ..., when: {streaming: true}, fix: {bidirectional: false}, why: ...}]
+
+Parameter types: ``int`` and ``float`` (``low`` and ``high`` both inclusive, optional ``log``;
+``step`` for int), ``categorical`` (unordered ``choices``), ``ordinal`` (ordered ``choices``,
+sampled by index so the sampler sees the order), ``fixed`` (one ``value``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archsearch.blocks import FAMILIES, ModelHParams
+from archsearch.errors import SpaceError
+from archsearch.types import Constraints, TrainConfig
+
+PARAM_TYPES = ("int", "float", "categorical", "ordinal", "fixed")
+_ALLOWED_KEYS = {
+    "int": {"type", "low", "high", "log", "step"},
+    "float": {"type", "low", "high", "log"},
+    "categorical": {"type", "choices"},
+    "ordinal": {"type", "choices"},
+    "fixed": {"type", "value"},
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: int = 1
+    choices: tuple[Any, ...] = ()
+    value: Any = None
+
+    def fixed_to(self, value: Any) -> Param:
+        return Param(self.name, "fixed", value=value)
+
+
+@dataclass(frozen=True)
+class SpaceRule:
+    """When every ``when`` constraint matches, parameters in ``fix`` are pinned to a value."""
+
+    id: str
+    when: Mapping[str, Any]
+    fix: Mapping[str, Any]
+    why: str
+
+    def applies(self, constraints: Constraints) -> bool:
+        return all(getattr(constraints, key) == value for key, value in self.when.items())
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    training: tuple[Param, ...]
+    shared: tuple[Param, ...]
+    families: Mapping[str, tuple[Param, ...]]
+    rules: tuple[SpaceRule, ...] = ()
+
+    def under(self, constraints: Constraints) -> SearchSpace:
+        """This space with every applicable rule's parameters pinned."""
+        pins: dict[str, Any] = {}
+        for rule in self.rules:
+            if rule.applies(constraints):
+                pins.update(rule.fix)
+
+        def pin(params: tuple[Param, ...]) -> tuple[Param, ...]:
+            return tuple(p.fixed_to(pins[p.name]) if p.name in pins else p for p in params)
+
+        return dataclasses.replace(
+            self,
+            training=pin(self.training),
+            shared=pin(self.shared),
+            families={f: pin(ps) for f, ps in self.families.items()},
+        )
+
+
+def default_space_path() -> Path:
+    """``search_spaces/default.yaml`` at the project root (beside the package)."""
+    return Path(__file__).resolve().parents[2] / "search_spaces" / "default.yaml"
+
+
+def load_space(path: Path | str | None = None) -> SearchSpace:
+    """Load and validate a space file; every error names the file and the key."""
+    path = Path(path) if path is not None else default_space_path()
+    if not path.is_file():
+        raise SpaceError(f"search space file '{path}' does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise SpaceError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}).") from None
+    return _parse(raw, path)
+
+
+def _fail(path: Path, key: str, problem: str) -> SpaceError:
+    return SpaceError(f"{path}: {key}: {problem}")
+
+
+def _parse(raw: Any, path: Path) -> SearchSpace:
+    if not isinstance(raw, dict):
+        raise _fail(path, "(top level)", "a mapping with 'families' (and optionally 'training', "
+                    "'shared', 'rules') is required.")
+    unknown = set(raw) - {"version", "training", "shared", "families", "rules"}
+    if unknown:
+        raise _fail(path, ", ".join(sorted(map(str, unknown))), "unknown top-level key(s); "
+                    "allowed: version, training, shared, families, rules.")
+    training_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    shared_fields = {f.name for f in dataclasses.fields(ModelHParams)}
+    training = _section(raw.get("training") or {}, "training", training_fields, path)
+    shared = _section(raw.get("shared") or {}, "shared", shared_fields, path)
+    families_raw = raw.get("families")
+    if not isinstance(families_raw, dict) or not families_raw:
+        raise _fail(path, "families", "a non-empty mapping of family name -> parameters is "
+                    "required.")
+    families = {}
+    for family, params in families_raw.items():
+        if family not in FAMILIES:
+            raise _fail(path, f"families.{family}", "unknown family; known families: "
+                        f"{', '.join(sorted(FAMILIES))}.")
+        own = {f.name for f in dataclasses.fields(FAMILIES[family].Config)}
+        families[family] = _section(params or {}, f"families.{family}", own, path)
+    all_names = set().union(training_fields, shared_fields,
+                            *({p.name for p in ps} for ps in families.values()))
+    rules = tuple(_rule(i, r, all_names, path) for i, r in enumerate(raw.get("rules") or []))
+    return SearchSpace(path.stem, training, shared, families, rules)
+
+
+def _section(raw: Any, where: str, allowed: set[str], path: Path) -> tuple[Param, ...]:
+    if not isinstance(raw, dict):
+        raise _fail(path, where, "must be a mapping of parameter name -> definition.")
+    params = []
+    for name, definition in raw.items():
+        if name not in allowed:
+            raise _fail(path, f"{where}.{name}", "unknown parameter; allowed here: "
+                        f"{', '.join(sorted(allowed))}.")
+        params.append(_param(str(name), definition, f"{where}.{name}", path))
+    return tuple(params)
+
+
+def _param(name: str, raw: Any, key: str, path: Path) -> Param:
+    if not isinstance(raw, dict):
+        # A bare value is shorthand for a fixed parameter.
+        return Param(name, "fixed", value=raw)
+    kind = raw.get("type")
+    if kind not in PARAM_TYPES:
+        raise _fail(path, f"{key}.type", f"must be one of {', '.join(PARAM_TYPES)}, not "
+                    f"{kind!r}.")
+    extra = set(raw) - _ALLOWED_KEYS[kind]
+    if extra:
+        raise _fail(path, key, f"{', '.join(sorted(extra))} not allowed for type {kind}; "
+                    f"allowed: {', '.join(sorted(_ALLOWED_KEYS[kind]))}.")
+    if kind == "fixed":
+        if "value" not in raw:
+            raise _fail(path, key, "a fixed parameter needs 'value'.")
+        return Param(name, kind, value=raw["value"])
+    if kind in ("categorical", "ordinal"):
+        choices = raw.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise _fail(path, f"{key}.choices", "must be a non-empty list.")
+        if len(set(map(repr, choices))) != len(choices):
+            raise _fail(path, f"{key}.choices", "has duplicates.")
+        return Param(name, kind, choices=tuple(choices))
+    low, high = raw.get("low"), raw.get("high")
+    number = int if kind == "int" else (int, float)
+    for bound, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value):
+            raise _fail(path, f"{key}.{bound}", f"must be a finite {kind}, not {value!r}.")
+    if low > high:
+        raise _fail(path, key, f"low ({low}) must not exceed high ({high}); both are inclusive.")
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise _fail(path, f"{key}.log", "must be true or false.")
+    if log and low <= 0:
+        raise _fail(path, f"{key}.low", "must be > 0 on a log scale.")
+    step = raw.get("step", 1)
+    if kind == "int" and (not isinstance(step, int) or step < 1 or (log and step != 1)):
+        raise _fail(path, f"{key}.step", "must be a positive integer (and 1 with log).")
+    return Param(name, kind, low=low, high=high, log=log, step=step)
+
+
+def _rule(index: int, raw: Any, names: set[str], path: Path) -> SpaceRule:
+    key = f"rules[{index}]"
+    if not isinstance(raw, dict) or set(raw) - {"id", "when", "fix", "why"}:
+        raise _fail(path, key, "a rule is a mapping with id, when, fix and why.")
+    when, fix = raw.get("when"), raw.get("fix")
+    constraint_names = {f.name for f in dataclasses.fields(Constraints)}
+    if not isinstance(when, dict) or not when or set(when) - constraint_names:
+        raise _fail(path, f"{key}.when", "must map constraint names "
+                    f"({', '.join(sorted(constraint_names))}) to values.")
+    if not isinstance(fix, dict) or not fix or set(fix) - names:
+        raise _fail(path, f"{key}.fix", "must map parameter names of this space to values.")
+    return SpaceRule(str(raw.get("id", key)), when, fix, str(raw.get("why", "")))
