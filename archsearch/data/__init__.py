@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from archsearch.data.builtin import BUILTIN_TASKS, load_builtin
+from archsearch.data.meta import fingerprint, meta_features
 from archsearch.data.dataset import PreparedData, SequenceDataset, Split
 from archsearch.data.npz import load_npz
 from archsearch.data.splits import prepare
 from archsearch.errors import DataError
 from archsearch.types import TaskKind
 
-__all__ = ["BUILTIN_TASKS", "PreparedData", "SequenceDataset", "Split", "load_dataset", "prepare"]
+__all__ = ["BUILTIN_TASKS", "PreparedData", "SequenceDataset", "Split", "fingerprint", "load_dataset",
+           "meta_features", "prepare"]
 
 
 def load_dataset(source: str, task: TaskKind | None = None) -> SequenceDataset:

@@ -20,6 +20,7 @@ from archsearch.measure import measure_cost, select_device
 from archsearch.types import (
     ArchConfig,
     Constraints,
+    CostMeasurement,
     EpochReport,
     Metric,
     ModelIO,
@@ -30,6 +31,7 @@ from archsearch.types import (
 )
 
 EpochCallback = Callable[[EpochReport], None]
+CostCallback = Callable[[CostMeasurement], None]
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ def model_io(data: PreparedData, constraints: Constraints) -> ModelIO:
                    max_len=data.seq_len, causal=constraints.streaming)
 
 
-def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback) -> TrialResult:
+def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
+              on_cost: CostCallback | None = None) -> TrialResult:
     """Cost first (on the untrained model), then train with per-epoch reports, then test.
 
     Configuration errors, exceptions and NaN losses end in a ``failed`` outcome carrying the
@@ -67,6 +70,8 @@ def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback) -> T
         cost = measure_cost(model, data.n_features, data.seq_len, device)
     except ArchsearchError as exc:
         return TrialResult(_ended(TrialStatus.FAILED, None, 0, str(exc)), None)
+    if on_cost is not None:
+        on_cost(cost)
     violations = spec.constraints.violations(cost.params, cost.latency_ms, cost.peak_memory_mb)
     if violations:
         return TrialResult(_ended(TrialStatus.INFEASIBLE, cost, 0, "; ".join(violations)), None)

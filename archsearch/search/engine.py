@@ -1,0 +1,93 @@
+"""Run one search: Ray Tune executes, Optuna decides."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+
+from ray import tune
+
+from archsearch.data import PreparedData
+from archsearch.search.observer import SearchObserver
+from archsearch.search.optuna_bridge import OptunaBridge
+from archsearch.search.runtime import ray_runtime
+from archsearch.search.tune_parts import (
+    Coordinator,
+    OptunaPrunerScheduler,
+    OptunaSearcher,
+    RelayCallback,
+    register_coordinator,
+    trainable,
+    unregister_coordinator,
+)
+from archsearch.space import SearchSpace
+from archsearch.types import Constraints, Metric
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    budget_trials: int
+    budget_minutes: float | None = None
+    seed: int = 0
+    ray_address: str | None = None
+    sampler: str = "tpe"
+    pruner: str = "median"
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None  # None: 1 GPU per trial when the cluster has GPUs
+    optuna_storage: str | None = None
+    study_name: str = "archsearch"
+    work_dir: str | None = None  # where Ray Tune keeps checkpoints (absolute)
+
+
+def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
+               settings: SearchSettings, observer: SearchObserver) -> None:
+    """Run ``settings.budget_trials`` trials; every event goes to ``observer``."""
+    metric = Metric.for_task(data.task)
+    space = space.under(constraints)
+    max_epochs = max((p.value for p in space.training if p.name == "max_epochs"
+                      and p.type == "fixed"), default=10)
+    bridge = OptunaBridge.create(space, metric, settings.seed, settings.sampler, settings.pruner,
+                                 int(max_epochs), settings.optuna_storage, settings.study_name)
+    key = settings.study_name
+    register_coordinator(key, Coordinator(bridge, observer, constraints, settings.seed))
+    try:
+        _run_tuner(data, constraints, settings, observer, key)
+    finally:
+        unregister_coordinator(key)
+
+
+def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSettings,
+               observer: SearchObserver, key: str) -> None:
+    with ray_runtime(settings.ray_address) as runtime:
+        observer.on_ray_ready(runtime.dashboard_url, dict(runtime.resources))
+        gpus = settings.gpus_per_trial
+        if gpus is None:
+            gpus = 1.0 if runtime.gpus >= 1 and constraints.device != "cpu" else 0.0
+        slots = runtime.cpus / settings.cpus_per_trial
+        if gpus > 0:
+            slots = min(slots, runtime.gpus / gpus)
+        resources = {"cpu": settings.cpus_per_trial, "gpu": gpus}
+        work_dir = settings.work_dir or tempfile.mkdtemp(prefix="archsearch-tune-")
+        tuner = tune.Tuner(
+            tune.with_resources(tune.with_parameters(trainable, data=data), resources),
+            tune_config=tune.TuneConfig(
+                search_alg=OptunaSearcher(key),
+                scheduler=OptunaPrunerScheduler(key),
+                num_samples=settings.budget_trials,
+                max_concurrent_trials=max(1, math.floor(slots)),
+                time_budget_s=settings.budget_minutes * 60 if settings.budget_minutes else None,
+                reuse_actors=True,
+                trial_dirname_creator=lambda trial: f"trial_{trial.config['number']}",
+                trial_name_creator=lambda trial: (f"{settings.study_name}-{trial.config['number']}"
+                                                  f"-{trial.config['arch']['family']}"),
+            ),
+            run_config=tune.RunConfig(
+                name=settings.study_name,
+                storage_path=work_dir,
+                callbacks=[RelayCallback(key)],
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
+        )
+        tuner.fit()

@@ -1,0 +1,22 @@
+"""What a search tells the outside world as it goes (the caller stores and prints it)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from archsearch.types import ArchConfig, CostMeasurement, EpochReport, TrainConfig, TrialOutcome
+
+
+class SearchObserver(Protocol):
+    def on_ray_ready(self, dashboard_url: str | None, cluster_resources: dict) -> None: ...
+
+    def on_trial_start(self, number: int, arch: ArchConfig, train: TrainConfig) -> None: ...
+
+    def on_trial_cost(self, number: int, cost: CostMeasurement) -> None: ...
+
+    def on_epoch(self, number: int, report: EpochReport) -> None: ...
+
+    def on_trial_pruned(self, number: int, epoch: int) -> None: ...
+
+    def on_trial_end(self, number: int, outcome: TrialOutcome,
+                     checkpoint_dir: str | None) -> None: ...

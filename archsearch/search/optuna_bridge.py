@@ -1,0 +1,121 @@
+"""The Optuna side of a search: one study, asked and told by Ray Tune's callbacks.
+
+Ray's own ``OptunaSearch`` hard-codes ``NopPruner``, so Optuna's pruners never run under Tune.
+Here the study is driven with ask/tell: every epoch's validation score is reported to the
+Optuna trial, the study's pruner decides, and :class:`~archsearch.search.tune_parts.
+OptunaPrunerScheduler` makes Ray Tune stop the trial.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from archsearch.search.sampling import FAMILY_KEY, sample_config
+from archsearch.space import SearchSpace
+from archsearch.types import ArchConfig, Metric, TrainConfig, TrialStatus
+
+PRUNERS = ("median", "halving", "hyperband", "wilcoxon", "none")
+SAMPLERS = ("tpe", "random")
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs,
+                                              reduction_factor=3)
+    if name == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner()
+    return optuna.pruners.NopPruner()
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # multivariate + group: models the joint distribution within each family's sub-space.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          n_startup_trials=5)
+
+
+@dataclass
+class AskedTrial:
+    trial: optuna.Trial
+    arch: ArchConfig
+    train: TrainConfig
+    pruned_at: int | None = None
+
+
+class OptunaBridge:
+    """Owns the study; maps Ray Tune trial ids to Optuna trials."""
+
+    def __init__(self, study: optuna.Study, space: SearchSpace, metric: Metric) -> None:
+        self.study = study
+        self.space = space
+        self.metric = metric
+        self.asked: dict[str, AskedTrial] = {}
+
+    @staticmethod
+    def create(space: SearchSpace, metric: Metric, seed: int, sampler: str, pruner: str,
+               max_epochs: int, storage: str | None, study_name: str) -> OptunaBridge:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(
+            storage=storage, study_name=study_name, direction=metric.direction,
+            sampler=make_sampler(sampler, seed), pruner=make_pruner(pruner, max_epochs),
+            load_if_exists=True,
+        )
+        bridge = OptunaBridge(study, space, metric)
+        bridge._enqueue_balanced_design()
+        return bridge
+
+    def _enqueue_balanced_design(self) -> None:
+        """Start with one trial per family so none is judged on zero draws."""
+        if self.study.trials:
+            return
+        for family in sorted(self.space.families):
+            self.study.enqueue_trial({FAMILY_KEY: family})
+
+    def ask(self, tune_trial_id: str) -> AskedTrial:
+        trial = self.study.ask()
+        arch, train = sample_config(trial, self.space)
+        asked = AskedTrial(trial, arch, train)
+        self.asked[tune_trial_id] = asked
+        return asked
+
+    def report(self, tune_trial_id: str, epoch: int, val_score: float) -> bool:
+        """Report one epoch; True when the pruner says stop."""
+        asked = self.asked[tune_trial_id]
+        if not math.isfinite(val_score):
+            return False  # a NaN epoch ends the trial as failed, not as pruned
+        asked.trial.report(val_score, step=epoch)
+        if asked.trial.should_prune():
+            asked.pruned_at = epoch
+            return True
+        return False
+
+    def tell(self, tune_trial_id: str, status: TrialStatus, val_score: float | None) -> None:
+        asked = self.asked.pop(tune_trial_id, None)
+        if asked is None:
+            return
+        if asked.pruned_at is not None or status is TrialStatus.PRUNED:
+            self.study.tell(asked.trial, state=TrialState.PRUNED)
+        elif status is TrialStatus.INFEASIBLE:
+            # Zero epochs, no value: TPE ranks such pruned trials below every completed one,
+            # so it learns to avoid the region without our inventing a score.
+            asked.trial.set_user_attr("infeasible", True)
+            self.study.tell(asked.trial, state=TrialState.PRUNED)
+        elif status is TrialStatus.COMPLETED and val_score is not None:
+            self.study.tell(asked.trial, val_score)
+        else:
+            self.study.tell(asked.trial, state=TrialState.FAIL)
+
+    def number(self, tune_trial_id: str) -> int:
+        return self.asked[tune_trial_id].trial.number

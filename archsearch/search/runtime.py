@@ -1,0 +1,73 @@
+"""Start an embedded Ray runtime or join an existing cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from archsearch.errors import UsageError
+
+TOKEN_FILE = Path.home() / ".ray" / "auth_token"
+
+
+@dataclass(frozen=True)
+class RayRuntime:
+    dashboard_url: str | None
+    resources: dict[str, float]
+    embedded: bool
+
+    @property
+    def cpus(self) -> float:
+        return self.resources.get("CPU", 1.0)
+
+    @property
+    def gpus(self) -> float:
+        return self.resources.get("GPU", 0.0)
+
+
+def dashboard_hint() -> str:
+    """How to get into the dashboard (Ray 2.60 enables token authentication by default)."""
+    return (f"the dashboard asks for a token: it is in {TOKEN_FILE} "
+            "(or the RAY_AUTH_TOKEN environment variable of the cluster)")
+
+
+@contextmanager
+def ray_runtime(address: str | None) -> Iterator[RayRuntime]:
+    """``address=None`` starts a local Ray (shut down on exit); otherwise join the cluster."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # we store results ourselves
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune warns that its (disabled) result files are missing and that our Searcher has no
+    # save(): our database is the record of the search, so both are expected.
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    if ray.is_initialized():
+        yield RayRuntime(_dashboard_url(None), ray.cluster_resources(), embedded=False)
+        return
+    try:
+        context = ray.init(address=address, include_dashboard=True, dashboard_host="127.0.0.1",
+                           logging_level=logging.WARNING, log_to_driver=False,
+                           namespace="archsearch")
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        if address is None:
+            raise
+        raise UsageError(f"cannot join the Ray cluster at '{address}': "
+                         f"{str(exc).splitlines()[0]}. Check that `ray start --head` runs there "
+                         "and that the address (host:port of the GCS, or 'auto') is right.") \
+            from None
+    try:
+        yield RayRuntime(_dashboard_url(context), ray.cluster_resources(),
+                         embedded=address is None)
+    finally:
+        ray.shutdown()
+
+
+def _dashboard_url(context) -> str | None:  # noqa: ANN001
+    url = getattr(context, "dashboard_url", None) if context is not None else None
+    if not url:
+        return None
+    return url if url.startswith("http") else f"http://{url}"

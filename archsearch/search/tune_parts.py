@@ -1,0 +1,210 @@
+"""Ray Tune adapters: the trainable, a Searcher over the Optuna study, a scheduler that lets
+Optuna's pruner stop trials, and a callback that relays events. All Ray calls live here and in
+``runtime.py`` so that Ray's moving API touches two files only."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+from ray.tune import Callback, Checkpoint
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
+
+from archsearch.data import PreparedData
+from archsearch.search.observer import SearchObserver
+from archsearch.search.optuna_bridge import OptunaBridge
+from archsearch.trial import TrialSpec, run_trial
+from archsearch.types import (
+    ArchConfig,
+    Constraints,
+    CostMeasurement,
+    EpochReport,
+    TrainConfig,
+    TrialOutcome,
+    TrialStatus,
+)
+
+MODEL_FILE = "model.pt"
+EVENT = "archsearch_event"
+
+
+def trainable(config: dict[str, Any], data: PreparedData) -> None:
+    """Ray Tune function trainable: one trial. ``data`` comes from the object store once."""
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))
+    spec = TrialSpec(
+        arch=ArchConfig(config["arch"]["family"], config["arch"]["hparams"]),
+        train=TrainConfig(**config["train"]),
+        constraints=Constraints(**config["constraints"]),
+        seed=config["seed"],
+    )
+    cost_fields: dict[str, Any] = {}
+
+    def on_cost(cost: CostMeasurement) -> None:
+        cost_fields["cost"] = dataclasses.asdict(cost)
+
+    def on_epoch(report: EpochReport) -> None:
+        tune.report({EVENT: "epoch", **dataclasses.asdict(report), **cost_fields})
+
+    result = run_trial(spec, data, on_epoch, on_cost)
+    final = {EVENT: "final", "outcome": _outcome_to_dict(result.outcome)}
+    if result.state_dict is None:
+        tune.report(final)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(result.state_dict, os.path.join(tmp, MODEL_FILE))
+        tune.report(final, checkpoint=Checkpoint.from_directory(tmp))
+
+
+def _outcome_to_dict(outcome: TrialOutcome) -> dict[str, Any]:
+    values = dataclasses.asdict(outcome)
+    values["status"] = outcome.status.value
+    return values
+
+
+def outcome_from_dict(values: dict[str, Any]) -> TrialOutcome:
+    cost = values.get("cost")
+    return TrialOutcome(**{**values, "status": TrialStatus(values["status"]),
+                           "cost": CostMeasurement(**cost) if cost else None})
+
+
+class Coordinator:
+    """Shared state of one search; the Searcher, scheduler and callback below delegate here."""
+
+    def __init__(self, bridge: OptunaBridge, observer: SearchObserver, constraints: Constraints,
+                 seed: int) -> None:
+        self.bridge = bridge
+        self.observer = observer
+        self.constraints = constraints
+        self.seed = seed
+        self.numbers: dict[str, int] = {}
+        self.ended: set[str] = set()
+        self.costed: set[str] = set()
+
+    def suggest(self, tune_trial_id: str) -> dict[str, Any]:
+        asked = self.bridge.ask(tune_trial_id)
+        number = asked.trial.number
+        self.numbers[tune_trial_id] = number
+        self.observer.on_trial_start(number, asked.arch, asked.train)
+        return {
+            "number": number,
+            "arch": {"family": asked.arch.family, "hparams": dict(asked.arch.hparams)},
+            "train": dataclasses.asdict(asked.train),
+            "constraints": self.constraints.to_dict(),
+            "seed": self.seed + number,
+        }
+
+    def result(self, tune_trial_id: str, result: dict[str, Any]) -> bool:
+        """Relay one result; True when the trial must stop (pruned)."""
+        number = self.numbers[tune_trial_id]
+        if "cost" in result and tune_trial_id not in self.costed:
+            self.costed.add(tune_trial_id)
+            self.observer.on_trial_cost(number, CostMeasurement(**result["cost"]))
+        if result.get(EVENT) != "epoch":
+            return False
+        report = EpochReport(result["epoch"], result["train_loss"], result["val_score"],
+                             result["elapsed_s"])
+        self.observer.on_epoch(number, report)
+        if self.bridge.report(tune_trial_id, report.epoch, report.val_score):
+            self._end(tune_trial_id, None, None, pruned_at=report.epoch)
+            return True
+        return False
+
+    def complete(self, tune_trial_id: str, result: dict[str, Any] | None,
+                 checkpoint_dir: str | None, error: str | None = None) -> None:
+        outcome = None
+        if result and result.get(EVENT) == "final":
+            outcome = outcome_from_dict(result["outcome"])
+        elif error is not None:
+            outcome = TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None, 0.0, error)
+        self._end(tune_trial_id, outcome, checkpoint_dir)
+
+    def _end(self, tune_trial_id: str, outcome: TrialOutcome | None, checkpoint_dir: str | None,
+             pruned_at: int | None = None) -> None:
+        if tune_trial_id in self.ended or tune_trial_id not in self.numbers:
+            return
+        self.ended.add(tune_trial_id)
+        number = self.numbers[tune_trial_id]
+        if pruned_at is not None:
+            self.bridge.tell(tune_trial_id, TrialStatus.PRUNED, None)
+            self.observer.on_trial_pruned(number, pruned_at)
+            return
+        if outcome is None:  # stopped without a final report (time budget, interruption)
+            outcome = TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None, 0.0,
+                                   "stopped by Ray Tune before it finished")
+        self.bridge.tell(tune_trial_id, outcome.status, outcome.val_score)
+        self.observer.on_trial_end(number, outcome, checkpoint_dir)
+
+
+# Ray Tune pickles its searcher, scheduler and callbacks into the experiment state; the
+# coordinator (database sessions, Optuna storage) must not travel, so adapters hold a key into
+# this driver-local registry instead.
+_COORDINATORS: dict[str, Coordinator] = {}
+
+
+class _CoordinatorRef:
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    @property
+    def coordinator(self) -> Coordinator:
+        return _COORDINATORS[self.key]
+
+
+def register_coordinator(key: str, coordinator: Coordinator) -> None:
+    _COORDINATORS[key] = coordinator
+
+
+def unregister_coordinator(key: str) -> None:
+    _COORDINATORS.pop(key, None)
+
+
+class OptunaSearcher(_CoordinatorRef, Searcher):
+    def __init__(self, key: str) -> None:
+        Searcher.__init__(self)
+        _CoordinatorRef.__init__(self, key)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return self.coordinator.suggest(trial_id)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        # The callback below sees the checkpoint and the error text; it ends the trial.
+        pass
+
+
+class OptunaPrunerScheduler(_CoordinatorRef, FIFOScheduler):
+    """FIFO scheduling; each result goes to the Optuna pruner, which may stop the trial."""
+
+    def __init__(self, key: str) -> None:
+        FIFOScheduler.__init__(self)
+        _CoordinatorRef.__init__(self, key)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:  # noqa: ANN001
+        if self.coordinator.result(trial.trial_id, result):
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+
+class RelayCallback(_CoordinatorRef, Callback):
+    def __init__(self, key: str) -> None:
+        _CoordinatorRef.__init__(self, key)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:  # noqa: ANN001
+        checkpoint = trial.checkpoint
+        self.coordinator.complete(trial.trial_id, trial.last_result,
+                                  checkpoint.path if checkpoint is not None else None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:  # noqa: ANN001
+        error = str(trial.error_file or "trial raised in the Ray worker")
+        try:
+            error = trial.get_error().__class__.__name__ + ": " + str(trial.get_error())
+        except Exception:  # noqa: BLE001  (best effort: the error file path is the fallback)
+            pass
+        self.coordinator.complete(trial.trial_id, None, None, error=error[:2000])

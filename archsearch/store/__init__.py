@@ -1,0 +1,212 @@
+"""Store room: every task, trial, epoch and recommendation, through SQLAlchemy.
+
+SQLite (WAL) by default, PostgreSQL by URL. Writes go through one transaction scope; the schema
+is created and upgraded by the Alembic migrations shipped in this package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload, sessionmaker
+
+from archsearch.errors import NotFoundError
+from archsearch.store.models import EpochRow, RecommendationRow, TaskRow, TrialRow, utcnow
+from archsearch.store.records import (
+    EpochRecord,
+    RecommendationRecord,
+    TaskRecord,
+    TrialRecord,
+)
+from archsearch.store.session import DatabaseError, create_db_engine, session_scope, upgrade
+from archsearch.types import (
+    CostMeasurement,
+    EpochReport,
+    Metric,
+    TaskStatus,
+    TrialOutcome,
+    TrialStatus,
+)
+
+__all__ = ["DatabaseError", "EpochRecord", "RecommendationRecord", "Store", "TaskRecord",
+           "TrialRecord"]
+
+_TASK_FIELDS = {f.name for f in fields(TaskRecord)} - {"metric"}
+_TRIAL_FIELDS = {f.name for f in fields(TrialRecord)} - {"epochs"}
+
+
+class Store:
+    """The results database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_db_engine(url)
+        upgrade(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def create_task(self, *, source: str, dataset_name: str, task_kind: str, metric: Metric,
+                    seed: int, constraints: dict[str, Any], options: dict[str, Any],
+                    space_name: str, meta_features: dict[str, Any], fingerprint: str | None,
+                    budget_trials: int | None, budget_minutes: float | None) -> int:
+        with session_scope(self._sessions) as session:
+            row = TaskRow(
+                status=TaskStatus.RUNNING.value, source=source, dataset_name=dataset_name,
+                task_kind=task_kind, metric_name=metric.name, metric_direction=metric.direction,
+                seed=seed, constraints=constraints, options=options, space_name=space_name,
+                meta_features=meta_features, fingerprint=fingerprint,
+                budget_trials=budget_trials, budget_minutes=budget_minutes,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def update_task(self, task_id: int, **values: Any) -> None:
+        """Set task columns (status, best_trial_id, report_path, error, optuna_study, ...)."""
+        with session_scope(self._sessions) as session:
+            row = self._task_row(session, task_id)
+            for key, value in values.items():
+                if key not in _TASK_FIELDS:
+                    raise AttributeError(f"TaskRow has no column {key}")
+                setattr(row, key, value.value if isinstance(value, TaskStatus) else value)
+
+    def get_task(self, task_id: int) -> TaskRecord:
+        with session_scope(self._sessions) as session:
+            return _task_record(self._task_row(session, task_id))
+
+    def list_tasks(self) -> list[TaskRecord]:
+        with session_scope(self._sessions) as session:
+            rows = session.scalars(select(TaskRow).order_by(TaskRow.id)).all()
+            return [_task_record(row) for row in rows]
+
+    @staticmethod
+    def _task_row(session, task_id: int) -> TaskRow:  # noqa: ANN001
+        row = session.get(TaskRow, task_id)
+        if row is None:
+            raise NotFoundError(f"task {task_id} is not in the database.")
+        return row
+
+    # -- trials --------------------------------------------------------------------------------
+    def start_trial(self, task_id: int, number: int, family: str, config: dict[str, Any],
+                    tune_trial_id: str | None = None) -> None:
+        """Record a trial as running (idempotent per (task, number): a rerun resets it)."""
+        with session_scope(self._sessions) as session:
+            row = self._trial_row(session, task_id, number, missing_ok=True)
+            if row is None:
+                row = TrialRow(task_id=task_id, number=number)
+                session.add(row)
+            else:
+                for epoch in list(row.epochs):
+                    session.delete(epoch)
+            row.family, row.config, row.tune_trial_id = family, config, tune_trial_id
+            row.status, row.error, row.epochs_run = TrialStatus.RUNNING.value, None, 0
+            row.started_at, row.finished_at = utcnow(), None
+
+    def record_epoch(self, task_id: int, number: int, report: EpochReport) -> None:
+        with session_scope(self._sessions) as session:
+            row = self._trial_row(session, task_id, number)
+            session.add(EpochRow(trial_id=row.id, epoch=report.epoch,
+                                 train_loss=report.train_loss, val_score=report.val_score,
+                                 elapsed_s=report.elapsed_s))
+            row.epochs_run = report.epoch
+            row.train_seconds = report.elapsed_s
+
+    def finish_trial(self, task_id: int, number: int, outcome: TrialOutcome) -> None:
+        with session_scope(self._sessions) as session:
+            row = self._trial_row(session, task_id, number)
+            row.status = outcome.status.value
+            row.error = outcome.error
+            row.epochs_run = max(outcome.epochs_run, row.epochs_run)
+            row.val_score, row.test_score = outcome.val_score, outcome.test_score
+            row.best_epoch = outcome.best_epoch
+            row.train_seconds = max(outcome.train_seconds, row.train_seconds)
+            if outcome.cost is not None:
+                _set_cost(row, outcome.cost)
+            row.finished_at = utcnow()
+
+    def record_cost(self, task_id: int, number: int, cost: CostMeasurement) -> None:
+        """Store the cost measured on the untrained model (before any epoch)."""
+        with session_scope(self._sessions) as session:
+            _set_cost(self._trial_row(session, task_id, number), cost)
+
+    def mark_trial(self, task_id: int, number: int, status: TrialStatus,
+                   error: str | None = None) -> None:
+        """Change a trial's status only (pruned, or failed by the scheduler)."""
+        with session_scope(self._sessions) as session:
+            row = self._trial_row(session, task_id, number)
+            row.status, row.error, row.finished_at = status.value, error, utcnow()
+            if row.epochs:
+                best = max(row.epochs, key=lambda e: self._signed(row.task, e.val_score))
+                row.val_score, row.best_epoch = best.val_score, best.epoch
+
+    @staticmethod
+    def _signed(task: TaskRow, value: float) -> float:
+        return value if task.metric_direction == "maximize" else -value
+
+    def trials(self, task_id: int) -> list[TrialRecord]:
+        with session_scope(self._sessions) as session:
+            rows = session.scalars(
+                select(TrialRow).where(TrialRow.task_id == task_id)
+                .options(selectinload(TrialRow.epochs)).order_by(TrialRow.number)
+            ).all()
+            return [_trial_record(row) for row in rows]
+
+    def count_trials(self, task_id: int) -> dict[str, int]:
+        with session_scope(self._sessions) as session:
+            rows = session.execute(
+                select(TrialRow.status, func.count()).where(TrialRow.task_id == task_id)
+                .group_by(TrialRow.status)
+            ).all()
+        counts = {status.value: 0 for status in TrialStatus}
+        counts.update({status: n for status, n in rows})
+        return counts
+
+    @staticmethod
+    def _trial_row(session, task_id: int, number: int,  # noqa: ANN001
+                   missing_ok: bool = False) -> TrialRow | None:
+        row = session.scalars(select(TrialRow).where(TrialRow.task_id == task_id,
+                                                     TrialRow.number == number)).one_or_none()
+        if row is None and not missing_ok:
+            raise NotFoundError(f"trial {number} of task {task_id} is not in the database.")
+        return row
+
+    # -- recommendations -----------------------------------------------------------------------
+    def save_recommendation(self, task_id: int, rec: RecommendationRecord) -> None:
+        with session_scope(self._sessions) as session:
+            session.add(RecommendationRow(task_id=task_id, family=rec.family, config=rec.config,
+                                          confidence=rec.confidence, rationale=rec.rationale,
+                                          ranking=rec.ranking))
+
+    def latest_recommendation(self, task_id: int) -> RecommendationRecord | None:
+        with session_scope(self._sessions) as session:
+            row = session.scalars(select(RecommendationRow)
+                                  .where(RecommendationRow.task_id == task_id)
+                                  .order_by(RecommendationRow.id.desc())).first()
+            if row is None:
+                return None
+            return RecommendationRecord(row.family, row.config, row.confidence,
+                                        list(row.rationale), list(row.ranking))
+
+
+def _set_cost(row: TrialRow, cost: CostMeasurement) -> None:
+    row.params, row.flops = cost.params, cost.flops
+    row.latency_ms, row.latency_p95_ms = cost.latency_ms, cost.latency_p95_ms
+    row.peak_memory_mb, row.memory_method = cost.peak_memory_mb, cost.memory_method
+    row.device = cost.device
+
+
+def _task_record(row: TaskRow) -> TaskRecord:
+    values = {name: getattr(row, name) for name in _TASK_FIELDS}
+    return TaskRecord(metric=Metric(row.metric_name, row.metric_direction), **values)
+
+
+def _trial_record(row: TrialRow) -> TrialRecord:
+    values = {name: getattr(row, name) for name in _TRIAL_FIELDS}
+    epochs = tuple(EpochRecord(e.epoch, e.train_loss, e.val_score, e.elapsed_s)
+                   for e in row.epochs)
+    return TrialRecord(epochs=epochs, **values)

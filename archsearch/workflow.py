@@ -1,0 +1,256 @@
+"""One search task end to end: load -> store -> search -> recommend -> export -> report.
+
+The CLI and the API call this; it calls down into every room and is imported by none of them.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archsearch.data import fingerprint, load_dataset, meta_features, prepare
+from archsearch.recommend import Recommendation, facts_for, recommend
+from archsearch.report import ReportInputs, export_model, render_report
+from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
+from archsearch.space import load_space
+from archsearch.store import RecommendationRecord, Store, TaskRecord, TrialRecord
+from archsearch.trial.runner import model_io
+from archsearch.types import (
+    ArchConfig,
+    Constraints,
+    CostMeasurement,
+    EpochReport,
+    Metric,
+    TaskKind,
+    TaskStatus,
+    TrainConfig,
+    TrialOutcome,
+    TrialStatus,
+)
+
+Printer = Callable[[str], None]
+
+
+def stderr_printer(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    data: str
+    constraints: Constraints = field(default_factory=Constraints)
+    task: TaskKind | None = None
+    target: str | None = None
+    budget_trials: int = 12
+    budget_minutes: float | None = None
+    space: str | None = None
+    db_url: str = "sqlite:///archsearch.db"
+    ray_address: str | None = None
+    report_dir: Path = Path("reports")
+    seed: int = 0
+    sampler: str = "tpe"
+    pruner: str = "median"
+
+
+class StoreObserver:
+    """Writes every search event to the store as it happens and prints progress."""
+
+    def __init__(self, store: Store, task_id: int, metric: Metric, budget: int,
+                 printer: Printer) -> None:
+        self.store = store
+        self.task_id = task_id
+        self.metric = metric
+        self.budget = budget
+        self.printer = printer
+        self.families: dict[int, str] = {}
+        self.checkpoints: dict[int, str] = {}
+        self.ended: dict[int, str] = {}
+        self.best: tuple[float, int] | None = None
+        self.dashboard_url: str | None = None
+
+    def on_ray_ready(self, dashboard_url: str | None, cluster_resources: dict) -> None:
+        self.dashboard_url = dashboard_url
+        cpus, gpus = cluster_resources.get("CPU", 0), cluster_resources.get("GPU", 0)
+        self.printer(f"Ray: {cpus:g} CPU, {gpus:g} GPU. Dashboard: {dashboard_url or 'n/a'} "
+                     f"({dashboard_hint()}); its Jobs/Actors pages name trials "
+                     f"archsearch-task-{self.task_id}-N-FAMILY.")
+
+    def on_trial_start(self, number: int, arch: ArchConfig, train: TrainConfig) -> None:
+        self.families[number] = arch.family
+        config = {"family": arch.family, "model": dict(arch.hparams), "train": train.__dict__}
+        self.store.start_trial(self.task_id, number, arch.family, config)
+
+    def on_trial_cost(self, number: int, cost: CostMeasurement) -> None:
+        self.store.record_cost(self.task_id, number, cost)
+
+    def on_epoch(self, number: int, report: EpochReport) -> None:
+        self.store.record_epoch(self.task_id, number, report)
+
+    def on_trial_pruned(self, number: int, epoch: int) -> None:
+        self.store.mark_trial(self.task_id, number, TrialStatus.PRUNED,
+                              f"pruned by Optuna after epoch {epoch}")
+        self._ended(number, TrialStatus.PRUNED.value, f"pruned after epoch {epoch}")
+
+    def on_trial_end(self, number: int, outcome: TrialOutcome,
+                     checkpoint_dir: str | None) -> None:
+        self.store.finish_trial(self.task_id, number, outcome)
+        if checkpoint_dir:
+            self.checkpoints[number] = checkpoint_dir
+        if outcome.status is TrialStatus.COMPLETED and outcome.val_score is not None:
+            if self.best is None or self.metric.better(outcome.val_score, self.best[0]):
+                self.best = (outcome.val_score, number)
+        detail = (f"{self.metric.name}={outcome.val_score:.4g}" if outcome.val_score is not None
+                  else (outcome.error or "").splitlines()[0][:120])
+        self._ended(number, outcome.status.value, detail)
+
+    def _ended(self, number: int, status: str, detail: str) -> None:
+        self.ended[number] = status
+        counts = {s.value: 0 for s in TrialStatus if s is not TrialStatus.RUNNING}
+        for value in self.ended.values():
+            counts[value] += 1
+        best = (f"best {self.metric.name} {self.best[0]:.4g} ({self.families[self.best[1]]}, "
+                f"trial {self.best[1]})" if self.best else "no completed trial yet")
+        self.printer(
+            f"[{len(self.ended)}/{self.budget}] trial {number} {self.families.get(number, '?')}: "
+            f"{status} ({detail}) | completed {counts['completed']}, pruned {counts['pruned']}, "
+            f"failed {counts['failed']}, infeasible {counts['infeasible']} | {best}"
+        )
+
+
+def run_task(request: SearchRequest, printer: Printer = stderr_printer) -> dict[str, Any]:
+    """Run a search task and return the summary. Input errors raise before anything is stored."""
+    dataset = load_dataset(request.data, request.task)
+    space = load_space(request.space)
+    prepared = prepare(dataset, request.seed)
+    metric = Metric.for_task(dataset.task)
+    store = Store(request.db_url)
+    try:
+        task_id = store.create_task(
+            source=request.data, dataset_name=dataset.name, task_kind=dataset.task.value,
+            metric=metric, seed=request.seed, constraints=request.constraints.to_dict(),
+            options={"sampler": request.sampler, "pruner": request.pruner,
+                     "space": request.space, "target": request.target},
+            space_name=space.name, meta_features=meta_features(dataset),
+            fingerprint=fingerprint(dataset), budget_trials=request.budget_trials,
+            budget_minutes=request.budget_minutes,
+        )
+        printer(f"Task {task_id}: {dataset.name}, {dataset.task.value}, {dataset.n_sequences} "
+                f"sequences x {dataset.seq_len} steps x {dataset.n_features} channels; "
+                f"{request.budget_trials} trials over {', '.join(sorted(space.families))}.")
+        observer = StoreObserver(store, task_id, metric, request.budget_trials, printer)
+        study_name = f"archsearch-task-{task_id}"
+        store.update_task(task_id, optuna_study=study_name)
+        settings = SearchSettings(
+            budget_trials=request.budget_trials, budget_minutes=request.budget_minutes,
+            seed=request.seed, ray_address=request.ray_address, sampler=request.sampler,
+            pruner=request.pruner, optuna_storage=request.db_url, study_name=study_name,
+        )
+        status = TaskStatus.COMPLETED
+        error = None
+        with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
+            try:
+                run_search(prepared, space, request.constraints,
+                           SearchSettings(**{**settings.__dict__, "work_dir": work_dir}),
+                           observer)
+            except KeyboardInterrupt:
+                status, error = TaskStatus.INTERRUPTED, "interrupted by the user"
+                printer("Interrupted: finishing the report with the trials done so far.")
+            _close_unfinished(store, task_id, error or "the search ended before this trial did")
+            trials = store.trials(task_id)
+            if not any(t.status == TrialStatus.COMPLETED.value for t in trials):
+                status = TaskStatus.FAILED if status is TaskStatus.COMPLETED else status
+                error = error or "no trial completed; see the trial errors in the report"
+            rec = recommend(facts_for(meta_features(dataset), dataset.task.value,
+                                      request.constraints.to_dict()),
+                            sorted(space.families), metric, trials)
+            best = next((t for t in trials if t.number == rec.trial_number), None)
+            model_files = {}
+            report_dir = request.report_dir.resolve() / f"task-{task_id}"
+            if best is not None and best.number in observer.checkpoints:
+                model_files = export_model(
+                    Path(observer.checkpoints[best.number]) / MODEL_FILE,
+                    ArchConfig(best.family, best.config["model"]),
+                    model_io(prepared, request.constraints), report_dir / "model",
+                    {"train": best.config["train"], "metric": metric.__dict__,
+                     "val_score": best.val_score, "test_score": best.test_score},
+                )
+        store.save_recommendation(task_id, _record(rec))
+        store.update_task(task_id, status=status, error=error,
+                          best_trial_id=best.id if best else None)
+        report = render_report(ReportInputs(store.get_task(task_id), trials,
+                                            store.latest_recommendation(task_id), model_files,
+                                            observer.dashboard_url),
+                               report_dir / "report.html")
+        store.update_task(task_id, report_path=str(report))
+        return summary(store.get_task(task_id), trials, rec, observer.dashboard_url)
+    finally:
+        store.close()
+
+
+def _close_unfinished(store: Store, task_id: int, reason: str) -> None:
+    for trial in store.trials(task_id):
+        if trial.status == TrialStatus.RUNNING.value:
+            store.mark_trial(task_id, trial.number, TrialStatus.FAILED, reason)
+
+
+def _record(rec: Recommendation) -> RecommendationRecord:
+    return RecommendationRecord(rec.family, rec.config, rec.confidence, rec.rationale,
+                                [r.to_dict() for r in rec.ranking])
+
+
+def summary(task: TaskRecord, trials: list[TrialRecord], rec: Recommendation | None,
+            dashboard_url: str | None) -> dict[str, Any]:
+    """The ``--json`` summary of a task."""
+    best = next((t for t in trials if t.id == task.best_trial_id), None)
+    counts = {s.value: 0 for s in TrialStatus if s is not TrialStatus.RUNNING}
+    for trial in trials:
+        counts[trial.status] = counts.get(trial.status, 0) + 1
+    return {
+        "task_id": task.id,
+        "status": task.status,
+        "metric": {"name": task.metric.name, "direction": task.metric.direction},
+        "best": None if best is None else {
+            "trial_id": best.number, "family": best.family, "config": best.config,
+            "val_score": best.val_score, "test_score": best.test_score,
+            "latency_ms": best.latency_ms, "params": best.params,
+            "peak_memory_mb": best.peak_memory_mb,
+        },
+        "recommendation": None if rec is None else {
+            "family": rec.family, "config": rec.config, "confidence": rec.confidence,
+            "rationale": rec.rationale,
+        },
+        "trials": counts,
+        "report": task.report_path,
+        "dashboard_url": dashboard_url,
+    }
+
+
+def rerender_report(db_url: str, task_id: int) -> Path:
+    """Render a stored task's report again (from the database alone)."""
+    store = Store(db_url)
+    try:
+        task = store.get_task(task_id)
+        out = Path(task.report_path) if task.report_path else \
+            Path("reports").resolve() / f"task-{task_id}" / "report.html"
+        model_dir = out.parent / "model"
+        model_files = ({p.stem: str(p) for p in sorted(model_dir.iterdir())}
+                       if model_dir.is_dir() else {})
+        report = render_report(ReportInputs(task, store.trials(task_id),
+                                            store.latest_recommendation(task_id), model_files),
+                               out)
+        store.update_task(task_id, report_path=str(report))
+        return report
+    finally:
+        store.close()
+
+
+def list_tasks(db_url: str) -> list[TaskRecord]:
+    store = Store(db_url)
+    try:
+        return store.list_tasks()
+    finally:
+        store.close()
