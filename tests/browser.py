@@ -1,0 +1,78 @@
+"""A real headless Chromium (Debian's package, installed by scripts/test.sh)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import zlib
+from pathlib import Path
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--enable-logging=stderr", "--v=0"]
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RuntimeError("Chromium is not installed; scripts/test.sh installs it "
+                       "(apt-get install chromium).")
+
+
+def screenshot(url: str, out: Path, size: str = "1280,2000") -> list[str]:
+    """Render ``url`` to ``out`` (PNG); return the page's console messages."""
+    with tempfile.TemporaryDirectory() as profile:
+        run = subprocess.run([chromium(), *FLAGS, f"--user-data-dir={profile}",
+                              f"--window-size={size}", f"--screenshot={out}", url],
+                             capture_output=True, text=True, timeout=120)
+    if not out.is_file():
+        raise RuntimeError(f"Chromium wrote no screenshot: {run.stderr[-2000:]}")
+    return [line for line in run.stderr.splitlines() if re.search(r":CONSOLE[:(]", line)]
+
+
+def distinct_colours(png: Path, limit: int = 64) -> int:
+    """Count distinct RGB(A) pixels in the first rows of an 8-bit PNG (up to ``limit``)."""
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, width, channels = 8, b"", 0, 4
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width = struct.unpack(">I", body[:4])[0]
+            channels = {2: 3, 6: 4}[body[9]]
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = width * channels + 1
+    colours: set[bytes] = set()
+    previous = bytearray(stride - 1)
+    for row_start in range(0, len(raw), stride):
+        filter_type, row = raw[row_start], bytearray(raw[row_start + 1:row_start + stride])
+        for i in range(len(row)):  # undo the PNG row filters (Sub, Up, Average, Paeth)
+            left = row[i - channels] if i >= channels else 0
+            up = previous[i]
+            up_left = previous[i - channels] if i >= channels else 0
+            if filter_type == 1:
+                row[i] = (row[i] + left) & 0xFF
+            elif filter_type == 2:
+                row[i] = (row[i] + up) & 0xFF
+            elif filter_type == 3:
+                row[i] = (row[i] + (left + up) // 2) & 0xFF
+            elif filter_type == 4:
+                p = left + up - up_left
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+                row[i] = (row[i] + (left if pa <= pb and pa <= pc else up if pb <= pc
+                                    else up_left)) & 0xFF
+        for i in range(0, len(row), channels):
+            colours.add(bytes(row[i:i + 3]))
+        if len(colours) >= limit:
+            break
+        previous = row
+    return len(colours)

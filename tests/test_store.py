@@ -1,0 +1,109 @@
+"""One store contract, run against SQLite and a real PostgreSQL server."""
+
+import multiprocessing
+
+import pytest
+
+from archsearch.errors import NotFoundError
+from archsearch.store import RecommendationRecord, Store
+from archsearch.types import (
+    CostMeasurement,
+    EpochReport,
+    Metric,
+    TaskStatus,
+    TrialOutcome,
+    TrialStatus,
+)
+
+COST = CostMeasurement(params=100, flops=1000, latency_ms=0.5, latency_p95_ms=0.7,
+                       peak_memory_mb=1.5, memory_method="test", device="cpu", threads=1)
+
+
+def new_task(store: Store, **overrides) -> int:
+    values = dict(source="builtin:adding", dataset_name="adding", task_kind="regression",
+                  metric=Metric("mse", "minimize"), seed=0, constraints={"max_params": None},
+                  options={}, space_name="default", meta_features={"seq_len": 10},
+                  fingerprint="abc", budget_trials=3, budget_minutes=None)
+    values.update(overrides)
+    return store.create_task(**values)
+
+
+def test_task_trial_epoch_roundtrip(db_url):
+    store = Store(db_url)
+    task_id = new_task(store)
+    store.start_trial(task_id, 0, "lstm", {"model": {"d_model": 8}})
+    store.record_cost(task_id, 0, COST)
+    for epoch, score in enumerate([0.5, 0.3, 0.4], start=1):
+        store.record_epoch(task_id, 0, EpochReport(epoch, 1.0, score, 0.1 * epoch))
+    store.finish_trial(task_id, 0, TrialOutcome(TrialStatus.COMPLETED, COST, 3, 2, 0.3, 0.35,
+                                                0.3))
+    store.start_trial(task_id, 1, "gru", {})
+    store.record_epoch(task_id, 1, EpochReport(1, 1.0, 0.9, 0.1))
+    store.mark_trial(task_id, 1, TrialStatus.PRUNED, "pruned")
+    store.update_task(task_id, status=TaskStatus.COMPLETED, best_trial_id=None)
+    store.save_recommendation(task_id, RecommendationRecord("lstm", {"a": 1}, 0.7, ["why"]))
+
+    task = store.get_task(task_id)
+    assert task.status == "completed" and task.meta_features == {"seq_len": 10}
+    trials = store.trials(task_id)
+    assert [t.status for t in trials] == ["completed", "pruned"]
+    assert [e.val_score for e in trials[0].epochs] == [0.5, 0.3, 0.4]
+    assert trials[0].params == 100 and trials[0].test_score == 0.35
+    assert trials[1].val_score == 0.9 and trials[1].best_epoch == 1  # best epoch, minimised
+    assert store.count_trials(task_id)["pruned"] == 1
+    assert store.latest_recommendation(task_id).rationale == ["why"]
+    assert [t.id for t in store.list_tasks()] == [task_id]
+    store.close()
+
+
+def test_rerun_trial_resets_its_epochs(db_url):
+    store = Store(db_url)
+    task_id = new_task(store)
+    store.start_trial(task_id, 0, "lstm", {})
+    store.record_epoch(task_id, 0, EpochReport(1, 1.0, 0.5, 0.1))
+    store.start_trial(task_id, 0, "lstm", {})  # an interrupted trial run again
+    store.record_epoch(task_id, 0, EpochReport(1, 1.0, 0.4, 0.1))
+    (trial,) = store.trials(task_id)
+    assert trial.status == "running" and [e.val_score for e in trial.epochs] == [0.4]
+    store.close()
+
+
+def test_missing_task_is_a_clear_error(db_url):
+    store = Store(db_url)
+    with pytest.raises(NotFoundError, match="task 42"):
+        store.get_task(42)
+    store.close()
+
+
+def test_reopen_keeps_data_and_schema(db_url):
+    store = Store(db_url)
+    task_id = new_task(store)
+    store.close()
+    again = Store(db_url)  # migrations run again: a no-op at head
+    assert again.get_task(task_id).fingerprint == "abc"
+    again.close()
+
+
+def _write_search(url: str, n_trials: int, n_epochs: int) -> int:
+    store = Store(url)
+    task_id = new_task(store)
+    for number in range(n_trials):
+        store.start_trial(task_id, number, "gru", {})
+        for epoch in range(1, n_epochs + 1):
+            store.record_epoch(task_id, number, EpochReport(epoch, 1.0, 0.5, 0.1))
+        store.finish_trial(task_id, number, TrialOutcome(TrialStatus.COMPLETED, COST, n_epochs,
+                                                         1, 0.5, 0.5, 0.1))
+    store.close()
+    return task_id
+
+
+def test_four_concurrent_writers_lose_no_rows(db_url):
+    Store(db_url).close()  # create the schema once, as `archsearch db upgrade` would
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        task_ids = pool.starmap(_write_search, [(db_url, 10, 5)] * 4)
+    store = Store(db_url)
+    assert len(set(task_ids)) == 4
+    for task_id in task_ids:
+        trials = store.trials(task_id)
+        assert len(trials) == 10 and all(len(t.epochs) == 5 for t in trials)
+    store.close()
