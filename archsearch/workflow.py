@@ -55,6 +55,28 @@ class SearchRequest:
     sampler: str = "tpe"
     pruner: str = "median"
 
+    def to_options(self) -> dict[str, Any]:
+        """What a stored task keeps of its request (the database URL and the Ray address are
+        where it runs, not what it is)."""
+        return {
+            "data": self.data, "constraints": self.constraints.to_dict(),
+            "task": self.task.value if self.task else None, "target": self.target,
+            "budget_trials": self.budget_trials, "budget_minutes": self.budget_minutes,
+            "space": str(Path(self.space).resolve()) if self.space else None,
+            "report_dir": str(self.report_dir.resolve()), "seed": self.seed,
+            "sampler": self.sampler, "pruner": self.pruner,
+        }
+
+    @staticmethod
+    def from_options(options: dict[str, Any], db_url: str,
+                     ray_address: str | None) -> SearchRequest:
+        return SearchRequest(
+            **{**options, "constraints": Constraints(**options["constraints"]),
+               "task": TaskKind(options["task"]) if options["task"] else None,
+               "report_dir": Path(options["report_dir"])},
+            db_url=db_url, ray_address=ray_address,
+        )
+
 
 class StoreObserver:
     """Writes every search event to the store as it happens and prints progress."""
@@ -121,41 +143,59 @@ class StoreObserver:
         )
 
 
-def run_task(request: SearchRequest, printer: Printer = stderr_printer) -> dict[str, Any]:
-    """Run a search task and return the summary. Input errors raise before anything is stored."""
+def submit(request: SearchRequest) -> int:
+    """Validate the request and store it as a ``queued`` task; input errors raise before any
+    write. The search itself runs in :func:`execute` (here, in a worker process, or later)."""
     dataset = load_dataset(request.data, request.task)
     space = load_space(request.space)
-    prepared = prepare(dataset, request.seed)
-    metric = Metric.for_task(dataset.task)
+    prepare(dataset, request.seed)  # the split must be possible before we accept the task
     store = Store(request.db_url)
     try:
-        task_id = store.create_task(
+        return store.create_task(
             source=request.data, dataset_name=dataset.name, task_kind=dataset.task.value,
-            metric=metric, seed=request.seed, constraints=request.constraints.to_dict(),
-            options={"sampler": request.sampler, "pruner": request.pruner,
-                     "space": request.space, "target": request.target},
+            metric=Metric.for_task(dataset.task), seed=request.seed,
+            constraints=request.constraints.to_dict(), options=request.to_options(),
             space_name=space.name, meta_features=meta_features(dataset),
             fingerprint=fingerprint(dataset), budget_trials=request.budget_trials,
-            budget_minutes=request.budget_minutes,
+            budget_minutes=request.budget_minutes, status=TaskStatus.QUEUED,
         )
+    finally:
+        store.close()
+
+
+def run_task(request: SearchRequest, printer: Printer = stderr_printer) -> dict[str, Any]:
+    """Submit and execute a search task; return its summary."""
+    return execute(submit(request), request.db_url, request.ray_address, printer)
+
+
+def execute(task_id: int, db_url: str, ray_address: str | None = None,
+            printer: Printer = stderr_printer) -> dict[str, Any]:
+    """Run the search of a stored task, then recommend, export and report."""
+    store = Store(db_url)
+    try:
+        task = store.get_task(task_id)
+        request = SearchRequest.from_options(task.options, db_url, ray_address)
+        dataset = load_dataset(request.data, request.task)
+        space = load_space(request.space)
+        prepared = prepare(dataset, request.seed)
+        metric = task.metric
+        study_name = f"archsearch-task-{task_id}"
+        store.update_task(task_id, status=TaskStatus.RUNNING, optuna_study=study_name)
         printer(f"Task {task_id}: {dataset.name}, {dataset.task.value}, {dataset.n_sequences} "
                 f"sequences x {dataset.seq_len} steps x {dataset.n_features} channels; "
                 f"{request.budget_trials} trials over {', '.join(sorted(space.families))}.")
         observer = StoreObserver(store, task_id, metric, request.budget_trials, printer)
-        study_name = f"archsearch-task-{task_id}"
-        store.update_task(task_id, optuna_study=study_name)
-        settings = SearchSettings(
-            budget_trials=request.budget_trials, budget_minutes=request.budget_minutes,
-            seed=request.seed, ray_address=request.ray_address, sampler=request.sampler,
-            pruner=request.pruner, optuna_storage=request.db_url, study_name=study_name,
-        )
         status = TaskStatus.COMPLETED
         error = None
         with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
+            settings = SearchSettings(
+                budget_trials=request.budget_trials, budget_minutes=request.budget_minutes,
+                seed=request.seed, ray_address=ray_address, sampler=request.sampler,
+                pruner=request.pruner, optuna_storage=db_url, study_name=study_name,
+                work_dir=work_dir,
+            )
             try:
-                run_search(prepared, space, request.constraints,
-                           SearchSettings(**{**settings.__dict__, "work_dir": work_dir}),
-                           observer)
+                run_search(prepared, space, request.constraints, settings, observer)
             except KeyboardInterrupt:
                 status, error = TaskStatus.INTERRUPTED, "interrupted by the user"
                 printer("Interrupted: finishing the report with the trials done so far.")
@@ -164,7 +204,7 @@ def run_task(request: SearchRequest, printer: Printer = stderr_printer) -> dict[
             if not any(t.status == TrialStatus.COMPLETED.value for t in trials):
                 status = TaskStatus.FAILED if status is TaskStatus.COMPLETED else status
                 error = error or "no trial completed; see the trial errors in the report"
-            rec = recommend(facts_for(meta_features(dataset), dataset.task.value,
+            rec = recommend(facts_for(task.meta_features, task.task_kind,
                                       request.constraints.to_dict()),
                             sorted(space.families), metric, trials)
             best = next((t for t in trials if t.number == rec.trial_number), None)
@@ -187,8 +227,25 @@ def run_task(request: SearchRequest, printer: Printer = stderr_printer) -> dict[
                                report_dir / "report.html")
         store.update_task(task_id, report_path=str(report))
         return summary(store.get_task(task_id), trials, rec, observer.dashboard_url)
+    except BaseException as exc:
+        # Whatever ends the driver outside the search loop (a bug, Ctrl-C while loading), the
+        # task must not stay "running" forever.
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        _mark_ended(store, task_id,
+                    TaskStatus.INTERRUPTED if interrupted else TaskStatus.FAILED,
+                    "interrupted by the user" if interrupted else f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         store.close()
+
+
+def _mark_ended(store: Store, task_id: int, status: TaskStatus, error: str) -> None:
+    try:
+        if store.get_task(task_id).status in (TaskStatus.QUEUED.value, TaskStatus.RUNNING.value):
+            _close_unfinished(store, task_id, error)
+            store.update_task(task_id, status=status, error=error[:2000])
+    except Exception:  # noqa: BLE001  (the original error is what the caller must see)
+        pass
 
 
 def _close_unfinished(store: Store, task_id: int, reason: str) -> None:

@@ -53,10 +53,11 @@ class Store:
     def create_task(self, *, source: str, dataset_name: str, task_kind: str, metric: Metric,
                     seed: int, constraints: dict[str, Any], options: dict[str, Any],
                     space_name: str, meta_features: dict[str, Any], fingerprint: str | None,
-                    budget_trials: int | None, budget_minutes: float | None) -> int:
+                    budget_trials: int | None, budget_minutes: float | None,
+                    status: TaskStatus = TaskStatus.RUNNING) -> int:
         with session_scope(self._sessions) as session:
             row = TaskRow(
-                status=TaskStatus.RUNNING.value, source=source, dataset_name=dataset_name,
+                status=status.value, source=source, dataset_name=dataset_name,
                 task_kind=task_kind, metric_name=metric.name, metric_direction=metric.direction,
                 seed=seed, constraints=constraints, options=options, space_name=space_name,
                 meta_features=meta_features, fingerprint=fingerprint,
