@@ -54,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     search = commands.add_parser("search", help="run an architecture search on a data set")
-    search.add_argument("data", help="a data file (.npz) or builtin:NAME[?key=value&...]")
+    search.add_argument("data", nargs="?",
+                        help="a data file (.npz) or builtin:NAME[?key=value&...]")
+    search.add_argument("--resume", type=_positive_int, metavar="TASK_ID",
+                        help="continue a stopped task (kept trials are not rerun)")
     search.add_argument("--task", choices=[k.value for k in TaskKind])
     search.add_argument("--target", help="target column (tabular formats)")
     search.add_argument("--constraint", action="append", default=[], metavar="KEY=VALUE",
@@ -90,8 +93,13 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from archsearch.workflow import SearchRequest, run_task
+    from archsearch.workflow import SearchRequest, resume, run_task
 
+    if (args.data is None) == (args.resume is None):
+        raise UsageError("give either DATA (a new search) or --resume TASK_ID (continue one), "
+                         "not both and not neither.")
+    if args.resume is not None:
+        return _print_result(resume(args.resume, args.db, args.ray_address), args.json)
     request = SearchRequest(
         data=args.data, constraints=Constraints.parse(args.constraint),
         task=TaskKind(args.task) if args.task else None, target=args.target,
@@ -99,7 +107,10 @@ def _search(args: argparse.Namespace) -> int:
         db_url=args.db, ray_address=args.ray_address, report_dir=args.report_dir,
         seed=args.seed, sampler=args.sampler, pruner=args.pruner,
     )
-    result = run_task(request)
+    return _print_result(run_task(request), args.json)
+
+
+def _print_result(result: dict, as_json: bool) -> int:
     best, rec = result["best"], result["recommendation"]
     if rec is not None:
         print(f"Recommendation: {rec['family']} (confidence {rec['confidence']:.2f})")
@@ -111,7 +122,7 @@ def _search(args: argparse.Namespace) -> int:
     counts = result["trials"]
     print(f"Trials: {', '.join(f'{n} {status}' for status, n in counts.items())}")
     print(f"Report: {result['report']}")
-    if args.json:
+    if as_json:
         print(json.dumps(result, default=str))
     return {"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(result["status"],
                                                                        EXIT_INTERNAL)

@@ -5,6 +5,7 @@ The CLI and the API call this; it calls down into every room and is imported by 
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.data import fingerprint, load_dataset, meta_features, prepare
+from archsearch.errors import UsageError
 from archsearch.recommend import Recommendation, facts_for, recommend
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
@@ -82,17 +84,31 @@ class StoreObserver:
     """Writes every search event to the store as it happens and prints progress."""
 
     def __init__(self, store: Store, task_id: int, metric: Metric, budget: int,
-                 printer: Printer) -> None:
+                 checkpoint_dir: Path, printer: Printer,
+                 finished: list[TrialRecord] | None = None) -> None:
         self.store = store
         self.task_id = task_id
         self.metric = metric
         self.budget = budget
+        self.checkpoint_dir = checkpoint_dir
         self.printer = printer
         self.families: dict[int, str] = {}
-        self.checkpoints: dict[int, str] = {}
         self.ended: dict[int, str] = {}
         self.best: tuple[float, int] | None = None
         self.dashboard_url: str | None = None
+        for trial in finished or []:  # a resumed search goes on counting from where it was
+            self.families[trial.number] = trial.family
+            self.ended[trial.number] = trial.status
+            if trial.status == TrialStatus.COMPLETED.value:
+                self._note_score(trial.number, trial.val_score)
+
+    def checkpoint(self, number: int) -> Path:
+        """Where a completed trial's best weights are kept until the model is exported."""
+        return self.checkpoint_dir / f"trial-{number}.pt"
+
+    def _note_score(self, number: int, score: float | None) -> None:
+        if score is not None and (self.best is None or self.metric.better(score, self.best[0])):
+            self.best = (score, number)
 
     def on_ray_ready(self, dashboard_url: str | None, cluster_resources: dict) -> None:
         self.dashboard_url = dashboard_url
@@ -119,12 +135,14 @@ class StoreObserver:
 
     def on_trial_end(self, number: int, outcome: TrialOutcome,
                      checkpoint_dir: str | None) -> None:
-        self.store.finish_trial(self.task_id, number, outcome)
         if checkpoint_dir:
-            self.checkpoints[number] = checkpoint_dir
-        if outcome.status is TrialStatus.COMPLETED and outcome.val_score is not None:
-            if self.best is None or self.metric.better(outcome.val_score, self.best[0]):
-                self.best = (outcome.val_score, number)
+            # Copied out of Ray Tune's working directory so that a resumed search (after the
+            # driver was killed) can still export a model trained before the kill.
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(checkpoint_dir) / MODEL_FILE, self.checkpoint(number))
+        self.store.finish_trial(self.task_id, number, outcome)
+        if outcome.status is TrialStatus.COMPLETED:
+            self._note_score(number, outcome.val_score)
         detail = (f"{self.metric.name}={outcome.val_score:.4g}" if outcome.val_score is not None
                   else (outcome.error or "").splitlines()[0][:120])
         self._ended(number, outcome.status.value, detail)
@@ -184,18 +202,23 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
         printer(f"Task {task_id}: {dataset.name}, {dataset.task.value}, {dataset.n_sequences} "
                 f"sequences x {dataset.seq_len} steps x {dataset.n_features} channels; "
                 f"{request.budget_trials} trials over {', '.join(sorted(space.families))}.")
-        observer = StoreObserver(store, task_id, metric, request.budget_trials, printer)
+        finished, unfinished = _take_stock(store, task_id, printer)
+        report_dir = request.report_dir.resolve() / f"task-{task_id}"
+        observer = StoreObserver(store, task_id, metric, request.budget_trials,
+                                 report_dir / "checkpoints", printer, finished)
         status = TaskStatus.COMPLETED
         error = None
         with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
             settings = SearchSettings(
-                budget_trials=request.budget_trials, budget_minutes=request.budget_minutes,
-                seed=request.seed, ray_address=ray_address, sampler=request.sampler,
-                pruner=request.pruner, optuna_storage=db_url, study_name=study_name,
-                work_dir=work_dir,
+                budget_trials=request.budget_trials - len(finished),
+                budget_minutes=request.budget_minutes, seed=request.seed,
+                ray_address=ray_address, sampler=request.sampler, pruner=request.pruner,
+                optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
+                rerun_numbers=tuple(unfinished),
             )
             try:
-                run_search(prepared, space, request.constraints, settings, observer)
+                if settings.budget_trials > 0:
+                    run_search(prepared, space, request.constraints, settings, observer)
             except KeyboardInterrupt:
                 status, error = TaskStatus.INTERRUPTED, "interrupted by the user"
                 printer("Interrupted: finishing the report with the trials done so far.")
@@ -209,15 +232,15 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                             sorted(space.families), metric, trials)
             best = next((t for t in trials if t.number == rec.trial_number), None)
             model_files = {}
-            report_dir = request.report_dir.resolve() / f"task-{task_id}"
-            if best is not None and best.number in observer.checkpoints:
+            if best is not None and observer.checkpoint(best.number).is_file():
                 model_files = export_model(
-                    Path(observer.checkpoints[best.number]) / MODEL_FILE,
+                    observer.checkpoint(best.number),
                     ArchConfig(best.family, best.config["model"]),
                     model_io(prepared, request.constraints), report_dir / "model",
                     {"train": best.config["train"], "metric": metric.__dict__,
                      "val_score": best.val_score, "test_score": best.test_score},
                 )
+        shutil.rmtree(observer.checkpoint_dir, ignore_errors=True)  # the pick is exported
         store.save_recommendation(task_id, _record(rec))
         store.update_task(task_id, status=status, error=error,
                           best_trial_id=best.id if best else None)
@@ -237,6 +260,37 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
         raise
     finally:
         store.close()
+
+
+def resume(task_id: int, db_url: str, ray_address: str | None = None,
+           printer: Printer = stderr_printer) -> dict[str, Any]:
+    """Continue a task whose driver stopped (killed, crashed, interrupted): finished trials are
+    kept, unfinished ones run again, and the budget is met exactly."""
+    store = Store(db_url)
+    try:
+        task = store.get_task(task_id)
+    finally:
+        store.close()
+    if task.status == TaskStatus.COMPLETED.value:
+        raise UsageError(f"task {task_id} already completed; its report is {task.report_path}.")
+    return execute(task_id, db_url, ray_address, printer)
+
+
+def _take_stock(store: Store, task_id: int, printer: Printer) -> tuple[list[TrialRecord],
+                                                                       list[int]]:
+    """Finished trials, and the numbers of unfinished ones (removed here, to be run again)."""
+    finished, unfinished = [], []
+    for trial in store.trials(task_id):
+        if trial.status == TrialStatus.RUNNING.value:
+            store.delete_trial(task_id, trial.number)
+            unfinished.append(trial.number)
+            printer(f"Trial {trial.number} ({trial.family}) was left unfinished by a stopped "
+                    "driver: its configuration runs again.")
+        else:
+            finished.append(trial)
+    if finished:
+        printer(f"Resuming: {len(finished)} finished trial(s) kept.")
+    return finished, unfinished
 
 
 def _mark_ended(store: Store, task_id: int, status: TaskStatus, error: str) -> None:

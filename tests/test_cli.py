@@ -48,6 +48,15 @@ def test_bad_options_exit_2(extra, fragment, db, capsys):
     assert len(err.strip().splitlines()) == 1  # one paragraph
 
 
+def test_search_needs_data_or_resume(db, capsys):
+    code, _, err = run_cli(["search", "--db", db], capsys)
+    assert code == 2 and "either DATA" in err
+    code, _, err = run_cli(["search", "builtin:adding", "--resume", "1", "--db", db], capsys)
+    assert code == 2 and "not both" in err
+    code, _, err = run_cli(["search", "--resume", "3", "--db", db], capsys)
+    assert code == 2 and "task 3 is not in the database" in err
+
+
 def bad_data_sources(tmp_path):
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 definitely not a zip")

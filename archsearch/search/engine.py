@@ -38,6 +38,7 @@ class SearchSettings:
     optuna_storage: str | None = None
     study_name: str = "archsearch"
     work_dir: str | None = None  # where Ray Tune keeps checkpoints (absolute)
+    rerun_numbers: tuple[int, ...] = ()  # unfinished trials of a resumed search, run again
 
 
 def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
@@ -49,6 +50,7 @@ def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
                       and p.type == "fixed"), default=10)
     bridge = OptunaBridge.create(space, metric, settings.seed, settings.sampler, settings.pruner,
                                  int(max_epochs), settings.optuna_storage, settings.study_name)
+    bridge.requeue(list(settings.rerun_numbers))
     key = settings.study_name
     register_coordinator(key, Coordinator(bridge, observer, constraints, settings.seed))
     try:

@@ -83,6 +83,17 @@ class OptunaBridge:
         for family in sorted(self.space.families):
             self.study.enqueue_trial({FAMILY_KEY: family})
 
+    def requeue(self, numbers: list[int]) -> None:
+        """Run again the configurations of trials a killed driver left unfinished."""
+        by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        for number in numbers:
+            trial = by_number.get(number)
+            if trial is None:
+                continue
+            if trial.state is TrialState.RUNNING:
+                self.study.tell(number, state=TrialState.FAIL)
+            self.study.enqueue_trial(trial.params)
+
     def ask(self, tune_trial_id: str) -> AskedTrial:
         trial = self.study.ask()
         arch, train = sample_config(trial, self.space)

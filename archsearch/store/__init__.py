@@ -109,11 +109,17 @@ class Store:
             row.started_at, row.finished_at = utcnow(), None
 
     def record_epoch(self, task_id: int, number: int, report: EpochReport) -> None:
+        """Store one epoch; a retried trial (Ray restarts a crashed worker) overwrites it."""
         with session_scope(self._sessions) as session:
             row = self._trial_row(session, task_id, number)
-            session.add(EpochRow(trial_id=row.id, epoch=report.epoch,
-                                 train_loss=report.train_loss, val_score=report.val_score,
-                                 elapsed_s=report.elapsed_s))
+            epoch = session.scalars(select(EpochRow).where(EpochRow.trial_id == row.id,
+                                                           EpochRow.epoch == report.epoch)
+                                    ).one_or_none()
+            if epoch is None:
+                epoch = EpochRow(trial_id=row.id, epoch=report.epoch)
+                session.add(epoch)
+            epoch.train_loss, epoch.val_score = report.train_loss, report.val_score
+            epoch.elapsed_s = report.elapsed_s
             row.epochs_run = report.epoch
             row.train_seconds = report.elapsed_s
 
@@ -134,6 +140,14 @@ class Store:
         """Store the cost measured on the untrained model (before any epoch)."""
         with session_scope(self._sessions) as session:
             _set_cost(self._trial_row(session, task_id, number), cost)
+
+    def delete_trial(self, task_id: int, number: int) -> None:
+        """Remove a trial and its epochs (an interrupted trial about to be run again)."""
+        with session_scope(self._sessions) as session:
+            row = self._trial_row(session, task_id, number)
+            for epoch in list(row.epochs):
+                session.delete(epoch)
+            session.delete(row)
 
     def mark_trial(self, task_id: int, number: int, status: TrialStatus,
                    error: str | None = None) -> None:

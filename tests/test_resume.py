@@ -1,0 +1,77 @@
+"""kill -9 of the driver mid-search, then --resume: nothing finished is lost or rerun, and the
+trial counts add up to the budget."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+BUDGET = 10
+
+
+def finished_trials(db_file) -> list[tuple]:
+    if not db_file.exists():
+        return []
+    try:
+        with sqlite3.connect(db_file) as conn:
+            return conn.execute(
+                "SELECT number, status, started_at, finished_at FROM archsearch_trials "
+                "WHERE status != 'running' ORDER BY number").fetchall()
+    except sqlite3.OperationalError:  # tables not created yet
+        return []
+
+
+def test_kill_9_then_resume(tmp_path):
+    db_file = tmp_path / "k.db"
+    db = f"sqlite:///{db_file}"
+    base = [sys.executable, "-m", "archsearch", "search", "--db", db, "--report-dir",
+            str(tmp_path), "--json"]
+    driver = subprocess.Popen([*base, "builtin:adding?length=24&n=300", "--budget-trials",
+                               str(BUDGET), "--seed", "2"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while len(finished_trials(db_file)) < 3 and time.monotonic() < deadline:
+        assert driver.poll() is None, "the search ended before it could be killed"
+        time.sleep(0.2)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    before = finished_trials(db_file)
+    assert 3 <= len(before) < BUDGET
+
+    resumed = subprocess.run([*base, "--resume", "1"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "completed"
+    assert sum(summary["trials"].values()) == BUDGET
+    after = finished_trials(db_file)
+    assert len(after) == BUDGET
+    # Every trial finished before the kill is still there, untouched (same start and end).
+    assert set(before) <= set(after)
+    with sqlite3.connect(db_file) as conn:
+        assert conn.execute("SELECT count(*) FROM archsearch_trials "
+                            "WHERE status = 'running'").fetchone() == (0,)
+        epochs, run = conn.execute(
+            "SELECT (SELECT count(*) FROM archsearch_epochs), "
+            "(SELECT sum(epochs_run) FROM archsearch_trials)").fetchone()
+    assert epochs == run
+    assert (tmp_path / "task-1" / "report.html").is_file()
+
+
+def test_resume_refuses_a_completed_task(tmp_path):
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    done = subprocess.run([sys.executable, "-m", "archsearch", "search",
+                           "builtin:adding?length=12&n=100", "--budget-trials", "1", "--db", db,
+                           "--report-dir", str(tmp_path)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    again = subprocess.run([sys.executable, "-m", "archsearch", "search", "--resume", "1",
+                            "--db", db], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 2 and "already completed" in again.stderr
