@@ -16,6 +16,7 @@ from typing import Any
 from archsearch.data import fingerprint, load_dataset, meta_features, prepare
 from archsearch.errors import UsageError
 from archsearch.recommend import Recommendation, facts_for, recommend
+from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
 from archsearch.space import load_space
@@ -110,6 +111,9 @@ class StoreObserver:
         if score is not None and (self.best is None or self.metric.better(score, self.best[0])):
             self.best = (score, number)
 
+    def on_note(self, message: str) -> None:
+        self.printer(message)
+
     def on_ray_ready(self, dashboard_url: str | None, cluster_resources: dict) -> None:
         self.dashboard_url = dashboard_url
         cpus, gpus = cluster_resources.get("CPU", 0), cluster_resources.get("GPU", 0)
@@ -154,8 +158,10 @@ class StoreObserver:
             counts[value] += 1
         best = (f"best {self.metric.name} {self.best[0]:.4g} ({self.families[self.best[1]]}, "
                 f"trial {self.best[1]})" if self.best else "no completed trial yet")
+        bar = "#" * round(20 * len(self.ended) / self.budget)
         self.printer(
-            f"[{len(self.ended)}/{self.budget}] trial {number} {self.families.get(number, '?')}: "
+            f"|{bar:-<20}| [{len(self.ended)}/{self.budget}] trial {number} "
+            f"{self.families.get(number, '?')}: "
             f"{status} ({detail}) | completed {counts['completed']}, pruned {counts['pruned']}, "
             f"failed {counts['failed']}, infeasible {counts['infeasible']} | {best}"
         )
@@ -215,6 +221,7 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                 ray_address=ray_address, sampler=request.sampler, pruner=request.pruner,
                 optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
                 rerun_numbers=tuple(unfinished),
+                warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
             )
             try:
                 if settings.budget_trials > 0:
@@ -260,6 +267,14 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
         raise
     finally:
         store.close()
+
+
+def _warm_start(store: Store, task: TaskRecord, printer: Printer) -> list[dict[str, Any]]:
+    winners = similar_winners(task.meta_features, store.past_winners(task.id))
+    for past, trial, distance in winners:
+        printer(f"Warm start from task {past.id} ({past.dataset_name}, distance "
+                f"{distance:.2f}): its winner, {trial.family} trial {trial.number}.")
+    return [trial.config for _, trial, _ in winners]
 
 
 def resume(task_id: int, db_url: str, ray_address: str | None = None,

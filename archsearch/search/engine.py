@@ -39,6 +39,7 @@ class SearchSettings:
     study_name: str = "archsearch"
     work_dir: str | None = None  # where Ray Tune keeps checkpoints (absolute)
     rerun_numbers: tuple[int, ...] = ()  # unfinished trials of a resumed search, run again
+    warm_start: tuple[dict, ...] = ()  # stored trial configs of similar past tasks' winners
 
 
 def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
@@ -51,6 +52,10 @@ def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
     bridge = OptunaBridge.create(space, metric, settings.seed, settings.sampler, settings.pruner,
                                  int(max_epochs), settings.optuna_storage, settings.study_name)
     bridge.requeue(list(settings.rerun_numbers))
+    used = bridge.enqueue_initial_design(list(settings.warm_start))
+    if settings.warm_start:
+        observer.on_note(f"Warm start: {used} of {len(settings.warm_start)} configuration(s) "
+                         "that won on similar past tasks fit this space and run first.")
     key = settings.study_name
     register_coordinator(key, Coordinator(bridge, observer, constraints, settings.seed))
     try:

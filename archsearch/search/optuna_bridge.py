@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from archsearch.search.sampling import FAMILY_KEY, sample_config
+from archsearch.search.sampling import FAMILY_KEY, params_for, sample_config
 from archsearch.space import SearchSpace
 from archsearch.types import ArchConfig, Metric, TrainConfig, TrialStatus
 
@@ -73,15 +73,24 @@ class OptunaBridge:
             load_if_exists=True,
         )
         bridge = OptunaBridge(study, space, metric)
-        bridge._enqueue_balanced_design()
         return bridge
 
-    def _enqueue_balanced_design(self) -> None:
-        """Start with one trial per family so none is judged on zero draws."""
+    def enqueue_initial_design(self, warm_start: list[dict]) -> int:
+        """On a new study: first the configurations that won on similar past tasks, then one
+        trial per remaining family so none is judged on zero draws. Returns how many warm-start
+        configurations fit this space."""
         if self.study.trials:
-            return
-        for family in sorted(self.space.families):
+            return 0
+        covered, used = set(), 0
+        for config in warm_start:
+            params = params_for(self.space, config)
+            if params is not None:
+                self.study.enqueue_trial(params)
+                covered.add(params[FAMILY_KEY])
+                used += 1
+        for family in sorted(set(self.space.families) - covered):
             self.study.enqueue_trial({FAMILY_KEY: family})
+        return used
 
     def requeue(self, numbers: list[int]) -> None:
         """Run again the configurations of trials a killed driver left unfinished."""

@@ -36,3 +36,39 @@ def sample_config(trial: optuna.Trial, space: SearchSpace) -> tuple[ArchConfig, 
     shared = {p.name: suggest(trial, p, p.name) for p in space.shared}
     own = {p.name: suggest(trial, p, f"{family}.{p.name}") for p in space.families[family]}
     return ArchConfig(family, {**shared, **own}), TrainConfig(**train)
+
+
+def _param_value(param: Param, name: str, value: Any) -> dict[str, Any] | None:
+    """The Optuna params that make ``suggest`` return ``value``; None when outside the space."""
+    if param.type == "fixed":
+        return {} if value == param.value else None
+    if param.type in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return {name: value} if param.low <= value <= param.high else None
+    if value not in param.choices:
+        return None
+    if param.type == "ordinal":
+        return {f"{name}#index": param.choices.index(value)}
+    return {name: value}
+
+
+def params_for(space: SearchSpace, config: dict[str, Any]) -> dict[str, Any] | None:
+    """Optuna params reproducing a stored trial config (``family``, ``model``, ``train``), or
+    None when the config does not fit this space (another space, other ranges)."""
+    family = config.get("family")
+    if family not in space.families:
+        return None
+    params: dict[str, Any] = {FAMILY_KEY: family}
+    sections = [(space.training, config.get("train", {}), ""),
+                (space.shared, config.get("model", {}), ""),
+                (space.families[family], config.get("model", {}), f"{family}.")]
+    for section, values, prefix in sections:
+        for param in section:
+            if param.name not in values:
+                return None
+            found = _param_value(param, prefix + param.name, values[param.name])
+            if found is None:
+                return None
+            params.update(found)
+    return params

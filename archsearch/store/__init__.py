@@ -6,10 +6,12 @@ is created and upgraded by the Alembic migrations shipped in this package.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import selectinload, sessionmaker
 
 from archsearch.errors import NotFoundError
@@ -20,7 +22,13 @@ from archsearch.store.records import (
     TaskRecord,
     TrialRecord,
 )
-from archsearch.store.session import DatabaseError, create_db_engine, session_scope, upgrade
+from archsearch.store.session import (
+    MIGRATIONS,
+    DatabaseError,
+    create_db_engine,
+    session_scope,
+    upgrade,
+)
 from archsearch.types import (
     CostMeasurement,
     EpochReport,
@@ -31,7 +39,7 @@ from archsearch.types import (
 )
 
 __all__ = ["DatabaseError", "EpochRecord", "RecommendationRecord", "Store", "TaskRecord",
-           "TrialRecord"]
+           "TrialRecord", "head_revision", "schema_revision_of"]
 
 _TASK_FIELDS = {f.name for f in fields(TaskRecord)} - {"metric"}
 _TRIAL_FIELDS = {f.name for f in fields(TrialRecord)} - {"epochs"}
@@ -190,6 +198,52 @@ class Store:
             raise NotFoundError(f"trial {number} of task {task_id} is not in the database.")
         return row
 
+    def past_winners(self, exclude_task_id: int) -> list[tuple[TaskRecord, TrialRecord]]:
+        """Each other completed task with its best trial (for warm starts)."""
+        with session_scope(self._sessions) as session:
+            rows = session.execute(
+                select(TaskRow, TrialRow).join(TrialRow, TrialRow.id == TaskRow.best_trial_id)
+                .where(TaskRow.status == TaskStatus.COMPLETED.value,
+                       TaskRow.id != exclude_task_id)
+                .order_by(TaskRow.id)
+            ).all()
+            return [(_task_record(task), _trial_record(trial, with_epochs=False))
+                    for task, trial in rows]
+
+    def past_results(self, exclude: Iterable[int] = ()
+                     ) -> list[tuple[TaskRecord, dict[str, TrialRecord]]]:
+        """Every completed task (but those in ``exclude``), oldest first, with its best
+        completed trial per family by the task's own metric (trials without a finite
+        validation score are left out, and so are tasks left with none): what the recommender
+        learns from."""
+        excluded = set(exclude)
+        with session_scope(self._sessions) as session:
+            tasks = [row for row in session.scalars(
+                select(TaskRow).where(TaskRow.status == TaskStatus.COMPLETED.value)
+                .order_by(TaskRow.id)).all() if row.id not in excluded]
+            by_id = {row.id: row for row in tasks}
+            best: dict[int, dict[str, TrialRow]] = {}
+            trials = session.scalars(
+                select(TrialRow).where(TrialRow.status == TrialStatus.COMPLETED.value,
+                                       TrialRow.val_score.is_not(None))
+                .order_by(TrialRow.task_id, TrialRow.number)).all()
+            for trial in trials:
+                task = by_id.get(trial.task_id)
+                if task is None or not math.isfinite(trial.val_score):
+                    continue
+                held = best.setdefault(task.id, {}).get(trial.family)
+                if held is None or (self._signed(task, trial.val_score)
+                                    > self._signed(task, held.val_score)):
+                    best[task.id][trial.family] = trial
+            return [(_task_record(task),
+                     {family: _trial_record(trial, with_epochs=False)
+                      for family, trial in sorted(best[task.id].items())})
+                    for task in tasks if best.get(task.id)]
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database's schema is at (None: no archsearch schema)."""
+        return schema_revision_of(self.engine)
+
     # -- recommendations -----------------------------------------------------------------------
     def save_recommendation(self, task_id: int, rec: RecommendationRecord) -> None:
         with session_scope(self._sessions) as session:
@@ -220,8 +274,41 @@ def _task_record(row: TaskRow) -> TaskRecord:
     return TaskRecord(metric=Metric(row.metric_name, row.metric_direction), **values)
 
 
-def _trial_record(row: TrialRow) -> TrialRecord:
+def _trial_record(row: TrialRow, with_epochs: bool = True) -> TrialRecord:
     values = {name: getattr(row, name) for name in _TRIAL_FIELDS}
     epochs = tuple(EpochRecord(e.epoch, e.train_loss, e.val_score, e.elapsed_s)
-                   for e in row.epochs)
+                   for e in row.epochs) if with_epochs else ()
     return TrialRecord(epochs=epochs, **values)
+
+
+VERSION_TABLE = "archsearch_alembic_version"  # as in migrations/env.py (Optuna's: alembic_version)
+
+
+def head_revision() -> str:
+    """The newest schema revision shipped in this package."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return str(ScriptDirectory.from_config(config).get_current_head())
+
+
+def schema_revision_of(target: Engine | str) -> str | None:
+    """The archsearch schema revision of a database (an engine or a URL), read without
+    changing anything; None when it has no archsearch schema yet."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_db_engine(target) if isinstance(target, str) else target
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection,
+                                                 opts={"version_table": VERSION_TABLE})
+            return context.get_current_revision()
+    except OperationalError as exc:
+        reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseError(f"cannot open database {engine.url!r}: {reason}.") from None
+    finally:
+        if isinstance(target, str):
+            engine.dispose()

@@ -1,0 +1,86 @@
+"""The space -> Optuna translation, without Ray: conditional sampling, and stored configs
+turned back into Optuna params (warm start, resume)."""
+
+from datetime import datetime
+
+import optuna
+import pytest
+
+from archsearch.recommend.warm_start import similar_winners, task_distance
+from archsearch.search.sampling import params_for, sample_config
+from archsearch.space import load_space
+from archsearch.store import TaskRecord, TrialRecord
+from archsearch.types import Constraints, Metric
+
+
+def config_of(arch, train) -> dict:
+    return {"family": arch.family, "model": dict(arch.hparams), "train": train.__dict__}
+
+
+def test_sampled_configs_are_conditional_and_within_bounds():
+    space = load_space()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(30):
+        trial = study.ask()
+        arch, train = sample_config(trial, space)
+        own = {p.name for p in space.families[arch.family]}
+        shared = {p.name for p in space.shared}
+        assert set(arch.hparams) == own | shared
+        for name in trial.params:  # only this family's parameters were suggested
+            assert "." not in name or name.startswith(f"{arch.family}.")
+        assert 3e-4 <= train.lr <= 1e-2
+        study.tell(trial, 0.0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_stored_config_round_trips_through_optuna_params(seed):
+    space = load_space()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    arch, train = sample_config(study.ask(), space)
+    params = params_for(space, config_of(arch, train))
+    assert params is not None
+    study.enqueue_trial(params)
+    again_arch, again_train = sample_config(study.ask(), space)
+    assert (again_arch, again_train) == (arch, train)
+
+
+def test_configs_outside_the_space_are_refused():
+    space = load_space()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    arch, train = sample_config(study.ask(), space)
+    config = config_of(arch, train)
+    assert params_for(space, {**config, "family": "mamba9"}) is None
+    assert params_for(space, {**config, "train": {**config["train"], "lr": 5.0}}) is None
+    assert params_for(space, {**config, "model": {**config["model"], "d_model": 17}}) is None
+
+
+def test_streaming_pins_survive_sampling():
+    space = load_space().under(Constraints(streaming=True))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    for _ in range(20):
+        arch, _ = sample_config(study.ask(), space)
+        assert arch.hparams.get("bidirectional", False) is False
+
+
+def _task(task_id, **meta) -> TaskRecord:
+    now = datetime(2026, 1, 1)
+    return TaskRecord(task_id, now, now, "completed", "s", f"d{task_id}", "regression",
+                      Metric("mse", "minimize"), 0, {}, {}, "default", meta, None, 1, None, None,
+                      None, None, None)
+
+
+def _trial(family) -> TrialRecord:
+    return TrialRecord(1, 0, family, {"family": family}, "completed", None, 1, 1, 1.0, 1.0, 1.0,
+                       "m", "cpu", 0.1, 0.1, 1, 1, 1.0, datetime(2026, 1, 1), None)
+
+
+def test_similar_winners_nearest_first_one_per_family():
+    here = {"task": "regression", "seq_len": 100, "n_features": 2, "n_sequences": 1000}
+    past = [(_task(1, **{**here, "seq_len": 400}), _trial("lstm")),
+            (_task(2, **{**here, "seq_len": 110}), _trial("gru")),
+            (_task(3, **{**here, "seq_len": 120}), _trial("gru")),
+            (_task(4, **{**here, "task": "classification"}), _trial("tcn")),
+            (_task(5, **{**here, "seq_len": 100000}), _trial("ssm"))]
+    chosen = similar_winners(here, past)
+    assert [(t.id, trial.family) for t, trial, _ in chosen] == [(2, "gru"), (1, "lstm")]
+    assert task_distance(here, {**here, "task": "forecast"}) == float("inf")
