@@ -22,24 +22,28 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help').")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _number(kind: type, minimum: float, strict: bool):  # noqa: ANN202
+    """An argparse type: a finite ``kind`` above (``strict``) or at least ``minimum``."""
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str):  # noqa: ANN202
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {noun}") from None
+        if value != value or value in (float("inf"), float("-inf")) or value < minimum \
+                or (strict and value == minimum):
+            bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, not {text}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
+_positive_int = _number(int, 1, strict=False)
+_non_negative_int = _number(int, 0, strict=False)
+_positive_float = _number(float, 0.0, strict=True)
+_non_negative_float = _number(float, 0.0, strict=False)
 
 
 def _default_db() -> str:
@@ -69,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: search_spaces/default.yaml)")
     search.add_argument("--sampler", choices=SAMPLERS, default="tpe")
     search.add_argument("--pruner", choices=PRUNERS, default="median")
+    search.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, metavar="N",
+                        help="CPUs Ray reserves per trial (default 1)")
+    search.add_argument("--gpus-per-trial", type=_non_negative_float, metavar="F",
+                        help="GPUs (or a fraction) per trial; default 1 when the cluster has "
+                        "GPUs, else 0")
+    search.add_argument("--cv-folds", type=_non_negative_int, default=5, metavar="K",
+                        help="on small data (< 500 train+validation sequences) re-score the 3 "
+                        "best trials by K-fold cross-validation (0 or 1: off; default 5)")
     _add_db(search)
     search.add_argument("--ray-address", metavar="ADDR",
                         help="join this Ray cluster (default: start a local one)")
@@ -81,9 +93,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(tasks)
     tasks.add_argument("--json", action="store_true")
 
+    spaces = commands.add_parser("spaces", help="search-space files")
+    space_commands = spaces.add_subparsers(dest="spaces_command", required=True,
+                                           parser_class=_Parser)
+    validate = space_commands.add_parser("validate", help="check a search-space YAML file")
+    validate.add_argument("file", type=Path, metavar="FILE")
+
     report = commands.add_parser("report", help="render a task's report again")
     report.add_argument("task_id", type=_positive_int, metavar="TASK_ID")
     _add_db(report)
+
+    advice = commands.add_parser("recommend", help="recommend a family in seconds, before any "
+                                 "search: rules and past tasks (no training)")
+    advice.add_argument("data", help="a data file or builtin:NAME[?key=value&...]")
+    advice.add_argument("--task", choices=[k.value for k in TaskKind])
+    advice.add_argument("--constraint", action="append", default=[], metavar="KEY=VALUE",
+                        help="as for search (repeatable)")
+    advice.add_argument("--space", metavar="FILE", help="the families to choose from "
+                        "(default: search_spaces/default.yaml)")
+    _add_db(advice)
+    advice.add_argument("--json", action="store_true",
+                        help="print the recommendation as JSON on the last line of stdout")
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    upgrade = db_commands.add_parser("upgrade", help="apply the schema migrations shipped in "
+                                     "the package (Alembic) and print the revision")
+    _add_db(upgrade)
+    upgrade.add_argument("--json", action="store_true")
     return parser
 
 
@@ -106,6 +143,8 @@ def _search(args: argparse.Namespace) -> int:
         budget_trials=args.budget_trials, budget_minutes=args.budget_minutes, space=args.space,
         db_url=args.db, ray_address=args.ray_address, report_dir=args.report_dir,
         seed=args.seed, sampler=args.sampler, pruner=args.pruner,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        cv_folds=args.cv_folds,
     )
     return _print_result(run_task(request), args.json)
 
@@ -152,10 +191,69 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _recommend(args: argparse.Namespace) -> int:
+    from archsearch.recommend import advise
+
+    advice = advise(args.data, Constraints.parse(args.constraint), args.db,
+                    task=TaskKind(args.task) if args.task else None, space=args.space)
+    rec, answer = advice.recommendation, advice.to_json()
+    basis = (f"measured in task {advice.measured_task.id}" if advice.measured_task
+             else f"rules and {advice.past.n_tasks} past task(s), before any search")
+    print(f"Recommendation for {advice.dataset_name}: {rec.family} "
+          f"(confidence {rec.confidence:.2f}; {basis})")
+    for sentence in rec.rationale:
+        print(f"  - {sentence}")
+    print("Ranking: " + ", ".join(f"{r.family} {r.score:.3f}"
+                                  + (f" (excluded: {r.excluded_by})" if r.excluded_by else "")
+                                  for r in rec.ranking))
+    if answer["config"]:
+        print(f"Configuration ({answer['config_source']}): {json.dumps(answer['config'])}")
+    else:
+        print(f"Configuration: none measured yet; `archsearch search {args.data}` measures it.")
+    print(f"Database: {advice.database}.")
+    if args.json:
+        print(json.dumps(answer, default=str))
+    return EXIT_OK
+
+
+def _db(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from archsearch.store import Store, head_revision, schema_revision_of
+
+    before = schema_revision_of(args.db)  # a bad URL or an unreachable server: exit 2
+    shown = make_url(args.db).render_as_string(hide_password=True)
+    store = Store(args.db)  # opening the store applies the migrations
+    try:
+        after = store.schema_revision()
+    finally:
+        store.close()
+    head = head_revision()
+    change = (f"already at {after}" if before == after
+              else f"upgraded from {before or 'an empty database'} to {after}")
+    print(f"Database {shown}: {change} (newest shipped revision: {head}).")
+    if args.json:
+        print(json.dumps({"database": shown, "from": before, "revision": after, "head": head}))
+    return EXIT_OK
+
+
+def _spaces(args: argparse.Namespace) -> int:
+    from archsearch.space import load_space
+
+    space = load_space(args.file)
+    searched = sum(p.type != "fixed" for ps in space.families.values() for p in ps)
+    print(f"{args.file}: valid. {len(space.families)} families "
+          f"({', '.join(sorted(space.families))}); {len(space.training)} training and "
+          f"{len(space.shared)} shared parameters; {searched} family parameters searched; "
+          f"{len(space.rules)} rule(s).")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        handler = {"search": _search, "tasks": _tasks, "report": _report}[args.command]
+        handler = {"search": _search, "tasks": _tasks, "report": _report, "spaces": _spaces,
+                   "recommend": _recommend, "db": _db}[args.command]
         return handler(args)
     except ArchsearchError as exc:
         print(f"archsearch: error: {exc}", file=sys.stderr)

@@ -5,6 +5,7 @@ The CLI and the API call this; it calls down into every room and is imported by 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -15,7 +16,7 @@ from typing import Any
 
 from archsearch.data import fingerprint, load_dataset, meta_features, prepare
 from archsearch.errors import UsageError
-from archsearch.recommend import Recommendation, facts_for, recommend
+from archsearch.recommend import Recommendation, evidence_for_task, facts_for, recommend
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
@@ -57,6 +58,9 @@ class SearchRequest:
     seed: int = 0
     sampler: str = "tpe"
     pruner: str = "median"
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None  # None: one GPU per trial when the cluster has GPUs
+    cv_folds: int = 5  # finalists re-scored by k-fold CV when the data set is small (0: off)
 
     def to_options(self) -> dict[str, Any]:
         """What a stored task keeps of its request (the database URL and the Ray address are
@@ -68,6 +72,8 @@ class SearchRequest:
             "space": str(Path(self.space).resolve()) if self.space else None,
             "report_dir": str(self.report_dir.resolve()), "seed": self.seed,
             "sampler": self.sampler, "pruner": self.pruner,
+            "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
+            "cv_folds": self.cv_folds,
         }
 
     @staticmethod
@@ -151,6 +157,11 @@ class StoreObserver:
                   else (outcome.error or "").splitlines()[0][:120])
         self._ended(number, outcome.status.value, detail)
 
+    def on_cross_validation(self, number: int, mean: float, std: float, folds: int) -> None:
+        self.store.record_cross_validation(self.task_id, number, mean, std, folds)
+        self.printer(f"  trial {number} {self.families.get(number, '?')}: {folds}-fold "
+                     f"{self.metric.name} {mean:.4g} ± {std:.2g}")
+
     def _ended(self, number: int, status: str, detail: str) -> None:
         self.ended[number] = status
         counts = {s.value: 0 for s in TrialStatus if s is not TrialStatus.RUNNING}
@@ -220,7 +231,8 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                 budget_minutes=request.budget_minutes, seed=request.seed,
                 ray_address=ray_address, sampler=request.sampler, pruner=request.pruner,
                 optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
-                rerun_numbers=tuple(unfinished),
+                rerun_numbers=tuple(unfinished), cpus_per_trial=request.cpus_per_trial,
+                gpus_per_trial=request.gpus_per_trial, cv_folds=request.cv_folds,
                 warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
             )
             try:
@@ -236,7 +248,9 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                 error = error or "no trial completed; see the trial errors in the report"
             rec = recommend(facts_for(task.meta_features, task.task_kind,
                                       request.constraints.to_dict()),
-                            sorted(space.families), metric, trials)
+                            sorted(space.families), metric, selection_trials(trials),
+                            past=evidence_for_task(store, task, sorted(space.families)))
+            rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number))
             best = next((t for t in trials if t.number == rec.trial_number), None)
             model_files = {}
             if best is not None and observer.checkpoint(best.number).is_file():
@@ -315,6 +329,26 @@ def _mark_ended(store: Store, task_id: int, status: TaskStatus, error: str) -> N
             store.update_task(task_id, status=status, error=error[:2000])
     except Exception:  # noqa: BLE001  (the original error is what the caller must see)
         pass
+
+
+def selection_trials(trials: list[TrialRecord]) -> list[TrialRecord]:
+    """The trials that compete for the pick, scored as they are compared: when finalists were
+    cross-validated (small data), they alone compete, on their cross-validation mean."""
+    finalists = [t for t in trials if t.cv_score is not None]
+    if not finalists:
+        return trials
+    return [dataclasses.replace(t, val_score=t.cv_score) for t in finalists]
+
+
+def _cross_validation_sentences(trials: list[TrialRecord], picked: int | None) -> list[str]:
+    finalists = [t for t in trials if t.cv_score is not None]
+    pick = next((t for t in finalists if t.number == picked), None)
+    if pick is None:
+        return []
+    return [f"Small data: the {len(finalists)} best trials were re-scored by {pick.cv_folds}-fold "
+            f"cross-validation on train+validation, and the scores compared above are those "
+            f"means; the pick scored {pick.cv_score:.4g} ± {pick.cv_std:.2g} (its single "
+            f"validation split said {pick.val_score:.4g})."]
 
 
 def _close_unfinished(store: Store, task_id: int, reason: str) -> None:

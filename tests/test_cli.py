@@ -31,7 +31,10 @@ def npz(tmp_path, name="data.npz", **arrays):
 BAD_SEARCHES = [
     (["--budget-trials", "0"], "must be at least 1"),
     (["--budget-trials", "many"], "not an integer"),
-    (["--budget-minutes", "-1"], "positive number"),
+    (["--budget-minutes", "-1"], "greater than 0"),
+    (["--budget-minutes", "inf"], "greater than 0"),
+    (["--gpus-per-trial", "-0.5"], "at least 0"),
+    (["--cv-folds", "-2"], "at least 0"),
     (["--task", "translation"], "invalid choice"),
     (["--constraint", "max_params=lots"], "positive int"),
     (["--constraint", "colour=blue"], "unknown constraint 'colour'"),

@@ -49,3 +49,15 @@ def test_space_errors_name_file_and_key(tmp_path: Path, text, fragment):
 def test_missing_space_file(tmp_path):
     with pytest.raises(SpaceError, match="does not exist"):
         load_space(tmp_path / "nope.yaml")
+
+
+def test_spaces_validate_command(tmp_path, capsys):
+    from archsearch.cli import main
+
+    assert main(["spaces", "validate", "search_spaces/default.yaml"]) == 0
+    assert "valid" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("families: {gru: {n_layers: {type: int, low: 1}}}")
+    assert main(["spaces", "validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "families.gru.n_layers.high: must be a finite int" in err and "Traceback" not in err

@@ -107,3 +107,29 @@ def test_four_concurrent_writers_lose_no_rows(db_url):
         trials = store.trials(task_id)
         assert len(trials) == 10 and all(len(t.epochs) == 5 for t in trials)
     store.close()
+
+
+def test_upgrade_from_the_first_schema_keeps_rows(db_url):
+    from sqlalchemy import text
+
+    from archsearch.store.session import create_db_engine, upgrade
+
+    engine = create_db_engine(db_url)
+    upgrade(engine, "0001")  # a database as the first release left it
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO archsearch_tasks (id, created_at, updated_at, status, source, "
+            "dataset_name, task_kind, metric_name, metric_direction, seed, constraints, options, "
+            "space_name, meta_features) VALUES (1, '2026-01-01', '2026-01-01', 'completed', 's', "
+            "'d', 'regression', 'mse', 'minimize', 0, '{}', '{}', 'default', '{}')"))
+        conn.execute(text(
+            "INSERT INTO archsearch_trials (id, task_id, number, family, config, status, "
+            "epochs_run, train_seconds, started_at) VALUES (1, 1, 0, 'gru', '{}', 'completed', "
+            "2, 1.0, '2026-01-01')"))
+    engine.dispose()
+    store = Store(db_url)  # upgrades to head
+    (trial,) = store.trials(1)
+    assert trial.family == "gru" and trial.cv_score is None
+    store.record_cross_validation(1, 0, 0.5, 0.1, 5)
+    assert store.trials(1)[0].cv_folds == 5
+    store.close()

@@ -6,9 +6,11 @@ import math
 import tempfile
 from dataclasses import dataclass
 
+import ray
 from ray import tune
 
 from archsearch.data import PreparedData
+from archsearch.search.finalists import cross_validate_finalists
 from archsearch.search.observer import SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.search.runtime import ray_runtime
@@ -17,6 +19,7 @@ from archsearch.search.tune_parts import (
     OptunaPrunerScheduler,
     OptunaSearcher,
     RelayCallback,
+    lookup_coordinator,
     register_coordinator,
     trainable,
     unregister_coordinator,
@@ -40,6 +43,9 @@ class SearchSettings:
     work_dir: str | None = None  # where Ray Tune keeps checkpoints (absolute)
     rerun_numbers: tuple[int, ...] = ()  # unfinished trials of a resumed search, run again
     warm_start: tuple[dict, ...] = ()  # stored trial configs of similar past tasks' winners
+    cv_folds: int = 5  # k-fold re-scoring of finalists on small data (0: off)
+    cv_below: int = 500  # "small": fewer train+validation sequences than this
+    cv_finalists: int = 3
 
 
 def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
@@ -76,8 +82,9 @@ def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSet
             slots = min(slots, runtime.gpus / gpus)
         resources = {"cpu": settings.cpus_per_trial, "gpu": gpus}
         work_dir = settings.work_dir or tempfile.mkdtemp(prefix="archsearch-tune-")
+        data_ref = ray.put(data)  # once per search: trials and folds read it from the store
         tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(trainable, data=data), resources),
+            tune.with_resources(tune.with_parameters(trainable, data=data_ref), resources),
             tune_config=tune.TuneConfig(
                 search_alg=OptunaSearcher(key),
                 scheduler=OptunaPrunerScheduler(key),
@@ -94,7 +101,14 @@ def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSet
                 storage_path=work_dir,
                 callbacks=[RelayCallback(key)],
                 verbose=0,
-                failure_config=tune.FailureConfig(max_failures=0),
+                # A trial's own errors are caught and recorded as `failed`; what reaches Ray
+                # is a dead worker (killed, out of memory), which is worth one retry.
+                failure_config=tune.FailureConfig(max_failures=1),
             ),
         )
         tuner.fit()
+        coordinator = lookup_coordinator(key)
+        n_small = len(data.train) + len(data.val)
+        if settings.cv_folds >= 2 and n_small < settings.cv_below and coordinator.completed:
+            cross_validate_finalists(coordinator, data_ref, settings.cv_folds,
+                                     settings.cv_finalists, resources, settings.seed, observer)

@@ -22,3 +22,6 @@ class SearchObserver(Protocol):
 
     def on_trial_end(self, number: int, outcome: TrialOutcome,
                      checkpoint_dir: str | None) -> None: ...
+
+    def on_cross_validation(self, number: int, mean: float, std: float,
+                            folds: int) -> None: ...

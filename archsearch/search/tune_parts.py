@@ -86,11 +86,15 @@ class Coordinator:
         self.numbers: dict[str, int] = {}
         self.ended: set[str] = set()
         self.costed: set[str] = set()
+        self.specs: dict[int, TrialSpec] = {}
+        self.completed: dict[int, TrialOutcome] = {}
 
     def suggest(self, tune_trial_id: str) -> dict[str, Any]:
         asked = self.bridge.ask(tune_trial_id)
         number = asked.trial.number
         self.numbers[tune_trial_id] = number
+        self.specs[number] = TrialSpec(asked.arch, asked.train, self.constraints,
+                                       self.seed + number)
         self.observer.on_trial_start(number, asked.arch, asked.train)
         return {
             "number": number,
@@ -139,6 +143,8 @@ class Coordinator:
             outcome = TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None, 0.0,
                                    "stopped by Ray Tune before it finished")
         self.bridge.tell(tune_trial_id, outcome.status, outcome.val_score)
+        if outcome.status is TrialStatus.COMPLETED and outcome.val_score is not None:
+            self.completed[number] = outcome
         self.observer.on_trial_end(number, outcome, checkpoint_dir)
 
 
@@ -154,11 +160,15 @@ class _CoordinatorRef:
 
     @property
     def coordinator(self) -> Coordinator:
-        return _COORDINATORS[self.key]
+        return lookup_coordinator(self.key)
 
 
 def register_coordinator(key: str, coordinator: Coordinator) -> None:
     _COORDINATORS[key] = coordinator
+
+
+def lookup_coordinator(key: str) -> Coordinator:
+    return _COORDINATORS[key]
 
 
 def unregister_coordinator(key: str) -> None:

@@ -149,6 +149,12 @@ class Store:
         with session_scope(self._sessions) as session:
             _set_cost(self._trial_row(session, task_id, number), cost)
 
+    def record_cross_validation(self, task_id: int, number: int, mean: float, std: float,
+                                folds: int) -> None:
+        with session_scope(self._sessions) as session:
+            row = self._trial_row(session, task_id, number)
+            row.cv_score, row.cv_std, row.cv_folds = mean, std, folds
+
     def delete_trial(self, task_id: int, number: int) -> None:
         """Remove a trial and its epochs (an interrupted trial about to be run again)."""
         with session_scope(self._sessions) as session:

@@ -68,6 +68,9 @@ class TrialRow(Base):
     val_score: Mapped[float | None] = mapped_column(Float)
     test_score: Mapped[float | None] = mapped_column(Float)
     best_epoch: Mapped[int | None]
+    cv_score: Mapped[float | None] = mapped_column(Float)  # mean over folds (small data)
+    cv_std: Mapped[float | None] = mapped_column(Float)
+    cv_folds: Mapped[int | None]
     epochs_run: Mapped[int] = mapped_column(Integer, default=0)
     train_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -40,6 +40,9 @@ class TrialRecord:
     started_at: datetime
     finished_at: datetime | None
     epochs: tuple[EpochRecord, ...] = ()
+    cv_score: float | None = None
+    cv_std: float | None = None
+    cv_folds: int | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from archsearch.blocks import SequenceModel, build_model
+from archsearch.blocks import SequenceModel, build_model, param_groups
 from archsearch.data import PreparedData, Split
 from archsearch.errors import ArchsearchError
 from archsearch.measure import measure_cost, select_device
@@ -96,8 +96,7 @@ def _is_out_of_memory(exc: Exception) -> bool:
 def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: torch.device,
            cost, on_epoch: EpochCallback) -> TrialResult:  # noqa: ANN001
     metric = Metric.for_task(data.task)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.train.lr,
-                                  weight_decay=spec.train.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, spec.train.lr, spec.train.weight_decay))
     amp_dtype = torch.bfloat16 if device.type == "cuda" else None  # mixed precision on GPU only
     generator = torch.Generator().manual_seed(spec.seed)
     time_limit_s = (spec.constraints.max_trial_minutes or math.inf) * 60.0
