@@ -193,6 +193,15 @@ class CostMeasurement:
     memory_method: str
     device: str
     threads: int
+    batch_size: int | None = None  # batch of latency_batch_* and train_step_ms (None: not run)
+    latency_batch_ms: float | None = None  # median inference latency at batch_size
+    latency_batch_p95_ms: float | None = None
+    step_ms: float | None = None  # median streaming latency per token, batch 1 (None: no step)
+    step_p95_ms: float | None = None
+    train_step_ms: float | None = None  # median forward+backward+optimizer step at batch_size
+    model_size_mb: float | None = None  # serialized weights as deployed (int8 when quantized)
+    quantized: str = "none"  # "none" | "int8": what latency, memory and size were measured on
+    flops_method: str = ""
 
 
 @dataclass(frozen=True)

@@ -132,8 +132,8 @@ class StoreObserver:
         config = {"family": arch.family, "model": dict(arch.hparams), "train": train.__dict__}
         self.store.start_trial(self.task_id, number, arch.family, config)
 
-    def on_trial_cost(self, number: int, cost: CostMeasurement) -> None:
-        self.store.record_cost(self.task_id, number, cost)
+    def on_trial_cost(self, number: int, cost: CostMeasurement, node_id: str | None) -> None:
+        self.store.record_cost(self.task_id, number, cost, node_id)
 
     def on_epoch(self, number: int, report: EpochReport) -> None:
         self.store.record_epoch(self.task_id, number, report)

@@ -29,7 +29,7 @@ def test_rules_file_loads_and_length_rules_fire():
 def test_streaming_excludes_encoder_first_hybrids():
     priors = apply_rules(load_rules(), facts_for({"seq_len": 50}, "regression",
                                                  {"streaming": True}), ["gru", "rnn_then_tf"])
-    assert priors.excluded == {"rnn_then_tf": "streaming-needs-causal-recurrence"}
+    assert priors.excluded == {"rnn_then_tf": "streaming-needs-a-step-path"}
 
 
 def test_without_trials_the_rules_decide():

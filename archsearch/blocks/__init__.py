@@ -1,22 +1,56 @@
-"""Blocks room: one sequence family per file, one contract, one builder."""
+"""Blocks room: one sequence family per file, one contract, one builder.
+
+Families: rnn, lstm, gru (``recurrent.py``), transformer, tf_enc_rnn_dec, attn_rnn, rnn_then_tf,
+linear_attention, ssm (``kind: s4d | selective``) and tcn. Options: a mixture-of-experts
+feed-forward (``moe.py``) in the transformer and the hybrids with a Transformer part, and
+``quantize: int8`` for any model (``quantize.py``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
-from archsearch.blocks import recurrent, transformer  # noqa: F401  (registers the families)
+from archsearch.blocks import (  # noqa: F401  (registers the families)
+    attn_rnn,
+    linear_attention,
+    recurrent,
+    rnn_then_tf,
+    ssm,
+    tcn,
+    tf_enc_rnn_dec,
+    transformer,
+)
 from archsearch.blocks.base import SequenceBlock
 from archsearch.blocks.model import ModelHParams, SequenceModel
+from archsearch.blocks.moe import moe_aux_loss
+from archsearch.blocks.optim import param_groups, set_optim_hints
+from archsearch.blocks.quantize import inference_model, is_quantized, quantize_int8
 from archsearch.blocks.registry import FAMILIES, block_class
 from archsearch.types import ArchConfig, ModelIO
 
-__all__ = ["FAMILIES", "ModelHParams", "SequenceBlock", "SequenceModel", "build_model"]
+__all__ = [
+    "FAMILIES",
+    "ModelHParams",
+    "SequenceBlock",
+    "SequenceModel",
+    "build_model",
+    "inference_model",
+    "is_quantized",
+    "moe_aux_loss",
+    "param_groups",
+    "quantize_int8",
+    "set_optim_hints",
+]
 
 _SHARED_KEYS = {f.name for f in dataclasses.fields(ModelHParams)}
 
 
 def build_model(arch: ArchConfig, io: ModelIO) -> SequenceModel:
-    """Build ``arch`` for ``io``; raises :class:`SpaceError` on unknown or invalid hparams."""
+    """Build ``arch`` for ``io``; raises :class:`SpaceError` on unknown or invalid hparams.
+
+    The model is the trainable float model, also when ``quantize: int8`` is set: pass it
+    through :func:`inference_model` for what is measured and deployed.
+    """
     cls = block_class(arch.family)
     shared = ModelHParams(**{k: v for k, v in arch.hparams.items() if k in _SHARED_KEYS})
     own = {k: v for k, v in arch.hparams.items() if k not in _SHARED_KEYS}

@@ -3,6 +3,13 @@
 A block maps ``(B, T, D)`` to ``(B, T, D)`` given per-sequence ``lengths`` ``(B,)``; steps at or
 beyond a sequence's length are padding and must not influence that sequence's valid outputs.
 With ``causal=True`` the output at step t depends on inputs up to t only.
+
+Streaming is an optional capability. A family whose outputs can be produced one step at a time
+sets ``supports_step = True`` and implements ``init_state`` and ``step``; an instance reports
+through :attr:`SequenceBlock.can_step` whether its step path reproduces its ``forward`` (a
+bidirectional LSTM or a non-causal linear attention cannot stream, though their family can).
+Feeding ``x[:, 0], x[:, 1], ...`` through ``step`` must give ``forward(x, lengths)[:, t]`` at
+every t (up to float rounding), which the contract suite checks.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ class SequenceBlock(nn.Module, ABC):
 
     Config: ClassVar[type]
     family: ClassVar[str]
+    supports_step: ClassVar[bool] = False  # the family has a recurrent step (streaming) form
 
     def __init__(self, d_model: int, config: Any, causal: bool, dropout: float) -> None:
         super().__init__()
@@ -33,6 +41,19 @@ class SequenceBlock(nn.Module, ABC):
     @abstractmethod
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D), lengths: (B,) int64 -> (B, T, D)."""
+
+    @property
+    def can_step(self) -> bool:
+        """True when ``step`` reproduces ``forward`` for this instance (streaming inference)."""
+        return self.supports_step
+
+    def init_state(self, batch: int, device: torch.device) -> Any:
+        """The state before the first step (only when :attr:`can_step`)."""
+        raise NotImplementedError(f"family '{self.family}' has no step (streaming) form.")
+
+    def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """One step: x_t (B, D), state -> (y_t (B, D), new state); the state is not mutated."""
+        raise NotImplementedError(f"family '{self.family}' has no step (streaming) form.")
 
     @classmethod
     def parse_config(cls, hparams: dict[str, Any], causal: bool) -> Any:
@@ -52,6 +73,20 @@ class SequenceBlock(nn.Module, ABC):
     @classmethod
     def check_config(cls, config: Any, causal: bool) -> None:
         """Reject combinations that are invalid (override per family)."""
+
+
+def check_positive(family: str, **values: int) -> None:
+    """Raise :class:`SpaceError` naming the first of ``values`` that is below 1."""
+    for name, value in values.items():
+        if value < 1:
+            raise SpaceError(f"{family}: {name} must be >= 1, got {value}.")
+
+
+def check_choice(family: str, name: str, value: Any, choices: tuple[Any, ...]) -> None:
+    """Raise :class:`SpaceError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise SpaceError(f"{family}: {name} must be one of {allowed}, not {value!r}.")
 
 
 def lengths_to_mask(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:

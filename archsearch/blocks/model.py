@@ -1,13 +1,20 @@
-"""A full model: input projection -> family block -> pooling -> task head."""
+"""A full model: input projection -> family block -> pooling -> task head.
+
+Models whose block can step (:attr:`SequenceModel.can_step`) also stream: :meth:`step` takes one
+input step and returns the prediction for the sequence seen so far (the pooling of the steps so
+far: the last one, or the running mean), equal to ``forward`` on that prefix.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from archsearch.blocks.base import SequenceBlock, lengths_to_mask
+from archsearch.blocks.quantize import check_quantize
 from archsearch.errors import SpaceError
 from archsearch.types import ModelIO
 
@@ -21,6 +28,7 @@ class ModelHParams:
     d_model: int = 64
     dropout: float = 0.0
     pooling: str = "last"  # how a sequence becomes one vector (classification/regression)
+    quantize: str = "none"  # "none" | "int8": post-training dynamic quantization (quantize.py)
 
 
 class SequenceModel(nn.Module):
@@ -29,6 +37,7 @@ class SequenceModel(nn.Module):
         if shared.pooling not in POOLINGS:
             raise SpaceError(f"pooling must be one of {', '.join(POOLINGS)}, not "
                              f"'{shared.pooling}'.")
+        check_quantize(shared.quantize)
         self.io = io
         self.shared = shared
         self.embed = nn.Linear(io.n_features, shared.d_model)
@@ -48,3 +57,22 @@ class SequenceModel(nn.Module):
         else:
             pooled = h[torch.arange(B, device=x.device), lengths - 1]  # (B, D)
         return self.head(pooled)  # (B, n_outputs)
+
+    @property
+    def can_step(self) -> bool:
+        """True when the block streams (its step path reproduces its forward)."""
+        return self.block.can_step
+
+    def init_state(self, batch: int, device: torch.device) -> Any:
+        """(block state, running sum of normalised outputs (B, D), steps seen)."""
+        total = torch.zeros(batch, self.shared.d_model, device=device)
+        return self.block.init_state(batch, device), total, 0
+
+    def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """x_t (B, F) -> prediction for the prefix so far (B, n_outputs), new state."""
+        block_state, total, count = state
+        h, block_state = self.block.step(self.embed(x_t), block_state)  # (B, D)
+        h = self.norm(h)  # (B, D)
+        total, count = total + h, count + 1
+        pooled = total / count if self.shared.pooling == "mean" else h  # (B, D)
+        return self.head(pooled), (block_state, total, count)  # (B, n_outputs)

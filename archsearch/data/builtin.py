@@ -1,87 +1,115 @@
-"""Built-in data sets, generated offline: ``builtin:NAME?key=value&...``."""
+"""The registry of built-in data sets: ``builtin:NAME?key=value&...``, all offline.
+
+Synthetic tasks take ``length``, ``n`` and ``seed``; the real ones take what fits them (digits
+``steps``, the forecasting series ``lookback`` and ``horizon``) or nothing. Names are matched
+case-insensitively. :func:`list_builtin` feeds ``archsearch datasets``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import numpy as np
-
+from archsearch.data import real, synthetic
 from archsearch.data.dataset import SequenceDataset
 from archsearch.errors import DataError
-from archsearch.types import TaskKind
+
+# Kept importable from here for existing callers.
+adding_problem = synthetic.adding_problem
 
 
 @dataclass(frozen=True)
 class BuiltinTask:
     name: str
-    description: str
+    description: str  # one line, for `archsearch datasets`
     generate: Callable[..., SequenceDataset]
-    defaults: dict[str, int]
+    defaults: dict[str, int] = field(default_factory=dict)
+    requires: str | None = None  # the PyPI package that ships the data, if not a core dependency
 
 
-def adding_problem(length: int = 100, n: int = 2000, seed: int = 0) -> SequenceDataset:
-    """The adding problem (Hochreiter & Schmidhuber 1997).
-
-    Two channels: uniform values in [0, 1] and a marker channel with exactly two ones, one in
-    each half of the sequence; the target is the sum of the two marked values.
-    """
-    if length < 2:
-        raise DataError(f"builtin:adding needs length >= 2, got {length}.")
-    rng = np.random.default_rng(seed)
-    values = rng.uniform(0.0, 1.0, size=(n, length)).astype(np.float32)
-    markers = np.zeros((n, length), dtype=np.float32)
-    half = length // 2
-    first = rng.integers(0, half, size=n)
-    second = rng.integers(half, length, size=n)
-    rows = np.arange(n)
-    markers[rows, first] = 1.0
-    markers[rows, second] = 1.0
-    X = np.stack([values, markers], axis=-1)  # (n, T, 2)
-    y = (values[rows, first] + values[rows, second]).astype(np.float32)  # (n,)
-    return SequenceDataset(
-        name=f"adding(length={length}, n={n})",
-        task=TaskKind.REGRESSION,
-        X=X,
-        y=y,
-        feature_names=("value", "marker"),
-        target_name="sum_of_marked",
-    )
+def _synthetic(length: int) -> dict[str, int]:
+    return {"length": length, "n": 2000, "seed": 0}
 
 
 BUILTIN_TASKS: dict[str, BuiltinTask] = {
     task.name: task
     for task in [
-        BuiltinTask(
-            "adding",
-            "Adding problem: regress the sum of two marked values in a long sequence.",
-            adding_problem,
-            {"length": 100, "n": 2000, "seed": 0},
-        ),
+        BuiltinTask("adding",
+                    "Adding problem: regress the sum of two marked values in a long sequence.",
+                    synthetic.adding_problem, _synthetic(100)),
+        BuiltinTask("copy_memory",
+                    "Copy memory: recall one of 8 symbols seen at the start, after a long delay.",
+                    synthetic.copy_memory, _synthetic(64)),
+        BuiltinTask("selective_copying",
+                    "Selective copying (Mamba): recall the j-th of 8 symbols scattered in noise.",
+                    synthetic.selective_copying, _synthetic(64)),
+        BuiltinTask("associative_recall",
+                    "Associative recall: return the value bound to the queried key.",
+                    synthetic.associative_recall, _synthetic(64)),
+        BuiltinTask("induction_heads",
+                    "Induction heads: after 'S t ... S' predict t.",
+                    synthetic.induction_heads, _synthetic(64)),
+        BuiltinTask("listops",
+                    "ListOps-style nested MAX/MIN/MED/SM over digits; ragged, 10 classes.",
+                    synthetic.listops, _synthetic(64)),
+        BuiltinTask("parity",
+                    "Parity of a random bit string (2 classes).",
+                    synthetic.parity, _synthetic(32)),
+        BuiltinTask("digits",
+                    "scikit-learn digits, 8 steps of 8 pixels (steps=8) or 64 steps of 1.",
+                    real.digits, {"steps": 8}),
+        BuiltinTask("sunspots",
+                    "Yearly sunspot numbers 1700-2008, forecasting (statsmodels).",
+                    real.sunspots, {"lookback": 22, "horizon": 1}, requires="statsmodels"),
+        BuiltinTask("co2",
+                    "Weekly Mauna Loa CO2 1958-2001, forecasting (statsmodels).",
+                    real.co2, {"lookback": 52, "horizon": 1}, requires="statsmodels"),
+        BuiltinTask("gunpoint",
+                    "UCR GunPoint: 2 classes, 150 steps, official 50/150 split (sktime).",
+                    real.gunpoint, requires="sktime"),
+        BuiltinTask("italypowerdemand",
+                    "UCR ItalyPowerDemand: 2 classes, 24 steps, official 67/1029 split (sktime).",
+                    real.italy_power_demand, requires="sktime"),
+        BuiltinTask("japanesevowels",
+                    "UEA JapaneseVowels: 9 speakers, 12 channels, ragged, 270/370 split (sktime).",
+                    real.japanese_vowels, requires="sktime"),
     ]
 }
+
+
+def list_builtin() -> list[tuple[str, str]]:
+    """(name, one-line description) of every built-in data set, in a stable order."""
+    return [(task.name, task.description) for task in BUILTIN_TASKS.values()]
 
 
 def load_builtin(spec: str) -> SequenceDataset:
     """Build ``NAME?key=value&...`` (the part after ``builtin:``)."""
     name, _, query = spec.partition("?")
-    task = BUILTIN_TASKS.get(name)
+    task = BUILTIN_TASKS.get(name.strip().lower())
     if task is None:
-        known = ", ".join(sorted(BUILTIN_TASKS))
-        raise DataError(f"unknown built-in data set '{name}'; built-in data sets: {known}.")
+        known = ", ".join(BUILTIN_TASKS)
+        raise DataError(f"unknown built-in data set '{name}'; built-in data sets: {known} "
+                        "(`archsearch datasets` lists them).")
     kwargs = dict(task.defaults)
+    seen = set()
     for item in filter(None, query.split("&")):
         key, sep, raw = item.partition("=")
         if not sep or key not in task.defaults:
-            known = ", ".join(task.defaults)
-            raise DataError(
-                f"builtin:{name} got '{item}'; it takes key=value parameters among: {known}."
-            )
+            known = ", ".join(task.defaults) or "none"
+            raise DataError(f"builtin:{task.name} got '{item}'; it takes key=value parameters "
+                            f"among: {known}.")
+        if key in seen:
+            raise DataError(f"builtin:{task.name} got the parameter {key} twice.")
+        seen.add(key)
         try:
             kwargs[key] = int(raw)
         except ValueError:
-            raise DataError(f"builtin:{name} parameter {key} must be an integer, not '{raw}'.") \
-                from None
+            raise DataError(f"builtin:{task.name} parameter {key} must be an integer, not "
+                            f"'{raw}'.") from None
         if kwargs[key] < (0 if key == "seed" else 1):
-            raise DataError(f"builtin:{name} parameter {key} must be positive, not {raw}.")
+            raise DataError(f"builtin:{task.name} parameter {key} must be "
+                            f"{'non-negative' if key == 'seed' else 'positive'}, not {raw}.")
+    if "length" in kwargs and "n" in kwargs and kwargs["length"] * kwargs["n"] > 10_000_000:
+        raise DataError(f"builtin:{task.name} with length={kwargs['length']} and n={kwargs['n']} "
+                        "is too large (length x n must stay below 10,000,000).")
     return task.generate(**kwargs)

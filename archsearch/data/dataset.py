@@ -15,7 +15,15 @@ class SequenceDataset:
 
     ``X`` is float32 ``(N, T, F)``; ``y`` is int64 class indices ``(N,)`` for classification,
     float32 ``(N,)`` for regression, float32 ``(N, H)`` for forecasting. ``lengths`` (``(N,)``,
-    1..T) marks ragged sequences padded to T. A fixed test split, when given, is used as-is.
+    1..T) marks ragged sequences padded to T at the end (padding is zero). A fixed test split,
+    when given, is used as-is; its class indices use the training ``class_names``.
+
+    Forecasting data sets are the windows of one series, in time order with stride 1:
+    ``window = (lookback, horizon)``, window ``i`` reads steps ``i .. i+lookback-1`` and its
+    target holds steps ``i+lookback .. i+lookback+horizon-1`` of the target channels, flattened
+    horizon-major (``y[i, h * C + c]``). :func:`archsearch.data.splits.prepare` uses ``window`` to
+    keep the windows of different splits from sharing any time step. ``n_missing`` counts the
+    feature values that were imputed while loading.
     """
 
     name: str
@@ -29,6 +37,8 @@ class SequenceDataset:
     feature_names: tuple[str, ...] = ()
     class_names: tuple[str, ...] | None = None
     target_name: str = "y"
+    window: tuple[int, int] | None = None  # (lookback, horizon) of forecast windows
+    n_missing: int = 0  # feature values imputed at load time
 
     @property
     def n_sequences(self) -> int:
@@ -73,3 +83,9 @@ class PreparedData:
     n_features: int
     n_outputs: int
     seq_len: int
+    # Forecast targets are standardised per target channel with training statistics, so their
+    # MSE is in units of the training variance of each channel; raw MSE of channel c is
+    # mse_c * target_std[c] ** 2. Regression targets stay in their own units (None here).
+    target_mean: np.ndarray | None = None  # (C,) float32
+    target_std: np.ndarray | None = None  # (C,) float32
+    target_unit: str = "raw"  # "raw" | "standardised"

@@ -1,85 +1,219 @@
-"""Loader for the NPZ contract: ``X`` (N, T[, F]), ``y`` (N,), optional ``lengths``."""
+"""Loader for the NPZ contract.
+
+``X`` float (N, T, F) or (N, T); ``y`` (N,) integer or string class labels, or float targets;
+optional ``lengths`` (N,) for ragged sequences padded to T; optional fixed test split
+``X_test``, ``y_test``, ``lengths_test`` (used as-is for the test score). Nothing is ever
+unpickled (``allow_pickle=False``); object arrays are refused. Large uncompressed members
+(``np.savez``, not ``np.savez_compressed``) are memory-mapped instead of read into memory.
+"""
 
 from __future__ import annotations
 
+import math
+import struct
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from archsearch.data.dataset import SequenceDataset
+from archsearch.data.options import LoadOptions
+from archsearch.data.validate import (
+    check_lengths,
+    check_target,
+    clean_features,
+    encode_labels,
+    infer_task,
+    quote,
+    quote_list,
+    reason_of,
+)
 from archsearch.errors import DataError
 from archsearch.types import TaskKind
 
+KNOWN_ARRAYS = ("X", "y", "lengths", "X_test", "y_test", "lengths_test")
+# Uncompressed members at least this large are memory-mapped rather than read.
+MMAP_MIN_BYTES = 64 * 2**20
+_CONTRACT = ("an NPZ data set holds X (N, T) or (N, T, F), y (N,), optionally lengths (N,), and "
+             "optionally a fixed test split X_test, y_test, lengths_test")
 
-def load_npz(path: Path, task: TaskKind | None) -> SequenceDataset:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot read '{path}' as an NPZ archive ({reason}).") from None
+
+def load_npz(path: Path, options: LoadOptions | None = None) -> SequenceDataset:
+    """Read and validate an NPZ data set (see the module docstring for the contract)."""
+    options = options or LoadOptions()
+    where = quote(path.name)
+    if options.task is TaskKind.FORECAST:
+        raise DataError(f"{where}: forecasting reads a CSV or Parquet series (a time column and "
+                        "value columns); an NPZ file holds one target per sequence, so use "
+                        "--task classification or regression with it.")
+    set_options = options.non_default(ignore=("task", "impute"))
+    if set_options:
+        raise DataError(f"{where}: the option(s) {', '.join(set_options)} apply to CSV/Parquet "
+                        f"files only; {_CONTRACT}.")
+    arrays = _read_arrays(path, where)
     for key in ("X", "y"):
         if key not in arrays:
-            raise DataError(
-                f"'{path}' has no array '{key}' (found: {', '.join(arrays) or 'none'}); an NPZ "
-                "data set needs X with shape (N, T) or (N, T, F) and y with shape (N,)."
-            )
-    X = _as_3d(arrays["X"], "X", path)
-    y = arrays["y"]
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise DataError(f"'{path}': y has shape {y.shape}; it must be ({X.shape[0]},), one "
-                        "target per sequence in X.")
-    if y.dtype.kind not in "biuf":
-        raise DataError(f"'{path}': y has dtype {y.dtype}; numeric targets are required.")
-    lengths = arrays.get("lengths")
-    if lengths is not None:
-        lengths = _check_lengths(lengths, X, path)
-    if not np.isfinite(X).all():
-        bad = np.argwhere(~np.isfinite(X))
-        raise DataError(f"'{path}': X holds {len(bad)} NaN or infinite values (first at index "
-                        f"{tuple(int(i) for i in bad[0])}); remove or impute them.")
-    if not np.isfinite(y.astype(np.float64)).all():
-        raise DataError(f"'{path}': y holds NaN or infinite values.")
-    if task is None:
-        task = TaskKind.CLASSIFICATION if y.dtype.kind in "biu" else TaskKind.REGRESSION
+            raise DataError(f"{where} has no array '{key}' (found: "
+                            f"{quote_list(sorted(arrays)) or 'none'}); {_CONTRACT}.")
+    if ("X_test" in arrays) != ("y_test" in arrays):
+        have, lack = ("X_test", "y_test") if "X_test" in arrays else ("y_test", "X_test")
+        raise DataError(f"{where} has {have} but no {lack}; a fixed test split needs both.")
+    if "lengths_test" in arrays and "X_test" not in arrays:
+        raise DataError(f"{where} has lengths_test but no X_test and y_test.")
+    if "lengths_test" in arrays and "lengths" not in arrays:
+        raise DataError(f"{where} has lengths_test but no lengths; give both or neither.")
+
+    X = _as_3d(arrays["X"], "X", where)
+    n, T, F = X.shape
+    y = _as_targets(arrays["y"], n, "y", where)
+    lengths = None
+    if "lengths" in arrays:
+        lengths = check_lengths(arrays["lengths"], n, T, where)
+    X, n_missing = clean_features(X, lengths, where, options.impute)
+
+    X_test = y_test = lengths_test = None
+    if "X_test" in arrays:
+        X_test = _as_3d(arrays["X_test"], "X_test", where)
+        if X_test.shape[1:] != (T, F):
+            raise DataError(f"{where}: X_test has {X_test.shape[1]} steps x {X_test.shape[2]} "
+                            f"channels per sequence but X has {T} x {F}; the test split must "
+                            "have the training shape (pad shorter sequences to the same length "
+                            "and give lengths / lengths_test).")
+        y_test = _as_targets(arrays["y_test"], X_test.shape[0], "y_test", where)
+        if "lengths_test" in arrays:
+            lengths_test = check_lengths(arrays["lengths_test"], X_test.shape[0], T, where,
+                                         "lengths_test")
+        X_test, missing_test = clean_features(X_test, lengths_test, where, options.impute,
+                                              name="X_test")
+        n_missing += missing_test
+
+    task = infer_task(y, options.task, where)
     class_names = None
     if task is TaskKind.CLASSIFICATION:
-        labels, y = np.unique(y, return_inverse=True)
-        if len(labels) < 2:
-            raise DataError(f"'{path}': y has a single class ({labels[0]}); classification "
-                            "needs at least two.")
-        class_names = tuple(str(label) for label in labels)
-        y = y.astype(np.int64)
+        y, y_test, class_names = encode_labels(y, where, y_test)
     else:
+        if y_test is not None and y_test.dtype.kind in "US":
+            raise DataError(f"{where}: y is numeric but y_test holds strings; both splits must "
+                            "use the same kind of target.")
         y = y.astype(np.float32)
+        y_test = None if y_test is None else y_test.astype(np.float32)
     return SequenceDataset(
         name=path.name,
         task=task,
         X=X,
         y=y,
         lengths=lengths,
-        feature_names=tuple(f"x{i}" for i in range(X.shape[2])),
+        X_test=X_test,
+        y_test=y_test,
+        lengths_test=lengths_test,
+        feature_names=tuple(f"x{i}" for i in range(F)),
         class_names=class_names,
+        n_missing=n_missing,
     )
 
 
-def _as_3d(X: np.ndarray, key: str, path: Path) -> np.ndarray:
+def _read_arrays(path: Path, where: str) -> dict[str, np.ndarray]:
+    """Read the contract's arrays, refusing object arrays and anything not in the contract."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        raise DataError(f"cannot read {where} as an NPZ archive ({reason_of(exc)}); the file is "
+                        "corrupt, truncated, or not an .npz file (save one with numpy.savez)."
+                        ) from None
+    with archive:
+        members = {info.filename: info for info in archive.infolist()}
+        keys = {name[:-4]: info for name, info in members.items() if name.endswith(".npy")}
+        unknown = sorted(set(members) - {k + ".npy" for k in keys} | set(keys) - set(KNOWN_ARRAYS))
+        if unknown:
+            raise DataError(f"{where} holds entries outside the NPZ contract: "
+                            f"{quote_list(unknown)}; {_CONTRACT}. Remove the others.")
+        arrays = {}
+        for key, info in keys.items():
+            arrays[key] = _read_member(path, archive, info, key, where)
+    return arrays
+
+
+def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str,
+                 where: str) -> np.ndarray:
+    try:
+        if info.flag_bits & 0x1:
+            raise DataError(f"{where}: array '{key}' is encrypted; save the data set unencrypted.")
+        with archive.open(info) as member:
+            shape, fortran, dtype, header_len = _read_header(member)
+        _check_dtype(dtype, key, where)
+        count = math.prod(shape)  # exact (Python ints): a forged shape cannot overflow
+        nbytes = count * dtype.itemsize
+        if info.file_size < header_len + nbytes:
+            raise DataError(f"{where}: array '{key}' declares shape {shape} ({nbytes} bytes) but "
+                            f"holds only {max(info.file_size - header_len, 0)} bytes; the file is "
+                            "truncated or corrupt.")
+        if info.compress_type == zipfile.ZIP_STORED and nbytes >= MMAP_MIN_BYTES:
+            offset = _data_offset(path, info) + header_len
+            return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                             order="F" if fortran else "C")
+        with archive.open(info) as member:
+            return np.lib.format.read_array(member, allow_pickle=False)
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, struct.error, KeyError,
+            SyntaxError, TypeError, OverflowError, NotImplementedError, RuntimeError) as exc:
+        raise DataError(f"{where}: array '{key}' cannot be read ({reason_of(exc)}); the file is "
+                        "corrupt or truncated, or the array was not saved by numpy.") from None
+
+
+def _read_header(fp) -> tuple[tuple[int, ...], bool, np.dtype, int]:  # noqa: ANN001
+    """Parse a .npy header; return (shape, fortran_order, dtype, header length in bytes)."""
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+    else:  # pragma: no cover - read_magic only returns versions numpy knows
+        raise ValueError(f"unsupported .npy format version {version}")
+    return tuple(int(s) for s in shape), bool(fortran), np.dtype(dtype), int(fp.tell())
+
+
+def _check_dtype(dtype: np.dtype, key: str, where: str) -> None:
+    if dtype.hasobject:
+        raise DataError(f"{where}: array '{key}' holds Python objects (dtype=object), which would "
+                        "have to be unpickled, and archsearch never unpickles files; save it with "
+                        "a numeric dtype, or a fixed-width string dtype for class labels "
+                        "(numpy.asarray(labels, dtype=str)).")
+    if dtype.fields is not None or dtype.subdtype is not None:
+        raise DataError(f"{where}: array '{key}' has the structured dtype {dtype}; save a plain "
+                        "numeric (or, for labels, string) array.")
+
+
+def _data_offset(path: Path, info: zipfile.ZipInfo) -> int:
+    """Where a stored member's bytes start: after its local file header."""
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise ValueError("bad local file header")
+    name_len, extra_len = struct.unpack("<HH", local[26:30])
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def _as_3d(X: np.ndarray, key: str, where: str) -> np.ndarray:
     if X.dtype.kind not in "biuf":
-        raise DataError(f"'{path}': {key} has dtype {X.dtype}; a numeric array is required.")
+        raise DataError(f"{where}: {key} has dtype {X.dtype}; features must be numeric (encode "
+                        "categorical features as numbers first).")
     if X.ndim == 2:
         X = X[:, :, None]
     if X.ndim != 3:
-        raise DataError(f"'{path}': {key} has shape {X.shape}; it must be (N, T) or (N, T, F).")
+        raise DataError(f"{where}: {key} has shape {X.shape} (rank {X.ndim}); it must be (N, T) "
+                        "or (N, T, F): sequences x steps [x channels].")
     if 0 in X.shape:
-        raise DataError(f"'{path}': {key} has shape {X.shape}; it holds no data.")
-    return X.astype(np.float32)
+        raise DataError(f"{where}: {key} has shape {X.shape}; it holds no data (every dimension "
+                        "must be at least 1).")
+    return X
 
 
-def _check_lengths(lengths: np.ndarray, X: np.ndarray, path: Path) -> np.ndarray:
-    if lengths.ndim != 1 or lengths.shape[0] != X.shape[0] or lengths.dtype.kind not in "iu":
-        raise DataError(f"'{path}': lengths must be an integer array of shape ({X.shape[0]},).")
-    if lengths.min() < 1 or lengths.max() > X.shape[1]:
-        raise DataError(f"'{path}': lengths must lie in 1..{X.shape[1]} (found "
-                        f"{lengths.min()}..{lengths.max()}).")
-    return lengths.astype(np.int64)
+def _as_targets(y: np.ndarray, n: int, key: str, where: str) -> np.ndarray:
+    if y.ndim != 1 or y.shape[0] != n:
+        x_key = "X" if key == "y" else "X_test"
+        raise DataError(f"{where}: {key} has shape {y.shape}; it must be ({n},), one target per "
+                        f"sequence of {x_key}.")
+    check_target(y, where, key)
+    return np.asarray(y)

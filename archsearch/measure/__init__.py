@@ -1,17 +1,46 @@
-"""Measure room: the only place that times things. Parameters, FLOPs, latency, memory."""
+"""Measure room: the only place that times things. Parameters, FLOPs, latency, memory.
+
+:func:`measure_cost` is what a trial records; the pieces (:func:`count_flops`,
+:func:`latency_ms`, :func:`step_latency_ms`, :func:`train_step_ms`, :func:`forward_peak_mb`,
+:func:`fixed_threads`) are public for the benchmark.
+"""
 
 from __future__ import annotations
 
-import statistics
-import time
+import io
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch import nn
 
-from archsearch.measure.memory import forward_peak_mb
+from archsearch.measure.flops import FLOPS_METHOD, count_flops, rnn_flops
+from archsearch.measure.memory import forward_peak_mb, weights_bytes
+from archsearch.measure.timing import (
+    fixed_threads,
+    latency_ms,
+    step_latency_ms,
+    summarise,
+    sync,
+    train_step_ms,
+)
 from archsearch.types import CostMeasurement
 
-__all__ = ["count_params", "count_flops", "latency_ms", "measure_cost", "select_device"]
+__all__ = [
+    "FLOPS_METHOD",
+    "count_flops",
+    "count_params",
+    "fixed_threads",
+    "forward_peak_mb",
+    "latency_ms",
+    "measure_cost",
+    "model_size_mb",
+    "rnn_flops",
+    "select_device",
+    "step_latency_ms",
+    "summarise",
+    "sync",
+    "train_step_ms",
+    "weights_bytes",
+]
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -25,57 +54,75 @@ def select_device(requested: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def count_params(model: torch.nn.Module) -> int:
+def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward, by PyTorch's own counter (ops it has no formula for count 0)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    return int(counter.get_total_flops())
+def model_size_mb(model: nn.Module) -> float:
+    """Size of the serialized ``state_dict`` in MB: what export writes (int8 weights count 1 B)."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes / 2**20
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def measure_cost(model: nn.Module, n_features: int, seq_len: int, device: torch.device,
+                 repeats: int = 10, *, batch_size: int | None = None,
+                 threads: int | None = None, step_tokens: int = 16,
+                 warmup: int = 3) -> CostMeasurement:
+    """Measure an (untrained) model on ``device``, in eval mode, threads pinned.
 
+    Always: parameters, FLOPs, latency (median, p95) at batch 1, peak memory of one forward,
+    serialized size, and, for a model that streams, per-token step latency at batch 1 over
+    ``step_tokens`` tokens (0 skips it). With ``batch_size``: latency at that batch size and the
+    time of one training step (forward, backward, AdamW) at that batch size.
 
-def latency_ms(model: torch.nn.Module, x: torch.Tensor, warmup: int = 3,
-               repeats: int = 10) -> tuple[float, float]:
-    """(median, p95) wall-clock milliseconds of a no-grad forward, after warm-up."""
-    times = []
-    with torch.no_grad():
-        for _ in range(warmup):
-            model(x)
-        _sync(x.device)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            _sync(x.device)
-            times.append((time.perf_counter() - start) * 1000.0)
-    times.sort()
-    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
-    return statistics.median(times), p95
+    A model configured with ``quantize: int8`` (see ``archsearch.blocks.quantize``) is measured
+    as deployed: latency, memory and size of its int8 copy (CPU only: PyTorch's dynamic
+    quantization has no CUDA kernels, so on CUDA the float model is measured and ``quantized``
+    says "none"). Parameter and FLOP counts are those of the float graph; the training step,
+    which runs in float, is timed on the float model.
+    """
+    from archsearch.blocks.quantize import inference_model
 
-
-def measure_cost(model: torch.nn.Module, n_features: int, seq_len: int,
-                 device: torch.device, repeats: int = 10) -> CostMeasurement:
-    """Measure an (untrained) model at batch 1 on ``device``, in eval mode."""
     was_training = model.training
     model.eval()
+    deployed = inference_model(model) if device.type == "cpu" else model
+    quantized = "int8" if deployed is not model else "none"
     x = torch.randn(1, seq_len, n_features, device=device)
-    median, p95 = latency_ms(model, x, repeats=repeats)
-    memory_mb, method = forward_peak_mb(model, x)
-    cost = CostMeasurement(
-        params=count_params(model),
-        flops=count_flops(model, x),
-        latency_ms=median,
-        latency_p95_ms=p95,
-        peak_memory_mb=memory_mb,
-        memory_method=method,
-        device=device.type,
-        threads=torch.get_num_threads(),
-    )
-    model.train(was_training)
-    return cost
+    try:
+        with fixed_threads(threads) as n_threads:
+            median, p95 = latency_ms(deployed, x, warmup=warmup, repeats=repeats)
+            batch_median = batch_p95 = step_median = step_p95 = train_ms = None
+            if batch_size is not None:
+                xb = torch.randn(batch_size, seq_len, n_features, device=device)
+                batch_median, batch_p95 = latency_ms(deployed, xb, warmup=warmup,
+                                                     repeats=repeats)
+                train_ms, _ = train_step_ms(model, n_features, seq_len, batch_size, device,
+                                            repeats=max(1, min(repeats, 5)))
+                model.eval()
+            if step_tokens and getattr(deployed, "can_step", False):
+                step_median, step_p95 = step_latency_ms(deployed, n_features, device,
+                                                        tokens=step_tokens,
+                                                        repeats=max(1, min(repeats, 5)))
+            memory_mb, method = forward_peak_mb(deployed, x)
+        return CostMeasurement(
+            params=count_params(model),
+            flops=count_flops(model, x),
+            latency_ms=median,
+            latency_p95_ms=p95,
+            peak_memory_mb=memory_mb,
+            memory_method=method,
+            device=device.type,
+            threads=n_threads,
+            batch_size=batch_size,
+            latency_batch_ms=batch_median,
+            latency_batch_p95_ms=batch_p95,
+            step_ms=step_median,
+            step_p95_ms=step_p95,
+            train_step_ms=train_ms,
+            model_size_mb=model_size_mb(deployed),
+            quantized=quantized,
+            flops_method=FLOPS_METHOD,
+        )
+    finally:
+        model.train(was_training)

@@ -4,11 +4,14 @@ On CUDA: the caching allocator's peak (``max_memory_allocated``). On CPU, PyTorc
 statistic, so we count it: a ``TorchDispatchMode`` sees every tensor each ATen op returns, adds
 its storage size when the storage first appears and subtracts it when the storage is freed. The
 peak of that sum plus the weights is the figure reported; scratch memory inside one fused kernel
-is not visible to it, which the stated method says.
+is not visible to it, which the stated method says. For a dynamically quantized model the
+weights are counted as the serialized size of its state (its packed int8 weights are not
+parameters).
 """
 
 from __future__ import annotations
 
+import io
 import weakref
 
 import torch
@@ -47,6 +50,12 @@ class LiveTensorPeak(TorchDispatchMode):
 
 
 def weights_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the weights: parameters and buffers, or, for a dynamically quantized model
+    (whose packed int8 weights are neither), the size of its serialized ``state_dict``."""
+    if any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules()):
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        return buffer.getbuffer().nbytes
     tensors = list(model.parameters()) + list(model.buffers())
     return sum(t.numel() * t.element_size() for t in tensors)
 

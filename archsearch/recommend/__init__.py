@@ -1,6 +1,17 @@
-"""Recommend room: rules (priors from the seed guide) combined with measured evidence."""
+"""Recommend room: rule priors (the seed guide), a past-task ranker (scikit-learn) and this
+task's measured trials, combined into one ranked recommendation with its rationale."""
 
-from archsearch.recommend.combine import Recommendation, facts_for, recommend
+from archsearch.recommend.advise import Advice, advise, evidence_for_task
+from archsearch.recommend.combine import FamilyRank, Recommendation, facts_for, recommend
+from archsearch.recommend.ranker import (
+    FamilyScoreRegressor,
+    PastEvidence,
+    meta_vector,
+    past_evidence,
+    training_table,
+)
 from archsearch.recommend.rules import Rule, apply_rules, load_rules
 
-__all__ = ["Recommendation", "Rule", "apply_rules", "facts_for", "load_rules", "recommend"]
+__all__ = ["Advice", "FamilyRank", "FamilyScoreRegressor", "PastEvidence", "Recommendation",
+           "Rule", "advise", "apply_rules", "evidence_for_task", "facts_for", "load_rules",
+           "meta_vector", "past_evidence", "recommend", "training_table"]

@@ -1,33 +1,67 @@
-"""Combine rule priors with this task's measured trials into one ranked recommendation."""
+"""Combine the evidence into one ranked recommendation.
+
+Three sources, each updating the one before:
+
+1. **Rules** (``rules.yaml``): a prior weight per family; hard rules exclude families.
+2. **Past tasks** (:mod:`archsearch.recommend.ranker`): the normalised score similar past tasks
+   predict for each family, trusted by how many tasks back it. Before any measurement the
+   belief is ``log(prior) + DATA_LOGODDS * weight * (past - 0.5)``: strong past data outweighs
+   one rule of thumb.
+3. **This task's measured trials**, under the user's constraints: only completed trials that
+   meet every constraint count (an infeasible trial never wins). Their best scores, normalised
+   over the measured range, decide; the belief from 1 and 2 breaks near-ties
+   (``PRIOR_SCALE`` of it) and orders the families not measured.
+
+The rationale says which rules fired, what past data said and whether it overrode the rules,
+whether measurement overrode both, how many trials back the pick, how close the runner-up is,
+the Pareto front under the constraints, and the spread across seeds where a configuration was
+trained more than once.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from archsearch.recommend.rules import Rule, apply_rules, load_rules
+from archsearch.recommend.ranker import PastEvidence
+from archsearch.recommend.rules import Priors, Rule, apply_rules, load_rules
 from archsearch.store.records import TrialRecord
-from archsearch.types import Metric, TrialStatus
+from archsearch.types import Constraints, Metric, TrialStatus
 
-# How much a rule prior can move a family against measurements: a prior weight of 1.5 is worth
-# log(1.5) * PRIOR_SCALE ≈ 4% of the measured score range.
+# How much the prior belief (rules + past data) can move a family against measurements: a
+# prior weight of 1.5 is worth log(1.5) * PRIOR_SCALE ≈ 4% of the measured score range.
 PRIOR_SCALE = 0.1
+# Before measurement: a past-data score gap of 1 (best vs worst family on similar tasks),
+# fully trusted, is worth a prior factor of exp(1.2) ≈ 3.3.
+DATA_LOGODDS = 1.2
+# A cheaper point on the Pareto front is worth naming when its quality is within this share of
+# the measured range and its latency is at least CHEAPER_FACTOR times lower.
+NEAR_EQUAL, CHEAPER_FACTOR = 0.05, 1.5
+_COST_KEYS = (("max_params", "params"), ("max_latency_ms", "latency_ms"),
+              ("max_memory_mb", "peak_memory_mb"))
 
 
 @dataclass(frozen=True)
 class FamilyRank:
     family: str
     prior: float
-    measured: float | None  # best validation score of the family, in the metric's own unit
-    n_trials: int
+    measured: float | None  # best feasible validation score of the family, in the metric's unit
+    n_trials: int  # completed trials that meet the constraints
     score: float  # combined, higher is better
     excluded_by: str | None = None
+    past: float | None = None  # past tasks' predicted normalised score (0 worst .. 1 best)
+    past_weight: float = 0.0  # trust in ``past`` (0..1)
+    n_infeasible: int = 0  # completed trials of the family that break a constraint
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "prior": self.prior, "measured": self.measured,
-                "n_trials": self.n_trials, "score": self.score, "excluded_by": self.excluded_by}
+                "n_trials": self.n_trials, "score": self.score, "excluded_by": self.excluded_by,
+                "past": self.past, "past_weight": self.past_weight,
+                "n_infeasible": self.n_infeasible}
 
 
 @dataclass(frozen=True)
@@ -38,26 +72,79 @@ class Recommendation:
     rationale: list[str]
     ranking: list[FamilyRank] = field(default_factory=list)
     trial_number: int | None = None
+    pareto: list[int] = field(default_factory=list)  # feasible trials on the quality/cost front
+    stability: dict[str, Any] | None = None  # spread of the pick's config across seeds
+    config_source: str | None = None  # where ``config`` comes from when no trial backs it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "config": self.config or None,
+                "confidence": self.confidence, "rationale": self.rationale,
+                "ranking": [r.to_dict() for r in self.ranking],
+                "trial_number": self.trial_number, "pareto": self.pareto,
+                "stability": self.stability, "config_source": self.config_source}
 
 
 def facts_for(meta_features: Mapping[str, Any], task_kind: str,
               constraints: Mapping[str, Any]) -> dict[str, Any]:
-    """The flat fact table rules are evaluated on."""
+    """The flat fact table rules are evaluated on: meta-features, the task kind, the set
+    constraints, and derived facts (``attention_scores_mb``: one head's fp32 T x T attention
+    matrix at batch 1 if materialised; ``attention_share_of_memory``: that over
+    ``max_memory_mb``)."""
     facts = dict(meta_features)
     facts["task"] = task_kind
     facts.update({k: v for k, v in constraints.items() if v is not None})
+    seq_len = facts.get("seq_len")
+    if isinstance(seq_len, (int, float)) and seq_len > 0:
+        facts["attention_scores_mb"] = seq_len * seq_len * 4 / 2**20
+        memory = facts.get("max_memory_mb")
+        if isinstance(memory, (int, float)) and memory > 0:
+            facts["attention_share_of_memory"] = facts["attention_scores_mb"] / memory
     return facts
 
 
+def _limits(facts: Mapping[str, Any],
+            constraints: Constraints | Mapping[str, Any] | None) -> dict[str, float]:
+    if isinstance(constraints, Constraints):
+        source: Mapping[str, Any] = constraints.to_dict()
+    else:
+        source = constraints if constraints is not None else facts
+    return {key: float(source[key]) for key, _ in _COST_KEYS
+            if isinstance(source.get(key), (int, float)) and not isinstance(source[key], bool)}
+
+
+def violations(trial: TrialRecord, limits: Mapping[str, float]) -> list[str]:
+    """Why a measured trial breaks the constraints (a cost that was not measured breaks them:
+    it cannot be shown to meet them)."""
+    reasons = []
+    for key, attr in _COST_KEYS:
+        if key not in limits:
+            continue
+        value = getattr(trial, attr)
+        if value is None:
+            reasons.append(f"{attr} not measured")
+        elif value > limits[key]:
+            reasons.append(f"{attr} {value:.4g} > {key}={limits[key]:.4g}")
+    return reasons
+
+
 def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
-              trials: list[TrialRecord], rules: list[Rule] | None = None) -> Recommendation:
-    """Rank families: measured best scores decide, rule priors break near-ties and fill gaps."""
+              trials: list[TrialRecord], rules: list[Rule] | None = None,
+              past: PastEvidence | None = None,
+              constraints: Constraints | Mapping[str, Any] | None = None) -> Recommendation:
+    """Rank ``families`` and pick one configuration (see the module docstring).
+
+    ``constraints`` default to the constraint keys in ``facts`` (:func:`facts_for` puts them
+    there); ``past`` is the ranker's evidence (None: not consulted).
+    """
     priors = apply_rules(load_rules() if rules is None else rules, facts, families)
-    usable = [t for t in trials if t.status == TrialStatus.COMPLETED.value
-              and t.val_score is not None and math.isfinite(t.val_score)]
+    limits = _limits(facts, constraints)
+    completed = [t for t in trials if t.status == TrialStatus.COMPLETED.value
+                 and t.val_score is not None and math.isfinite(t.val_score)]
+    feasible = [t for t in completed if not violations(t, limits)]
+    broken = [t for t in completed if violations(t, limits)]
     best_by_family: dict[str, TrialRecord] = {}
     counts: dict[str, int] = {}
-    for trial in usable:
+    for trial in feasible:
         counts[trial.family] = counts.get(trial.family, 0) + 1
         held = best_by_family.get(trial.family)
         if held is None or metric.better(trial.val_score, held.val_score):
@@ -65,65 +152,227 @@ def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
     measured = [metric.sign * t.val_score for t in best_by_family.values()]
     low, high = (min(measured), max(measured)) if measured else (0.0, 1.0)
     spread = (high - low) or 1.0
+    belief = {family: _belief(family, priors, past) for family in families}
     ranking = []
     for family in families:
-        prior_bonus = PRIOR_SCALE * math.log(priors.weights[family])
         best = best_by_family.get(family)
-        if best is not None:
-            score = (metric.sign * best.val_score - low) / spread + prior_bonus
+        if not measured:
+            score = belief[family]
+        elif best is not None:
+            score = (metric.sign * best.val_score - low) / spread + PRIOR_SCALE * belief[family]
         else:
-            score = -1.0 + prior_bonus  # unmeasured families rank below every measured one
-        ranking.append(FamilyRank(family, priors.weights[family],
-                                  best.val_score if best else None, counts.get(family, 0),
-                                  score, priors.excluded.get(family)))
+            score = -1.0 + PRIOR_SCALE * belief[family]  # below every measured family
+        has_past = past is not None and family in past.scores
+        ranking.append(FamilyRank(
+            family, priors.weights[family], best.val_score if best else None,
+            counts.get(family, 0), score, priors.excluded.get(family),
+            past.scores[family] if has_past else None,
+            round(past.weight(family), 3) if has_past else 0.0,
+            sum(1 for t in broken if t.family == family)))
     ranking.sort(key=lambda r: (r.excluded_by is None, r.score), reverse=True)
     top = ranking[0]
     best_trial = best_by_family.get(top.family)
-    rationale = _rationale(priors.fired, ranking, metric, len(usable), best_trial)
-    confidence = _confidence(ranking, len(usable))
-    return Recommendation(top.family, dict(best_trial.config) if best_trial else {},
-                          confidence, rationale, ranking,
-                          best_trial.number if best_trial else None)
+    front = _pareto(feasible, metric)
+    stability = _stability(best_trial, feasible, metric, spread)
+    config, source = {}, None
+    if best_trial is not None:
+        config = dict(best_trial.config)
+    elif past is not None and top.family in past.configs:
+        config, source = dict(past.configs[top.family]), past.config_sources[top.family]
+    sentences = _rationale(priors, ranking, belief, metric, past, limits, completed, feasible,
+                           best_trial, front, stability, spread, source)
+    return Recommendation(top.family, config, _confidence(ranking, len(feasible), past,
+                                                          stability, spread),
+                          sentences, ranking, best_trial.number if best_trial else None,
+                          sorted(t.number for t in front), stability, source)
 
 
-def _confidence(ranking: list[FamilyRank], n_measured: int) -> float:
-    """0..1: grows with the lead over the runner-up and with the number of trials behind it."""
-    if n_measured == 0 or len(ranking) < 2:
-        return 0.2 if n_measured == 0 else 0.5
-    lead = max(0.0, ranking[0].score - ranking[1].score)  # in units of the measured range
-    support = 1.0 - math.exp(-ranking[0].n_trials / 3.0)
-    return round(min(1.0, 0.3 + 0.5 * min(lead, 1.0)) * (0.5 + 0.5 * support), 3)
+def _belief(family: str, priors: Priors, past: PastEvidence | None) -> float:
+    """Log prior weight of the rules, updated by past data."""
+    value = math.log(priors.weights[family])
+    if past is not None and family in past.scores:
+        value += DATA_LOGODDS * past.weight(family) * (past.scores[family] - 0.5)
+    return value
 
 
-def _rationale(fired: list[Rule], ranking: list[FamilyRank], metric: Metric, n_measured: int,
-               best: TrialRecord | None) -> list[str]:
-    sentences = [f"Rule {rule.id}: {rule.says}" for rule in fired]
-    if not fired:
+def _pareto(trials: list[TrialRecord], metric: Metric) -> list[TrialRecord]:
+    """Trials not dominated in (quality, latency) or in (quality, parameters)."""
+    front: dict[int, TrialRecord] = {}
+    for attr in ("latency_ms", "params"):
+        points = sorted((t for t in trials if getattr(t, attr) is not None),
+                        key=lambda t: (getattr(t, attr), -metric.sign * t.val_score))
+        best = -math.inf
+        for trial in points:
+            quality = metric.sign * trial.val_score
+            if quality > best:
+                front[trial.number] = trial
+                best = quality
+    return list(front.values())
+
+
+def _config_key(trial: TrialRecord) -> str:
+    config = trial.config or {}
+    return json.dumps({"family": trial.family, "model": config.get("model", config),
+                       "train": config.get("train")}, sort_keys=True, default=str)
+
+
+def _stability(best: TrialRecord | None, feasible: list[TrialRecord], metric: Metric,
+               spread: float) -> dict[str, Any] | None:
+    """The spread of the pick's configuration where it was trained more than once (each trial
+    has its own seed); None when it was trained once."""
+    if best is None:
+        return None
+    key = _config_key(best)
+    same = [t for t in feasible if _config_key(t) == key]
+    if len(same) < 2:
+        return None
+    scores = [t.val_score for t in same]
+    return {"trials": sorted(t.number for t in same), "n": len(same), "min": min(scores),
+            "max": max(scores), "std": statistics.stdev(scores),
+            "range_share": (max(scores) - min(scores)) / spread}
+
+
+def _confidence(ranking: list[FamilyRank], n_feasible: int, past: PastEvidence | None,
+                stability: dict[str, Any] | None, spread: float) -> float:
+    """0..1. Measured: grows with the lead over the runner-up (in units of the measured range)
+    and with the trials behind the pick, shrinks when seeds disagree by more than the lead.
+    Not measured: at most 0.6, from the lead of the prior belief and the weight of past data."""
+    top = ranking[0]
+    runner = next((r for r in ranking[1:] if r.excluded_by is None), None)
+    if n_feasible == 0:
+        lead = max(0.0, top.score - runner.score) if runner else 1.0
+        data = top.past_weight if past is not None and past.available else 0.0
+        return round(min(0.6, 0.15 + 0.35 * (1 - math.exp(-lead)) + 0.1 * data), 3)
+    if runner is None:
+        return 0.5
+    lead = max(0.0, top.score - runner.score)
+    support = 1.0 - math.exp(-top.n_trials / 3.0)
+    confidence = min(1.0, 0.3 + 0.5 * min(lead, 1.0)) * (0.5 + 0.5 * support)
+    if stability is not None and stability["range_share"] > lead:
+        confidence *= 0.8
+    return round(confidence, 3)
+
+
+def _fmt_past(past: PastEvidence, ranking: list[FamilyRank]) -> str:
+    return ", ".join(f"{r.family} {past.scores[r.family]:.2f}"
+                     for r in sorted(ranking, key=lambda r: -(r.past or 0.0))
+                     if r.family in past.scores)
+
+
+def _rationale(priors: Priors, ranking: list[FamilyRank], belief: dict[str, float],
+               metric: Metric, past: PastEvidence | None, limits: dict[str, float],
+               completed: list[TrialRecord], feasible: list[TrialRecord],
+               best: TrialRecord | None, front: list[TrialRecord],
+               stability: dict[str, Any] | None, spread: float,
+               config_source: str | None) -> list[str]:
+    sentences = [f"Rule {rule.id}: {rule.says}" for rule in priors.fired]
+    if not priors.fired:
         sentences.append("No rule of thumb applies to this data set; the choice rests on "
                          "measurement alone.")
     top = ranking[0]
+    allowed = [r for r in ranking if r.excluded_by is None]
+    rules_top = max(allowed or ranking, key=lambda r: r.prior)
+    belief_top = max(allowed or ranking, key=lambda r: belief[r.family])
+
+    # -- past tasks --------------------------------------------------------------------------
+    if past is not None and not past.available:
+        sentences.append(f"Past tasks: {past.n_tasks} usable in the database (at least 2 "
+                         "completed searches that measured two or more families are needed); "
+                         "the ranker has no data, so the rules set the prior.")
+    elif past is not None:
+        near = "; ".join(f"{n.dataset_name} (task {n.task_id}, best {n.best_family}, distance "
+                         f"{n.distance:.2f})" for n in past.neighbours)
+        sentences.append(f"Past tasks: learned from {past.n_tasks} earlier searches; the "
+                         f"nearest by meta-features are {near}. They predict "
+                         f"{_fmt_past(past, ranking)} (1 = the best family on a similar task, "
+                         "0 = the worst).")
+        tied = belief[belief_top.family] - belief[rules_top.family] < 1e-9
+        if belief_top.family != rules_top.family and not tied and rules_top.prior > 1.0:
+            sentences.append(f"Past data overrode the rules: the rules alone favour "
+                             f"{rules_top.family} (prior x{rules_top.prior:.2g}); with past "
+                             f"tasks the prior favours {belief_top.family}.")
+        elif rules_top.prior > 1.0:
+            sentences.append(f"Past data agrees with the rules, which favour "
+                             f"{belief_top.family}.")
+        if past.same_data:
+            runs = ", ".join(f"task {task} (seed {seed}): {winner}"
+                             for task, seed, winner in past.same_data)
+            sentences.append(f"Earlier searches of the same data set: {runs}.")
+
+    # -- constraints -------------------------------------------------------------------------
+    if limits:
+        named = ", ".join(f"{k}={v:g}" for k, v in limits.items())
+        n_broken = len(completed) - len(feasible)
+        sentences.append(f"Constraints {named}: {len(feasible)} of {len(completed)} completed "
+                         f"trials meet them" + (f"; {n_broken} that break them cannot be "
+                                                "picked." if n_broken else "."))
+
+    # -- this task's measurements ------------------------------------------------------------
     if best is None:
-        sentences.append(f"No trial has been measured yet: {top.family} is the rules' prior "
-                         "choice, to be checked by a search.")
+        if completed and not feasible:
+            sentences.append("No measured trial meets the constraints: the pick below is the "
+                             "prior's, to be checked by a search with a looser budget or a "
+                             "smaller space.")
+        else:
+            sentences.append(f"No trial has been measured yet: {top.family} is the prior's "
+                             "choice (rules" + (" and past tasks" if past and past.available
+                                                 else "") + "), to be checked by a search.")
+        if config_source:
+            sentences.append(f"Suggested configuration: {top.family}'s best on the nearest "
+                             f"past task that measured it ({config_source}).")
+        for rank in ranking:
+            if rank.excluded_by:
+                sentences.append(f"{rank.family} was excluded by rule {rank.excluded_by}.")
         return sentences
     sentences.append(
         f"{top.family} reached the best validation {metric.name} ({best.val_score:.4g}) in "
-        f"trial {best.number}; {top.n_trials} of the {n_measured} completed trials are "
-        f"{top.family}."
+        f"trial {best.number}; {top.n_trials} of the {len(feasible)} "
+        f"{'feasible' if limits else 'completed'} trials are {top.family}."
     )
     runner = next((r for r in ranking[1:] if r.measured is not None and r.excluded_by is None),
                   None)
     if runner is not None:
+        gap = abs(best.val_score - runner.measured)
+        relative = gap / abs(best.val_score) if best.val_score else math.inf
         sentences.append(f"Runner-up: {runner.family} at {runner.measured:.4g} "
-                         f"({runner.n_trials} trial(s)).")
+                         f"({runner.n_trials} trial(s)), {gap:.3g} behind ({relative:.1%}; "
+                         f"{gap / spread:.0%} of the measured range).")
     favoured = max(ranking, key=lambda r: r.prior)
     if favoured.prior > 1.0 and favoured.family != top.family:
-        measured = (f"measured {favoured.measured:.4g}" if favoured.measured is not None
-                    else "was not measured")
+        outcome = (f"measured {favoured.measured:.4g}" if favoured.measured is not None
+                   else "was not measured")
         sentences.append(f"The rules favoured {favoured.family} (prior x{favoured.prior:.2g}); "
-                         f"measurement overrode them: it {measured}.")
+                         f"measurement overrode them: it {outcome}.")
     elif favoured.prior > 1.0:
         sentences.append(f"Measurement agrees with the rules, which favoured {top.family}.")
+    if (past is not None and past.available and belief_top.family != top.family
+            and belief_top.family != favoured.family):
+        sentences.append(f"Past tasks favoured {belief_top.family}; measurement on this task "
+                         "overrode them.")
+    # -- Pareto front, stability ---------------------------------------------------------------
+    if front:
+        numbers = ", ".join(str(t.number) for t in sorted(front, key=lambda t: t.number))
+        sentences.append(f"Pareto front{' under the constraints' if limits else ''} (quality "
+                         f"vs latency and parameters): trial(s) {numbers}; the pick, trial "
+                         f"{best.number}, is its best-quality point.")
+        cheaper = [t for t in front if t.number != best.number and t.latency_ms
+                   and best.latency_ms and best.latency_ms / t.latency_ms >= CHEAPER_FACTOR
+                   and abs(best.val_score - t.val_score) / spread <= NEAR_EQUAL]
+        if cheaper:
+            alt = min(cheaper, key=lambda t: t.latency_ms)
+            sentences.append(f"A cheaper near-equal alternative: trial {alt.number} "
+                             f"({alt.family}), {best.latency_ms / alt.latency_ms:.1f}x lower "
+                             f"latency at {metric.name} {alt.val_score:.4g}.")
+    if stability is not None:
+        sentences.append(f"Stability across seeds: the chosen configuration was trained "
+                         f"{stability['n']} times (trials "
+                         f"{', '.join(map(str, stability['trials']))}): validation "
+                         f"{metric.name} {stability['min']:.4g} to {stability['max']:.4g} "
+                         f"(std {stability['std']:.2g}, {stability['range_share']:.0%} of the "
+                         "measured range).")
+    else:
+        sentences.append("Stability across seeds: not measured (the chosen configuration was "
+                         "trained once).")
     for rank in ranking:
         if rank.excluded_by:
             sentences.append(f"{rank.family} was excluded by rule {rank.excluded_by}.")

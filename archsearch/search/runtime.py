@@ -45,11 +45,18 @@ def ray_runtime(address: str | None) -> Iterator[RayRuntime]:
     # Tune warns that its (disabled) result files are missing and that our Searcher has no
     # save(): our database is the record of the search, so both are expected.
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    if address is not None:
+        _send_token_when_at_hand()
     if ray.is_initialized():
         yield RayRuntime(_dashboard_url(None), ray.cluster_resources(), embedded=False)
         return
     try:
-        context = ray.init(address=address, include_dashboard=True, dashboard_host="127.0.0.1",
+        # "local" always starts a fresh runtime: with address=None Ray would join whatever
+        # cluster /tmp/ray/ray_current_cluster names, and hang on one that has died. The
+        # embedded runtime binds to loopback only.
+        local = {"address": "local", "_node_ip_address": "127.0.0.1"}
+        context = ray.init(**(local if address is None else {"address": address}),
+                           include_dashboard=True, dashboard_host="127.0.0.1",
                            logging_level=logging.WARNING, log_to_driver=False,
                            namespace="archsearch")
     except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -64,6 +71,20 @@ def ray_runtime(address: str | None) -> Iterator[RayRuntime]:
                          embedded=address is None)
     finally:
         ray.shutdown()
+
+
+def _send_token_when_at_hand() -> None:
+    """A cluster started where a token exists runs with token auth, but Ray's driver turns token
+    mode on by itself only for clusters it finds on its own, never for an explicit address: do
+    it here when a token is at hand, with Ray's own helper (an explicit RAY_AUTH_MODE wins; a
+    cluster without auth ignores the token; Ray releases without token auth lack the helper)."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _dashboard_url(context) -> str | None:  # noqa: ANN001

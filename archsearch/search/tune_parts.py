@@ -48,6 +48,7 @@ def trainable(config: dict[str, Any], data: PreparedData) -> None:
 
     def on_cost(cost: CostMeasurement) -> None:
         cost_fields["cost"] = dataclasses.asdict(cost)
+        cost_fields["node_id"] = ray.get_runtime_context().get_node_id()
 
     def on_epoch(report: EpochReport) -> None:
         tune.report({EVENT: "epoch", **dataclasses.asdict(report), **cost_fields})
@@ -66,6 +67,15 @@ def _outcome_to_dict(outcome: TrialOutcome) -> dict[str, Any]:
     values = dataclasses.asdict(outcome)
     values["status"] = outcome.status.value
     return values
+
+
+def _nested(result: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """``result[key]``: Ray Tune hands schedulers results flattened to ``key/field`` entries."""
+    if isinstance(result.get(key), dict):
+        return result[key]
+    prefix = key + "/"
+    fields = {k[len(prefix):]: v for k, v in result.items() if k.startswith(prefix)}
+    return fields or None
 
 
 def outcome_from_dict(values: dict[str, Any]) -> TrialOutcome:
@@ -107,9 +117,10 @@ class Coordinator:
     def result(self, tune_trial_id: str, result: dict[str, Any]) -> bool:
         """Relay one result; True when the trial must stop (pruned)."""
         number = self.numbers[tune_trial_id]
-        if "cost" in result and tune_trial_id not in self.costed:
+        cost = _nested(result, "cost")
+        if cost and tune_trial_id not in self.costed:
             self.costed.add(tune_trial_id)
-            self.observer.on_trial_cost(number, CostMeasurement(**result["cost"]))
+            self.observer.on_trial_cost(number, CostMeasurement(**cost), result.get("node_id"))
         if result.get(EVENT) != "epoch":
             return False
         report = EpochReport(result["epoch"], result["train_loss"], result["val_score"],

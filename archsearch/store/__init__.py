@@ -144,10 +144,13 @@ class Store:
                 _set_cost(row, outcome.cost)
             row.finished_at = utcnow()
 
-    def record_cost(self, task_id: int, number: int, cost: CostMeasurement) -> None:
-        """Store the cost measured on the untrained model (before any epoch)."""
+    def record_cost(self, task_id: int, number: int, cost: CostMeasurement,
+                    node_id: str | None = None) -> None:
+        """Store the cost measured on the untrained model (before any epoch), and where."""
         with session_scope(self._sessions) as session:
-            _set_cost(self._trial_row(session, task_id, number), cost)
+            row = self._trial_row(session, task_id, number)
+            _set_cost(row, cost)
+            row.node_id = node_id
 
     def record_cross_validation(self, task_id: int, number: int, mean: float, std: float,
                                 folds: int) -> None:

@@ -65,6 +65,7 @@ class TrialRow(Base):
     peak_memory_mb: Mapped[float | None] = mapped_column(Float)
     memory_method: Mapped[str | None] = mapped_column(Text)
     device: Mapped[str | None] = mapped_column(String(16))
+    node_id: Mapped[str | None] = mapped_column(String(64))  # the Ray node it ran on
     val_score: Mapped[float | None] = mapped_column(Float)
     test_score: Mapped[float | None] = mapped_column(Float)
     best_epoch: Mapped[int | None]

@@ -43,6 +43,7 @@ class TrialRecord:
     cv_score: float | None = None
     cv_std: float | None = None
     cv_folds: int | None = None
+    node_id: str | None = None
 
 
 @dataclass(frozen=True)

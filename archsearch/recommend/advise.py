@@ -1,0 +1,114 @@
+"""The instant answer behind ``archsearch recommend DATA``: rules and past data, no training.
+
+It loads and describes the data set (meta-features: seconds at most), fits the past-task ranker
+on the database and combines both with the rules. When the database already holds a completed
+search of the same data (same fingerprint), that search's measured trials decide, under the
+constraints given now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from archsearch.recommend.combine import Recommendation, facts_for, recommend
+from archsearch.recommend.ranker import NO_PAST, PastEvidence, past_evidence
+from archsearch.store import DatabaseError, Store, TaskRecord
+from archsearch.types import Constraints, Metric, TaskKind, TaskStatus
+
+
+def evidence_for_task(store: Store, task: TaskRecord, families: Sequence[str]) -> PastEvidence:
+    """The past-task evidence for a stored task: every other completed task in ``store``."""
+    return past_evidence(store.past_results(exclude=[task.id]), task.meta_features,
+                         task.task_kind, list(families), fingerprint=task.fingerprint)
+
+
+@dataclass(frozen=True)
+class Advice:
+    recommendation: Recommendation
+    dataset_name: str
+    meta_features: dict[str, Any]
+    metric: Metric
+    families: list[str]
+    past: PastEvidence
+    measured_task: TaskRecord | None  # the earlier search of the same data whose trials count
+    database: str  # what the database said: where it is, or why it was not read
+
+    def to_json(self) -> dict[str, Any]:
+        rec = self.recommendation
+        return {
+            "family": rec.family,
+            "config": rec.config or None,
+            "config_source": (f"task {self.measured_task.id}, trial {rec.trial_number}"
+                              if self.measured_task and rec.trial_number is not None
+                              else rec.config_source),
+            "confidence": rec.confidence,
+            "rationale": rec.rationale,
+            "ranking": [r.to_dict() for r in rec.ranking],
+            "measured_task_id": self.measured_task.id if self.measured_task else None,
+            "past_tasks": self.past.n_tasks,
+            "dataset": self.dataset_name,
+            "metric": {"name": self.metric.name, "direction": self.metric.direction},
+            "meta_features": self.meta_features,
+        }
+
+
+def _readable_database(url: str) -> str | None:
+    """Why the database is not read (None: read it). A SQLite file that does not exist is not
+    created: an instant answer writes nothing."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"cannot use database URL '{url}': {exc}. Use e.g. "
+                            "sqlite:///archsearch.db or postgresql+psycopg://user@host/db.") \
+            from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            return f"no database at {parsed.database} yet"
+    return None
+
+
+def advise(source: str, constraints: Constraints | None = None, db_url: str | None = None, *,
+           task: TaskKind | None = None, space: str | None = None) -> Advice:
+    """Recommend a family for ``source`` before any search (see the module docstring).
+
+    Raises :class:`~archsearch.errors.DataError` for data that cannot be loaded,
+    :class:`~archsearch.errors.SpaceError` for a bad space file and
+    :class:`~archsearch.store.DatabaseError` for a database that cannot be used.
+    """
+    from archsearch.data import LoadOptions, fingerprint, load_dataset, meta_features
+    from archsearch.space import load_space
+
+    constraints = constraints or Constraints()
+    dataset = load_dataset(source, LoadOptions(task=task))
+    meta = meta_features(dataset)
+    digest = fingerprint(dataset)
+    metric = Metric.for_task(dataset.task)
+    families = sorted(load_space(space).families)
+    past, measured, trials = NO_PAST, None, []
+    skip = _readable_database(db_url) if db_url else "no database given"
+    database = skip or f"read {make_url(db_url).render_as_string(hide_password=True)}"
+    if skip is None:
+        store = Store(db_url)
+        try:
+            history = store.past_results()
+            same = [t for t, _ in history if t.fingerprint == digest
+                    and t.status == TaskStatus.COMPLETED.value]
+            if same:
+                measured = same[-1]
+                trials = store.trials(measured.id)
+                metric = measured.metric
+                families = sorted(set(families) | {t.family for t in trials})
+            past = past_evidence(history, meta, dataset.task.value, families,
+                                 exclude=[measured.id] if measured else [],
+                                 fingerprint=digest)
+        finally:
+            store.close()
+    facts = facts_for(meta, dataset.task.value, constraints.to_dict())
+    rec = recommend(facts, families, metric, trials, past=past, constraints=constraints)
+    return Advice(rec, dataset.name, meta, metric, families, past, measured, database)

@@ -1,0 +1,276 @@
+"""The data half of the recommender: what past tasks say about this one.
+
+Glossary:
+- *meta-features*: the data room's description of a data set (``archsearch.data.meta``);
+  :func:`meta_vector` turns the numeric ones into a fixed-length row (logs of the sizes, the
+  task kind one-hot, signal statistics; a missing key is NaN).
+- *normalised family score*: on one past task, ``(s_f - s_worst) / (s_best - s_worst)`` over
+  the families measured there, with ``s`` the best validation score of each family, signed so
+  that higher is better: 1 = the best measured family, 0 = the worst. A family not measured on
+  a task is NaN there.
+- :class:`FamilyScoreRegressor`: a scikit-learn estimator, meta-feature rows -> one normalised
+  score per family (k nearest past tasks over standardised features, distance-weighted; one
+  neighbour model per family, fitted on the tasks that measured it).
+- :class:`PastEvidence`: the ranker's answer for one task, with what backs it (how many past
+  tasks, the nearest ones, a configuration to start from), or why there is none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.impute import SimpleImputer
+from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
+from sklearn.preprocessing import StandardScaler
+
+from archsearch.store.records import TaskRecord, TrialRecord
+
+MIN_TASKS = 2  # with fewer usable past tasks the ranker has nothing to say
+TASK_KINDS = ("classification", "regression", "forecast")
+# (meta-feature, transform): sizes on a log scale (a task twice as long is as far as one half
+# as long); statistics as they are. Keys the data room does not provide stay NaN (imputed).
+_LOG_KEYS = ("seq_len", "n_sequences", "n_features", "n_outputs", "length_mean",
+             "class_imbalance", "dominant_period")
+_RAW_KEYS = ("padding_ratio", "acf_lag1", "acf_long_lag", "hurst_exponent",
+             "spectral_energy_long", "spectral_energy_short", "dominant_period_power")
+FEATURE_NAMES: tuple[str, ...] = (tuple(f"log10_{k}" for k in _LOG_KEYS) + _RAW_KEYS
+                                  + tuple(f"is_{kind}" for kind in TASK_KINDS))
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return math.nan
+
+
+def meta_vector(meta: Mapping[str, Any], task_kind: str | None = None) -> np.ndarray:
+    """One row of :data:`FEATURE_NAMES` from a meta-feature dict (missing or odd values: NaN)."""
+    row = []
+    for key in _LOG_KEYS:
+        value = _number(meta.get(key))
+        row.append(math.log10(value) if value > 0 else math.nan)
+    row.extend(_number(meta.get(key)) for key in _RAW_KEYS)
+    kind = task_kind or meta.get("task")
+    row.extend(float(kind == k) if kind is not None else math.nan for k in TASK_KINDS)
+    return np.asarray(row, dtype=np.float64)
+
+
+def normalised_scores(best: Mapping[str, float], maximize: bool) -> dict[str, float]:
+    """Best-per-family scores of one task -> 0 (worst family) .. 1 (best family).
+
+    Fewer than two families: no comparison, so ``{}``. All equal: every family 1.
+    """
+    signed = {f: (v if maximize else -v) for f, v in best.items()
+              if v is not None and math.isfinite(v)}
+    if len(signed) < 2:
+        return {}
+    low, high = min(signed.values()), max(signed.values())
+    if high - low <= 1e-12 * max(1.0, abs(high)):
+        return dict.fromkeys(signed, 1.0)
+    return {f: (v - low) / (high - low) for f, v in signed.items()}
+
+
+class FamilyScoreRegressor(BaseEstimator):
+    """Meta-features -> normalised score per family, from past tasks (scikit-learn estimator).
+
+    ``fit(X, Y)``: ``X`` (n_tasks, n_features) may hold NaN (imputed by the training median);
+    ``Y`` (n_tasks, n_families) holds normalised scores, NaN where a task did not measure a
+    family. Each family gets its own distance-weighted k-nearest-neighbour model over the
+    standardised features of the tasks that measured it. ``predict(X)`` returns
+    (n, n_families), NaN for a family no training task measured.
+
+    Parameters: ``n_neighbors`` (k, capped at the tasks available per family) and ``weights``
+    (``"distance"`` or ``"uniform"``, as in :class:`~sklearn.neighbors.KNeighborsRegressor`).
+    """
+
+    def __init__(self, n_neighbors: int = 3, weights: str = "distance") -> None:
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+
+    def fit(self, X: Any, y: Any) -> FamilyScoreRegressor:
+        X = np.asarray(X, dtype=np.float64)
+        Y = np.asarray(y, dtype=np.float64)
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if X.ndim != 2 or len(X) != len(Y) or len(X) == 0:
+            raise ValueError(f"X must be (n_tasks, n_features) and y (n_tasks, n_families) "
+                             f"with n_tasks >= 1; got {X.shape} and {Y.shape}")
+        if self.n_neighbors < 1:
+            raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
+        self.n_features_in_ = X.shape[1]
+        self.n_outputs_ = Y.shape[1]
+        self.imputer_ = SimpleImputer(strategy="median", keep_empty_features=True).fit(X)
+        self.scaler_ = StandardScaler().fit(self.imputer_.transform(X))
+        Z = self._transform(X)
+        self.support_ = (~np.isnan(Y)).sum(axis=0)
+        self.models_: list[KNeighborsRegressor | None] = []
+        for j in range(self.n_outputs_):
+            rows = ~np.isnan(Y[:, j])
+            if not rows.any():
+                self.models_.append(None)
+                continue
+            k = min(self.n_neighbors, int(rows.sum()))
+            self.models_.append(KNeighborsRegressor(n_neighbors=k, weights=self.weights)
+                                .fit(Z[rows], Y[rows, j]))
+        self.neighbours_ = NearestNeighbors().fit(Z)
+        return self
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        return self.scaler_.transform(self.imputer_.transform(X))
+
+    def _check(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "models_"):
+            raise ValueError("this FamilyScoreRegressor is not fitted yet; call fit(X, y) first")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X must have {self.n_features_in_} columns, got shape {X.shape}")
+        return X
+
+    def predict(self, X: Any) -> np.ndarray:
+        Z = self._transform(self._check(X))
+        out = np.full((len(Z), self.n_outputs_), np.nan)
+        for j, model in enumerate(self.models_):
+            if model is not None:
+                out[:, j] = np.clip(model.predict(Z), 0.0, 1.0)
+        return out
+
+    def kneighbors(self, X: Any, n_neighbors: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, row indices) of the nearest training tasks, over all families."""
+        Z = self._transform(self._check(X))
+        k = min(n_neighbors, self.neighbours_.n_samples_fit_)
+        return self.neighbours_.kneighbors(Z, n_neighbors=k)
+
+    def score(self, X: Any, y: Any) -> float:
+        """Masked R^2 over the measured entries of ``y`` (higher is better, 1 is perfect)."""
+        Y = np.asarray(y, dtype=np.float64)
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        P = self.predict(X)
+        mask = ~np.isnan(Y) & ~np.isnan(P)
+        if not mask.any():
+            return math.nan
+        residual = ((Y - P)[mask] ** 2).sum()
+        total = ((Y[mask] - Y[mask].mean()) ** 2).sum()
+        return float(1.0 - residual / total) if total > 0 else float(residual == 0)
+
+
+@dataclass(frozen=True)
+class TrainingTable:
+    """Past tasks as a learning problem: X (tasks x features), Y (tasks x families)."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    families: list[str]
+    tasks: list[TaskRecord]
+    best: list[dict[str, TrialRecord]]  # per task: its best completed trial per family
+
+
+def training_table(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
+                   families: Iterable[str] | None = None,
+                   exclude: Iterable[int] = ()) -> TrainingTable:
+    """Build the table from :meth:`archsearch.store.Store.past_results`.
+
+    Tasks in ``exclude`` and tasks that measured fewer than two of ``families`` (nothing to
+    compare) are left out. ``families`` defaults to every family seen.
+    """
+    excluded = set(exclude)
+    rows = [(task, dict(best)) for task, best in past if task.id not in excluded]
+    names = sorted(set(families) if families is not None
+                   else {f for _, best in rows for f in best})
+    X, Y, tasks, bests = [], [], [], []
+    for task, best in rows:
+        maximize = task.metric.direction == "maximize"
+        scores = normalised_scores({f: t.val_score for f, t in best.items() if f in names},
+                                   maximize)
+        if not scores:
+            continue
+        X.append(meta_vector(task.meta_features, task.task_kind))
+        Y.append([scores.get(f, math.nan) for f in names])
+        tasks.append(task)
+        bests.append(best)
+    return TrainingTable(np.asarray(X, dtype=np.float64).reshape(len(X), len(FEATURE_NAMES)),
+                         np.asarray(Y, dtype=np.float64).reshape(len(Y), len(names)),
+                         names, tasks, bests)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    task_id: int
+    dataset_name: str
+    distance: float
+    best_family: str
+
+
+@dataclass(frozen=True)
+class PastEvidence:
+    """What past tasks predict for this one (``available`` False: too few, the rules decide)."""
+
+    available: bool
+    n_tasks: int  # usable past tasks
+    scores: dict[str, float] = field(default_factory=dict)  # predicted 0..1 per family
+    support: dict[str, int] = field(default_factory=dict)  # past tasks that measured a family
+    neighbours: list[Neighbour] = field(default_factory=list)
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # family -> config to try
+    config_sources: dict[str, str] = field(default_factory=dict)  # family -> "task 3, trial 4"
+    same_data: list[tuple[int, int, str]] = field(default_factory=list)  # (task, seed, winner)
+    n_neighbors: int = 3
+
+    def weight(self, family: str) -> float:
+        """How much to trust the prediction for ``family``: n / (n + 2), n = tasks behind it."""
+        n = min(self.n_neighbors, self.support.get(family, 0))
+        return n / (n + 2.0) if family in self.scores else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"available": self.available, "n_tasks": self.n_tasks, "scores": self.scores,
+                "support": self.support,
+                "neighbours": [n.__dict__ for n in self.neighbours]}
+
+
+NO_PAST = PastEvidence(False, 0)
+
+
+def past_evidence(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
+                  meta: Mapping[str, Any], task_kind: str, families: Sequence[str],
+                  exclude: Iterable[int] = (), fingerprint: str | None = None,
+                  n_neighbors: int = 3) -> PastEvidence:
+    """Fit the ranker on ``past`` (minus ``exclude``) and predict for this task's ``meta``.
+
+    ``fingerprint``: this data set's, to report earlier searches of the same data (their
+    seeds and winners: stability across seeds).
+    """
+    table = training_table(past, families, exclude)
+    same = []
+    for task, row in zip(table.tasks, table.Y, strict=True):
+        if fingerprint and task.fingerprint == fingerprint:
+            same.append((task.id, task.seed, table.families[int(np.nanargmax(row))]))
+    if len(table.tasks) < MIN_TASKS:
+        return PastEvidence(False, len(table.tasks), same_data=same, n_neighbors=n_neighbors)
+    model = FamilyScoreRegressor(n_neighbors=n_neighbors).fit(table.X, table.Y)
+    x = meta_vector(meta, task_kind)[None, :]
+    predicted = model.predict(x)[0]
+    scores = {f: float(v) for f, v in zip(table.families, predicted, strict=True)
+              if not math.isnan(v)}
+    support = {f: int(n) for f, n in zip(table.families, model.support_, strict=True)}
+    distances, indices = model.kneighbors(x, n_neighbors)
+    neighbours, configs, sources = [], {}, {}
+    for distance, index in zip(distances[0], indices[0], strict=True):
+        task = table.tasks[index]
+        winner = table.families[int(np.nanargmax(table.Y[index]))]
+        neighbours.append(Neighbour(task.id, task.dataset_name, float(distance), winner))
+    # A configuration to start from, per family: its best trial on the nearest past task
+    # that measured it.
+    _, order = model.kneighbors(x, len(table.tasks))
+    for index in order[0]:
+        for family, trial in table.best[index].items():
+            if family in scores and family not in configs:
+                configs[family] = dict(trial.config)
+                sources[family] = f"task {table.tasks[index].id}, trial {trial.number}"
+    return PastEvidence(True, len(table.tasks), scores, support, neighbours, configs, sources,
+                        same, n_neighbors)
