@@ -9,10 +9,13 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from archsearch.errors import ArchsearchError, UsageError
-from archsearch.types import Constraints, TaskKind
+from archsearch.types import PRUNERS, SAMPLERS, Constraints, Objectives, TaskKind
+
+if TYPE_CHECKING:
+    from archsearch.data import LoadOptions
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -51,7 +54,6 @@ def _default_db() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from archsearch.search import PRUNERS, SAMPLERS
 
     parser = _Parser(prog="archsearch", description="Measure sequence-model families on your "
                      "data and hardware, and recommend one.")
@@ -59,11 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="run an architecture search on a data set")
     search.add_argument("data", nargs="?",
-                        help="a data file (.npz) or builtin:NAME[?key=value&...]")
+                        help="a data file (.npz, .csv, .parquet) or builtin:NAME[?key=value&...] "
+                        "(`archsearch datasets` lists them)")
     search.add_argument("--resume", type=_positive_int, metavar="TASK_ID",
                         help="continue a stopped task (kept trials are not rerun)")
-    search.add_argument("--task", choices=[k.value for k in TaskKind])
-    search.add_argument("--target", help="target column (tabular formats)")
+    _add_load_options(search)
     search.add_argument("--constraint", action="append", default=[], metavar="KEY=VALUE",
                         help="max_latency_ms, max_params, max_memory_mb, max_trial_minutes, "
                         "streaming, device (repeatable)")
@@ -73,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: search_spaces/default.yaml)")
     search.add_argument("--sampler", choices=SAMPLERS, default="tpe")
     search.add_argument("--pruner", choices=PRUNERS, default="median")
+    search.add_argument("--objectives", default="quality", metavar="LIST",
+                        help="quality (default), or quality plus measured costs to minimise "
+                        "as a Pareto search: quality,latency / quality,params / "
+                        "quality,memory (combinable)")
+    search.add_argument("--rung-seconds", type=_positive_float, metavar="S",
+                        help="count pruning rungs in training time (rung k: k*S seconds of "
+                        "training) instead of epochs, so families are compared at equal "
+                        "compute")
     search.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, metavar="N",
                         help="CPUs Ray reserves per trial (default 1)")
     search.add_argument("--gpus-per-trial", type=_non_negative_float, metavar="F",
@@ -106,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     advice = commands.add_parser("recommend", help="recommend a family in seconds, before any "
                                  "search: rules and past tasks (no training)")
     advice.add_argument("data", help="a data file or builtin:NAME[?key=value&...]")
-    advice.add_argument("--task", choices=[k.value for k in TaskKind])
+    _add_load_options(advice)
     advice.add_argument("--constraint", action="append", default=[], metavar="KEY=VALUE",
                         help="as for search (repeatable)")
     advice.add_argument("--space", metavar="FILE", help="the families to choose from "
@@ -115,13 +125,69 @@ def build_parser() -> argparse.ArgumentParser:
     advice.add_argument("--json", action="store_true",
                         help="print the recommendation as JSON on the last line of stdout")
 
+    datasets = commands.add_parser("datasets", help="list the built-in data sets")
+    datasets.add_argument("--json", action="store_true",
+                          help="print them as a JSON list on the last line of stdout")
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     upgrade = db_commands.add_parser("upgrade", help="apply the schema migrations shipped in "
                                      "the package (Alembic) and print the revision")
     _add_db(upgrade)
     upgrade.add_argument("--json", action="store_true")
+
+    serve = commands.add_parser("serve", help="run the HTTP API and the live pages; searches "
+                                "run in background driver processes")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; any other needs a token)")
+    serve.add_argument("--port", type=_number(int, 1, strict=False), default=8000)
+    _add_db(serve)
+    serve.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster the searches "
+                       "join (default: each search starts a local Ray)")
+    serve.add_argument("--dashboard-url", metavar="URL", help="the Ray dashboard the pages "
+                       "link to (default: port 8265 of the Ray head, or of 127.0.0.1)")
+    serve.add_argument("--token-file", type=Path, metavar="FILE", help="file holding the bearer "
+                       "token (default: $ARCHSEARCH_API_TOKEN; on loopback without either, a "
+                       "token is generated into DATA_DIR/api_token)")
+    serve.add_argument("--data-dir", type=Path, default=Path("archsearch-data"), metavar="DIR",
+                       help="uploads and driver logs (default archsearch-data/)")
+    serve.add_argument("--report-dir", type=Path, default=Path("reports"), metavar="DIR")
+    serve.add_argument("--max-upload-mb", type=_positive_float, default=512.0, metavar="MB",
+                       help="largest request body accepted (default 512)")
     return parser
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    """How to read DATA: the fields of LoadOptions (left out: detected, or its default)."""
+    from archsearch.data import IMPUTE_METHODS, LoadOptions
+
+    group = parser.add_argument_group("reading DATA (left out: detected from the data)")
+    group.add_argument("--task", choices=[k.value for k in TaskKind])
+    group.add_argument("--target", metavar="COLUMN", help="CSV/Parquet: the target column "
+                       "(long format: each sequence's label; series: the one column to forecast, "
+                       "default every value column)")
+    group.add_argument("--id-column", metavar="COLUMN", help="long format: the sequence id "
+                       f"column (default {LoadOptions.id_column})")
+    group.add_argument("--step-column", metavar="COLUMN", help="long format: the step column "
+                       f"(default {LoadOptions.step_column})")
+    group.add_argument("--time-column", metavar="COLUMN", help="series: the time column "
+                       "(default: one named time, date, timestamp, datetime, ds or t)")
+    group.add_argument("--lookback", type=_positive_int, metavar="STEPS",
+                       help="series: input steps of each forecast window (default 32)")
+    group.add_argument("--horizon", type=_positive_int, metavar="STEPS",
+                       help=f"series: steps to forecast (default {LoadOptions.horizon})")
+    group.add_argument("--impute", choices=IMPUTE_METHODS, help="fill NaN feature values "
+                       "(series: every value column) instead of refusing them")
+
+
+def _load_options(args: argparse.Namespace) -> LoadOptions:
+    """The LoadOptions of the flags given; LoadOptions keeps the defaults of the others."""
+    from dataclasses import fields
+
+    from archsearch.data import LoadOptions
+
+    given = {f.name: getattr(args, f.name) for f in fields(LoadOptions)}
+    return LoadOptions(**{name: value for name, value in given.items() if value is not None})
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -138,13 +204,13 @@ def _search(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return _print_result(resume(args.resume, args.db, args.ray_address), args.json)
     request = SearchRequest(
-        data=args.data, constraints=Constraints.parse(args.constraint),
-        task=TaskKind(args.task) if args.task else None, target=args.target,
+        data=args.data, constraints=Constraints.parse(args.constraint), load=_load_options(args),
         budget_trials=args.budget_trials, budget_minutes=args.budget_minutes, space=args.space,
         db_url=args.db, ray_address=args.ray_address, report_dir=args.report_dir,
         seed=args.seed, sampler=args.sampler, pruner=args.pruner,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        cv_folds=args.cv_folds,
+        cv_folds=args.cv_folds, objectives=Objectives.parse(args.objectives),
+        rung_seconds=args.rung_seconds,
     )
     return _print_result(run_task(request), args.json)
 
@@ -195,7 +261,7 @@ def _recommend(args: argparse.Namespace) -> int:
     from archsearch.recommend import advise
 
     advice = advise(args.data, Constraints.parse(args.constraint), args.db,
-                    task=TaskKind(args.task) if args.task else None, space=args.space)
+                    load=_load_options(args), space=args.space)
     rec, answer = advice.recommendation, advice.to_json()
     basis = (f"measured in task {advice.measured_task.id}" if advice.measured_task
              else f"rules and {advice.past.n_tasks} past task(s), before any search")
@@ -213,6 +279,25 @@ def _recommend(args: argparse.Namespace) -> int:
     print(f"Database: {advice.database}.")
     if args.json:
         print(json.dumps(answer, default=str))
+    return EXIT_OK
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from archsearch.data import BUILTIN_TASKS, INSTALL_HINT
+
+    rows = [{"name": t.name, "source": f"builtin:{t.name}", "description": t.description,
+             "parameters": dict(t.defaults), "requires": t.requires, "available": t.available}
+            for t in BUILTIN_TASKS.values()]
+    width = max(len(row["name"]) for row in rows)
+    for row in rows:
+        parameters = ", ".join(f"{k}={v}" for k, v in row["parameters"].items())
+        needs = "" if row["requires"] is None else (
+            f" [{row['requires']}: installed]" if row["available"]
+            else f" [needs {row['requires']}: {INSTALL_HINT}]")
+        print(f"{row['name']:<{width}}  {row['description']}"
+              f"{f' ({parameters})' if parameters else ''}{needs}")
+    if args.json:
+        print(json.dumps(rows))
     return EXIT_OK
 
 
@@ -237,6 +322,16 @@ def _db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from archsearch.api import ServeConfig, serve
+
+    serve(ServeConfig(host=args.host, port=args.port, db_url=args.db,
+                      ray_address=args.ray_address, dashboard_url=args.dashboard_url,
+                      data_dir=args.data_dir, report_dir=args.report_dir,
+                      token_file=args.token_file, max_upload_mb=args.max_upload_mb))
+    return EXIT_OK
+
+
 def _spaces(args: argparse.Namespace) -> int:
     from archsearch.space import load_space
 
@@ -253,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         handler = {"search": _search, "tasks": _tasks, "report": _report, "spaces": _spaces,
-                   "recommend": _recommend, "db": _db}[args.command]
+                   "recommend": _recommend, "datasets": _datasets, "db": _db,
+                   "serve": _serve}[args.command]
         return handler(args)
     except ArchsearchError as exc:
         print(f"archsearch: error: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from archsearch.errors import ConstraintError
+from archsearch.errors import ConstraintError, UsageError
 
 
 class TaskKind(str, enum.Enum):
@@ -61,6 +61,54 @@ class Metric:
         if task is TaskKind.CLASSIFICATION:
             return Metric("accuracy", "maximize")
         return Metric("mse", "minimize")
+
+
+# The Optuna pruners and samplers a search can use (named here, not in the search room, so that
+# parsing a command line does not import Ray and Optuna).
+PRUNERS = ("median", "halving", "hyperband", "wilcoxon", "none")
+SAMPLERS = ("tpe", "random", "nsga2")
+
+# What a multi-objective search minimises beside quality: a measured cost of the untrained model.
+COST_OBJECTIVES = {"latency": "latency_ms", "params": "params", "memory": "peak_memory_mb"}
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """``quality`` alone (one objective), or quality plus measured costs (a Pareto search)."""
+
+    costs: tuple[str, ...] = ()  # keys of COST_OBJECTIVES
+
+    @staticmethod
+    def parse(text: str) -> Objectives:
+        """``quality[,latency|params|memory...]``, as given to ``--objectives``."""
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        known = ", ".join(COST_OBJECTIVES)
+        if not names or names[0] != "quality":
+            raise UsageError(f"objectives '{text}': the first objective must be quality, "
+                                  f"optionally followed by costs to minimise ({known}), e.g. "
+                                  "quality,latency.")
+        costs = names[1:]
+        unknown = [name for name in costs if name not in COST_OBJECTIVES]
+        if unknown or len(set(costs)) != len(costs):
+            raise UsageError(f"objectives '{text}': "
+                                  + (f"unknown cost objective '{unknown[0]}'" if unknown
+                                     else "an objective is named twice")
+                                  + f"; the costs are {known}.")
+        return Objectives(tuple(costs))
+
+    @property
+    def multi(self) -> bool:
+        return bool(self.costs)
+
+    def __str__(self) -> str:
+        return ",".join(("quality", *self.costs))
+
+    def cost_values(self, cost: CostMeasurement) -> list[float]:
+        """The measured costs this search minimises, in order."""
+        return [float(getattr(cost, COST_OBJECTIVES[name])) for name in self.costs]
+
+
+QUALITY_ONLY = Objectives()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archsearch.data import fingerprint, load_dataset, meta_features, prepare
+from archsearch.data import LoadOptions, fingerprint, load_dataset, meta_features, prepare
 from archsearch.errors import UsageError
 from archsearch.recommend import Recommendation, evidence_for_task, facts_for, recommend
 from archsearch.recommend.warm_start import similar_winners
@@ -24,12 +24,13 @@ from archsearch.space import load_space
 from archsearch.store import RecommendationRecord, Store, TaskRecord, TrialRecord
 from archsearch.trial.runner import model_io
 from archsearch.types import (
+    QUALITY_ONLY,
     ArchConfig,
     Constraints,
     CostMeasurement,
     EpochReport,
     Metric,
-    TaskKind,
+    Objectives,
     TaskStatus,
     TrainConfig,
     TrialOutcome,
@@ -47,8 +48,7 @@ def stderr_printer(line: str) -> None:
 class SearchRequest:
     data: str
     constraints: Constraints = field(default_factory=Constraints)
-    task: TaskKind | None = None
-    target: str | None = None
+    load: LoadOptions = field(default_factory=LoadOptions)  # --task, --target, columns, windows
     budget_trials: int = 12
     budget_minutes: float | None = None
     space: str | None = None
@@ -61,19 +61,22 @@ class SearchRequest:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None  # None: one GPU per trial when the cluster has GPUs
     cv_folds: int = 5  # finalists re-scored by k-fold CV when the data set is small (0: off)
+    objectives: Objectives = QUALITY_ONLY  # quality, or quality plus costs (a Pareto search)
+    rung_seconds: float | None = None  # pruning rungs in training seconds (None: epochs)
 
     def to_options(self) -> dict[str, Any]:
         """What a stored task keeps of its request (the database URL and the Ray address are
         where it runs, not what it is)."""
         return {
             "data": self.data, "constraints": self.constraints.to_dict(),
-            "task": self.task.value if self.task else None, "target": self.target,
+            "load": self.load.to_dict(),  # so that a resumed task reads its data the same way
             "budget_trials": self.budget_trials, "budget_minutes": self.budget_minutes,
             "space": str(Path(self.space).resolve()) if self.space else None,
             "report_dir": str(self.report_dir.resolve()), "seed": self.seed,
             "sampler": self.sampler, "pruner": self.pruner,
             "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
-            "cv_folds": self.cv_folds,
+            "cv_folds": self.cv_folds, "objectives": str(self.objectives),
+            "rung_seconds": self.rung_seconds,
         }
 
     @staticmethod
@@ -81,7 +84,8 @@ class SearchRequest:
                      ray_address: str | None) -> SearchRequest:
         return SearchRequest(
             **{**options, "constraints": Constraints(**options["constraints"]),
-               "task": TaskKind(options["task"]) if options["task"] else None,
+               "load": LoadOptions.from_dict(options["load"]),
+               "objectives": Objectives.parse(options.get("objectives", "quality")),
                "report_dir": Path(options["report_dir"])},
             db_url=db_url, ray_address=ray_address,
         )
@@ -181,7 +185,7 @@ class StoreObserver:
 def submit(request: SearchRequest) -> int:
     """Validate the request and store it as a ``queued`` task; input errors raise before any
     write. The search itself runs in :func:`execute` (here, in a worker process, or later)."""
-    dataset = load_dataset(request.data, request.task)
+    dataset = load_dataset(request.data, request.load)
     space = load_space(request.space)
     prepare(dataset, request.seed)  # the split must be possible before we accept the task
     store = Store(request.db_url)
@@ -210,7 +214,7 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
     try:
         task = store.get_task(task_id)
         request = SearchRequest.from_options(task.options, db_url, ray_address)
-        dataset = load_dataset(request.data, request.task)
+        dataset = load_dataset(request.data, request.load)
         space = load_space(request.space)
         prepared = prepare(dataset, request.seed)
         metric = task.metric
@@ -233,6 +237,7 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                 optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
                 rerun_numbers=tuple(unfinished), cpus_per_trial=request.cpus_per_trial,
                 gpus_per_trial=request.gpus_per_trial, cv_folds=request.cv_folds,
+                objectives=request.objectives, rung_seconds=request.rung_seconds,
                 warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
             )
             try:
@@ -331,6 +336,16 @@ def _mark_ended(store: Store, task_id: int, status: TaskStatus, error: str) -> N
         pass
 
 
+def end_unfinished_task(db_url: str, task_id: int, status: TaskStatus, reason: str) -> None:
+    """End a task whose driver is gone (killed, cancelled, crashed) if it still reads queued or
+    running; a task its driver already ended keeps its status."""
+    store = Store(db_url)
+    try:
+        _mark_ended(store, task_id, status, reason)
+    finally:
+        store.close()
+
+
 def selection_trials(trials: list[TrialRecord]) -> list[TrialRecord]:
     """The trials that compete for the pick, scored as they are compared: when finalists were
     cross-validated (small data), they alone compete, on their cross-validation mean."""
@@ -384,6 +399,9 @@ def summary(task: TaskRecord, trials: list[TrialRecord], rec: Recommendation | N
             "rationale": rec.rationale,
         },
         "trials": counts,
+        "objectives": task.options.get("objectives", "quality"),
+        # trials not dominated in quality vs latency or vs parameters (within the constraints)
+        "pareto_front": [] if rec is None else rec.pareto,
         "report": task.report_path,
         "dashboard_url": dashboard_url,
     }

@@ -10,19 +10,23 @@ token (batch 1, families that stream) and peak memory of one batch-1 forward (th
 printed). Then three checks measured in the same run:
 
 - ssm_scan_speedup_T1024: the selective SSM's parallel path (chunked scan) against its own
-  step-by-step path over the same 1024 tokens, both on CPU, with the max abs difference of
-  their outputs. Target >= 10. The kernel-only ratio (chunked scan against a plain loop over
-  the same precomputed coefficients, mamba-minimal's reference scan) is reported beside it.
+  step-by-step path over the same 1024 tokens, both on CPU, timed interleaved (so that both see
+  the same machine load), with the max abs difference of their outputs. Target >= 10. The
+  kernel-only ratio (chunked scan against a plain loop over the same precomputed coefficients,
+  mamba-minimal's reference scan) is reported beside it.
 - linear_vs_softmax_memory_T4096: peak forward memory of linear attention over softmax attention
   at equal width and depth, softmax computed as written, softmax(Q K^T / sqrt(d)) V (the
   materialised T x T matrix of the "vanilla Transformer" in the S4 paper's table). Target
   <= 0.1. The ratio against PyTorch's fused SDPA kernel, which never materialises T x T, is
   reported beside it.
-- lstm_vs_transformer_train_step at T = 64, 256, 1024, at (near) equal parameter count.
+- lstm_vs_transformer_train_step at T = 64, 256, 1024, at (near) equal parameter count, the
+  two timed in turn.
 
 The last line printed is one JSON object; the same data goes to DIR/blocks.json and a plot of
 cost against length per family to DIR/blocks.svg (hand-written SVG, no plotting dependency).
-Threads are pinned for every timing and recorded.
+Threads are pinned for every timing and recorded, and so is the 1-minute load average at the
+start and the end: on a shared machine other work slows the large multi-threaded operations of
+the parallel paths far more than the small ones of a step loop.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import argparse
 import html
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -52,9 +57,9 @@ from archsearch.measure import (  # noqa: E402
     model_size_mb,
     step_latency_ms,
     summarise,
+    time_interleaved,
     train_step_ms,
 )
-from archsearch.measure.timing import time_calls  # noqa: E402
 from archsearch.types import ArchConfig, ModelIO, TaskKind  # noqa: E402
 
 D_MODEL = 64
@@ -143,14 +148,18 @@ def ssm_scan_check(repeats: int) -> dict[str, Any]:
             return torch.stack(outs, 1)
 
         diff = (stream() - parallel).abs().max().item()
-        par_ms, _ = summarise(time_calls(lambda: block(h, torch.tensor([T])), CPU, 2, repeats))
-        loop_ms, _ = summarise(time_calls(stream, CPU, 1, max(1, repeats // 3)))
+        # Interleaved: on a shared machine the load drifts within seconds, and the ratio must
+        # compare the two paths under the same load.
+        par_times, loop_times = time_interleaved(
+            [lambda: block(h, torch.tensor([T])), stream], CPU, 1, repeats)
+        par_ms, loop_ms = summarise(par_times)[0], summarise(loop_times)[0]
         # Kernel only: the same recurrence on precomputed coefficients (d = 2 * D, n = 16).
         a = torch.rand(1, T, 2 * D_MODEL, 16) * 0.5 + 0.5
         b = torch.randn(1, T, 2 * D_MODEL, 16)
         kernel_diff = (linear_scan(a, b) - loop_scan(a, b)).abs().max().item()
-        chunk_ms, _ = summarise(time_calls(lambda: linear_scan(a, b), CPU, 2, repeats))
-        ref_ms, _ = summarise(time_calls(lambda: loop_scan(a, b), CPU, 2, repeats))
+        chunk_times, ref_times = time_interleaved(
+            [lambda: linear_scan(a, b), lambda: loop_scan(a, b)], CPU, 2, repeats)
+        chunk_ms, ref_ms = summarise(chunk_times)[0], summarise(ref_times)[0]
     return {
         "ssm_scan_speedup_T1024": round(loop_ms / par_ms, 2),
         "ssm_scan_T1024": {"parallel_ms": round(par_ms, 3), "step_loop_ms": round(loop_ms, 3),
@@ -189,18 +198,22 @@ def memory_check() -> dict[str, Any]:
     }
 
 
-def lstm_vs_transformer(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def lstm_vs_transformer(batch: int, repeats: int) -> dict[str, Any]:
+    """Training step of the equal-size pair at T = 64, 256, 1024, the two timed in turn (as
+    the SSM check) rather than taken from rows measured minutes apart."""
     out: dict[str, Any] = {}
     for T in (64, 256, 1024):
-        pair = {r["family"]: r for r in rows if r["seq_len"] == T
-                and r["family"] in ("lstm", "transformer")}
-        if len(pair) < 2:
-            continue
-        lstm, tf = pair["lstm"], pair["transformer"]
+        models = {label: build(label, T) for label in ("lstm", "transformer")}
+        samples: dict[str, list[float]] = {label: [] for label in models}
+        for _ in range(repeats):
+            for label, model in models.items():
+                samples[label].append(train_step_ms(model, N_FEATURES, T, batch, CPU, warmup=1,
+                                                    repeats=1)[0])
+        lstm_ms, tf_ms = summarise(samples["lstm"])[0], summarise(samples["transformer"])[0]
         out[f"T{T}"] = {
-            "lstm_ms": lstm["train_step_ms"], "transformer_ms": tf["train_step_ms"],
-            "transformer_speedup": round(lstm["train_step_ms"] / tf["train_step_ms"], 3),
-            "params": {"lstm": lstm["params"], "transformer": tf["params"]},
+            "lstm_ms": round(lstm_ms, 3), "transformer_ms": round(tf_ms, 3),
+            "transformer_speedup": round(lstm_ms / tf_ms, 3),
+            "params": {label: count_params(model) for label, model in models.items()},
         }
     out["claim"] = "seed: Transformers train 5-10x faster than RNNs at equal parameter count"
     return out
@@ -282,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path(__file__).resolve().parent / "out")
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    load_start = os.getloadavg()[0]  # other work on the machine skews every timing: record it
     lengths = [64, 256, 1024] if args.quick else [64, 256, 1024, 4096]
     repeats = 4 if args.quick else 10
     rows: list[dict[str, Any]] = []
@@ -295,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{json.dumps({k: v for k, v in rows[-1].items() if k != 'family'})}",
                       file=sys.stderr, flush=True)
         checks = {**ssm_scan_check(6 if args.quick else 10), **memory_check(),
-                  "lstm_vs_transformer_train_step": lstm_vs_transformer(rows)}
+                  "lstm_vs_transformer_train_step": lstm_vs_transformer(args.batch, repeats)}
     args.out.mkdir(parents=True, exist_ok=True)
     svg_path = args.out / "blocks.svg"
     title = (f"archsearch blocks: d_model {D_MODEL}, causal, CPU, {threads} threads, "
@@ -308,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "threads": threads,
+        "cpu_count": os.cpu_count(),
+        "load_avg_1min": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
         "d_model": D_MODEL,
         "train_batch": args.batch,
         "causal": True,

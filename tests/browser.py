@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import tempfile
+import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -76,3 +83,63 @@ def distinct_colours(png: Path, limit: int = 64) -> int:
             break
         previous = row
     return len(colours)
+
+
+def watch(url: str, expression: str, until: Callable[[Any], bool], timeout: float,
+          interval: float = 0.5) -> tuple[list[Any], list[str]]:
+    """Open ``url`` in headless Chromium and evaluate the JavaScript ``expression`` every
+    ``interval`` seconds over the DevTools protocol until ``until(value)`` holds or ``timeout``
+    passes; return every value seen and the page's uncaught exceptions."""
+    # Chromium's helper processes may still be writing the profile as it is removed.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
+        # Its own session, so that the browser and all its helper processes stop together.
+        browser = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={profile}",
+                                    "--remote-debugging-port=0", "about:blank"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+        try:
+            return asyncio.run(_watch(Path(profile) / "DevToolsActivePort", url, expression,
+                                      until, timeout, interval))
+        finally:
+            os.killpg(browser.pid, signal.SIGKILL)
+            browser.wait()
+
+
+async def _watch(port_file: Path, url: str, expression: str, until: Callable[[Any], bool],
+                 timeout: float, interval: float) -> tuple[list[Any], list[str]]:
+    import aiohttp  # Ray's dashboard needs it, so it is installed wherever archsearch is
+
+    deadline = time.monotonic() + timeout
+    while not port_file.is_file() or not port_file.read_text().strip():
+        if time.monotonic() > deadline:
+            raise RuntimeError("Chromium did not open its DevTools port")
+        await asyncio.sleep(0.1)
+    port = port_file.read_text().split()[0]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
+            target = next(t for t in await response.json() if t["type"] == "page")
+        async with session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            ids = iter(range(1, 1 << 30))
+            errors: list[str] = []
+
+            async def call(method: str, **params: Any) -> dict:
+                number = next(ids)
+                await ws.send_json({"id": number, "method": method, "params": params})
+                while True:
+                    message = await ws.receive_json()
+                    if message.get("method") == "Runtime.exceptionThrown":
+                        errors.append(json.dumps(message["params"]["exceptionDetails"])[:2000])
+                    if message.get("id") == number:
+                        return message.get("result", {})
+
+            await call("Runtime.enable")
+            await call("Page.navigate", url=url)
+            values: list[Any] = []
+            while time.monotonic() < deadline:
+                result = await call("Runtime.evaluate", expression=expression,
+                                    returnByValue=True)
+                values.append(result.get("result", {}).get("value"))
+                if until(values[-1]):
+                    break
+                await asyncio.sleep(interval)
+            return values, errors

@@ -5,8 +5,11 @@ import json
 import numpy as np
 import pytest
 
+import archsearch.data.real as real
 from archsearch.cli import main
+from archsearch.data import BUILTIN_TASKS
 from archsearch.store import Store
+from tests.data_corpus import write_bad_files
 
 
 @pytest.fixture
@@ -36,6 +39,12 @@ BAD_SEARCHES = [
     (["--gpus-per-trial", "-0.5"], "at least 0"),
     (["--cv-folds", "-2"], "at least 0"),
     (["--task", "translation"], "invalid choice"),
+    (["--task", "classification"], "is a regression data set"),
+    (["--lookback", "0"], "must be at least 1"),
+    (["--horizon", "soon"], "not an integer"),
+    (["--impute", "median"], "invalid choice"),
+    (["--id-column", "step"], "two different columns"),
+    (["--target", "y"], "do not apply"),
     (["--constraint", "max_params=lots"], "positive int"),
     (["--constraint", "colour=blue"], "unknown constraint 'colour'"),
     (["--pruner", "magic"], "invalid choice"),
@@ -110,3 +119,48 @@ def test_report_of_unknown_task_exit_2(db, capsys):
 def test_tasks_json_on_empty_db(db, capsys):
     code, out, _ = run_cli(["tasks", "--db", db, "--json"], capsys)
     assert code == 0 and json.loads(out.strip().splitlines()[-1]) == []
+
+
+def test_hand_made_bad_files_exit_2_through_the_cli(tmp_path, db, capsys):
+    for bad in write_bad_files(tmp_path / "bad"):
+        code, _, err = run_cli(["search", bad.source, *bad.args, "--db", db], capsys)
+        assert code == 2, (bad.name, err)
+        assert bad.expect in err.lower() and "Traceback" not in err, (bad.name, err)
+        assert len(err.strip().splitlines()) == 1, bad.name
+    assert Store(db).list_tasks() == []
+
+
+def test_load_options_reach_recommend(tmp_path, capsys):
+    t = np.arange(80)
+    (tmp_path / "s.csv").write_text("when,load\n" + "".join(f"{i},{np.sin(i / 4):.4f}\n"
+                                                           for i in t))
+    source, db = str(tmp_path / "s.csv"), f"sqlite:///{tmp_path / 'none.db'}"
+    code, _, err = run_cli(["recommend", source, "--db", db], capsys)
+    assert code == 2 and "cannot tell its layout" in err
+    code, out, _ = run_cli(["recommend", source, "--time-column", "when", "--lookback", "6",
+                            "--horizon", "2", "--db", db, "--json"], capsys)
+    assert code == 0
+    meta = json.loads(out.strip().splitlines()[-1])["meta_features"]
+    assert (meta["task"], meta["lookback"], meta["horizon"]) == ("forecast", 6, 2)
+    assert not (tmp_path / "none.db").exists()  # an instant answer writes nothing
+
+
+@pytest.mark.parametrize("packages", ["as installed here", "none installed"])
+def test_datasets_lists_every_builtin(packages, capsys, monkeypatch):
+    if packages == "none installed":
+        monkeypatch.setattr(real, "_package_dir", lambda package: None)
+    code, out, _ = run_cli(["datasets", "--json"], capsys)
+    assert code == 0
+    rows = json.loads(out.strip().splitlines()[-1])
+    assert [r["name"] for r in rows] == list(BUILTIN_TASKS)
+    for row in rows:
+        task = BUILTIN_TASKS[row["name"]]
+        assert row["source"] == f"builtin:{task.name}" and row["parameters"] == task.defaults
+        assert row["available"] == task.available
+        line = next(line for line in out.splitlines() if line.startswith(f"{task.name} "))
+        assert task.description in line
+        if not task.available:
+            assert "pip install 'archsearch[datasets]'" in line
+    assert all(r["available"] for r in rows if r["requires"] is None)
+    if packages == "none installed":
+        assert not any(r["available"] for r in rows if r["requires"] is not None)

@@ -53,10 +53,17 @@ def test_search_end_to_end(tmp_path):
         epochs = conn.scalar(select(func.count()).select_from(EpochRow))
         epochs_run = conn.scalar(select(func.sum(TrialRow.epochs_run)))
         assert epochs == epochs_run > 0
-    # Six trials, six families: the initial design is balanced across the default space's ten.
+    # Six trials, six families: the initial design is balanced across the default space's ten,
+    # and every trial stored the measurements of its model.
     with engine.connect() as conn:
-        tried = set(conn.scalars(select(TrialRow.family)).all())
+        measured = conn.execute(select(TrialRow.family, TrialRow.params, TrialRow.flops,
+                                       TrialRow.latency_ms, TrialRow.peak_memory_mb,
+                                       TrialRow.memory_method, TrialRow.device)).all()
+    tried = {row.family for row in measured}
     assert len(tried) == 6 and tried <= DEFAULT_FAMILIES
+    for row in measured:
+        assert row.params > 0 and row.flops > 0 and row.latency_ms > 0, row
+        assert row.peak_memory_mb > 0 and row.memory_method and row.device in ("cpu", "cuda"), row
 
     listed = archsearch("tasks", "--db", db, "--json", cwd=tmp_path)
     tasks = json.loads(listed.stdout.strip().splitlines()[-1])
@@ -71,17 +78,74 @@ def test_search_end_to_end(tmp_path):
 def test_parameter_budget_makes_trials_infeasible(tmp_path):
     db = f"sqlite:///{tmp_path / 'c.db'}"
     run = archsearch("search", "builtin:adding?length=16&n=200", "--budget-trials", "6",
-                     "--constraint", "max_params=3000", "--db", db, "--report-dir",
+                     "--constraint", "max_params=5000", "--db", db, "--report-dir",
                      str(tmp_path), "--json", cwd=tmp_path)
     assert run.returncode in (0, 1), run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["trials"]["infeasible"] > 0
     assert sum(summary["trials"].values()) == 6
     if summary["best"] is not None:
-        assert summary["best"]["params"] <= 3000
+        assert summary["best"]["params"] <= 5000
     engine = create_engine(db)
     with engine.connect() as conn:
         rows = conn.execute(select(TrialRow.status, TrialRow.epochs_run, TrialRow.error)).all()
     for status, epochs, error in rows:
         if status == "infeasible":
-            assert epochs == 0 and "max_params=3000" in error
+            assert epochs == 0 and "max_params=5000" in error
+
+
+SMALL_SPACE = """\
+version: 1
+training:
+  lr: {type: float, low: 1.0e-4, high: 3.0e-2, log: true}
+  batch_size: 64
+  max_epochs: 4
+  weight_decay: 0.0
+shared:
+  d_model: {type: ordinal, choices: [8, 16]}
+  dropout: 0.0
+  pooling: {type: categorical, choices: [last, mean]}
+families:
+  gru: {n_layers: {type: int, low: 1, high: 2}, bidirectional: false}
+  tcn: {n_layers: {type: int, low: 3, high: 4}, kernel_size: 2}
+"""
+
+
+def test_twenty_trials_prune_some(tmp_path):
+    (tmp_path / "small.yaml").write_text(SMALL_SPACE)
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    run = archsearch("search", "builtin:adding?length=16&n=300", "--budget-trials", "20",
+                     "--space", "small.yaml", "--cv-folds", "0", "--db", db, "--report-dir",
+                     str(tmp_path), "--json", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert sum(summary["trials"].values()) == 20
+    assert summary["trials"]["pruned"] > 0
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        rows = conn.execute(select(TrialRow.status, TrialRow.epochs_run, TrialRow.error)).all()
+    pruned = [(epochs, error) for status, epochs, error in rows if status == "pruned"]
+    # stored as pruned at the epoch the pruner stopped it (not at a later one it raced on to)
+    assert all(0 < epochs <= 4 and f"after epoch {epochs}" in error for epochs, error in pruned)
+
+
+def test_multi_objective_search_records_quality_and_latency(tmp_path):
+    import optuna
+
+    (tmp_path / "small.yaml").write_text(SMALL_SPACE)
+    db = f"sqlite:///{tmp_path / 'mo.db'}"
+    run = archsearch("search", "builtin:adding?length=16&n=300", "--budget-trials", "6",
+                     "--objectives", "quality,latency", "--space", "small.yaml",
+                     "--cv-folds", "0", "--db", db, "--report-dir", str(tmp_path), "--json",
+                     cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["objectives"] == "quality,latency" and summary["pareto_front"]
+    study = optuna.load_study(study_name=f"archsearch-task-{summary['task_id']}", storage=db)
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        latency = dict(conn.execute(select(TrialRow.number, TrialRow.latency_ms)).all())
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done and all(t.values[1] == pytest.approx(latency[t.number]) for t in done)
+    assert set(summary["pareto_front"]) <= {t.number for t in done}

@@ -19,6 +19,7 @@ from archsearch.measure import (
     rnn_flops,
     step_latency_ms,
     summarise,
+    time_interleaved,
     train_step_ms,
 )
 from archsearch.measure.memory import CPU_METHOD, LiveTensorPeak
@@ -72,6 +73,14 @@ def test_int8_is_measured_as_deployed() -> None:
     assert int8_cost.params == float_cost.params and int8_cost.flops == float_cost.flops
     assert int8_cost.model_size_mb < 0.5 * float_cost.model_size_mb
     assert int8_cost.step_ms > 0  # the int8 LSTM streams too
+
+
+def test_interleaved_timing_alternates_the_functions() -> None:
+    calls: list[str] = []
+    times = time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], CPU,
+                             warmup=1, repeats=3)
+    assert calls == ["a", "b"] * 4  # one warm-up round, then three timed rounds
+    assert [len(t) for t in times] == [3, 3] and all(ms >= 0 for t in times for ms in t)
 
 
 def test_fixed_threads_pins_and_restores() -> None:

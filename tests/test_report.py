@@ -1,12 +1,24 @@
 """The HTML report: escaped, self-contained, and really rendered by headless Chromium."""
 
+import json
+import subprocess
+import sys
+
+import torch
+
+from archsearch.blocks import build_model
 from archsearch.recommend import facts_for, recommend
-from archsearch.report import ReportInputs, render_report
+from archsearch.report import ReportInputs, export_model, render_report
+from archsearch.report.claims import check_claims
+from archsearch.report.scaling import ScalingRow, ScalingTable
 from archsearch.store import RecommendationRecord, Store
 from archsearch.types import (
+    ArchConfig,
     CostMeasurement,
     EpochReport,
     Metric,
+    ModelIO,
+    TaskKind,
     TaskStatus,
     TrialOutcome,
     TrialStatus,
@@ -26,8 +38,9 @@ def populated_store(tmp_path) -> tuple[Store, int]:
     for number, (family, params, score) in enumerate(
             [("lstm", 9000, 0.2), ("gru", 7000, 0.1), ("transformer", 30000, 0.3)]):
         cost = CostMeasurement(params, 10 * params, 0.1 * (number + 1), 0.2, 1.0, "m", "cpu", 1)
+        # Real configurations: the report rebuilds each family's best to time it by length.
         store.start_trial(task_id, number, family,
-                          {"family": family, "model": {"d_model": 16, "note": EVIL},
+                          {"family": family, "model": {"d_model": 16},
                            "train": {"max_epochs": 3}})
         store.record_cost(task_id, number, cost)
         for epoch in range(1, 4):
@@ -35,7 +48,7 @@ def populated_store(tmp_path) -> tuple[Store, int]:
                                                             0.5 * epoch))
         store.finish_trial(task_id, number, TrialOutcome(TrialStatus.COMPLETED, cost, 3, 3,
                                                          score, score, 1.5))
-    store.start_trial(task_id, 3, "lstm", {"family": "lstm", "model": {},
+    store.start_trial(task_id, 3, "lstm", {"family": "lstm", "model": {"note": EVIL},
                                            "train": {"max_epochs": 3}})
     store.finish_trial(task_id, 3, TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None,
                                                 0.0, f"boom {EVIL}"))
@@ -50,10 +63,20 @@ def populated_store(tmp_path) -> tuple[Store, int]:
     return store, task_id
 
 
+def export_pick(tmp_path) -> dict[str, str]:
+    """Export the pick (gru, d_model 16) as the workflow does, from a real checkpoint."""
+    arch = ArchConfig("gru", {"d_model": 16})
+    io = ModelIO(n_features=2, task=TaskKind.REGRESSION, n_outputs=1, max_len=64)
+    checkpoint = tmp_path / "trial-1.pt"
+    torch.save(build_model(arch, io).state_dict(), checkpoint)
+    return export_model(checkpoint, arch, io, tmp_path / "model", {})
+
+
 def render(tmp_path):
     store, task_id = populated_store(tmp_path)
     out = render_report(ReportInputs(store.get_task(task_id), store.trials(task_id),
-                                     store.latest_recommendation(task_id), {}),
+                                     store.latest_recommendation(task_id),
+                                     export_pick(tmp_path)),
                         tmp_path / "report.html")
     store.close()
     return out
@@ -65,6 +88,56 @@ def test_report_escapes_user_supplied_names(tmp_path):
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "Use gru" in html
     assert html.count("<script>") == 1  # only the report's own table-sorting script
+
+
+def test_report_shows_the_evidence_sections(tmp_path):
+    html = render(tmp_path).read_text()
+    # Headroom of the pick (gru, 7000 parameters) under max_params=50000.
+    assert "<td>max_params</td><td>50000</td><td>7000</td>\n<td>86%</td>" in html
+    # Cost against length, measured now on this machine for each family's best trial.
+    assert "Cost vs sequence length on this hardware" in html
+    table = json.loads((tmp_path / "scaling.json").read_text())
+    assert sorted(r["family"] for r in table["rows"]) == ["gru", "lstm", "transformer"]
+    assert all(r["latency_ms"] and r["error"] is None for r in table["rows"])
+    assert html.count("<svg") == 6  # 2 Pareto, best so far, epochs, latency and memory by length
+    # The seed's claims: the short-sequence rule held (gru, favoured, scored best), and the
+    # equal-size speed claim carries its measured verdict.
+    claims = html[html.index("The seed's claims checked"):html.index("Search statistics")]
+    assert "short-sequences-prefer-rnn" in claims and "<strong>held</strong>" in claims
+    assert "Transformer trains 5-10x faster" in claims and "Transformer is " in claims
+    # Compute saved: the failed trial left all 3 of its epochs unrun.
+    assert ("<td>failed</td><td>raised or reached a NaN loss</td><td>1</td><td>0</td>\n"
+            "<td>3</td>") in html.replace(' class="status-failed"', "")
+    # The export: state dict, config JSON, TorchScript, and a snippet that really loads it.
+    for name in ("state_dict.pt", "config.json", "model.torchscript.pt", "load_model.py"):
+        assert f"<code>{name}</code>" in html
+    assert "model.load_state_dict" in html
+    loaded = subprocess.run([sys.executable, "-c", (tmp_path / "model" / "load_model.py")
+                             .read_text() + "\nprint(type(model).__name__)"],
+                            cwd=tmp_path / "model", capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+
+
+def test_claim_verdicts_follow_the_numbers(tmp_path):
+    store, task_id = populated_store(tmp_path)
+    task, trials = store.get_task(task_id), store.trials(task_id)
+    store.close()
+    lengths = [256, 512, 1024]
+    table = ScalingTable(
+        lengths, 64,
+        [ScalingRow("transformer", 2, memory_mb={n: 1.0 + (n / 256) ** 2 for n in lengths},
+                    weights_mb=1.0),
+         ScalingRow("linear_attention", 5, latency_ms={n: n / 100 for n in lengths}),
+         ScalingRow("ssm", 6, latency_ms={8: 1.0, 16: 4.0})],  # too short to show growth
+        "cpu", 1, "m", 1.0,
+        equal_size={"lstm": {"params": 100, "train_step_ms": 10.0},
+                    "transformer": {"params": 100, "train_step_ms": 20.0}})
+    verdicts = {c.claim.split(":")[0].split(" ")[0]: c for c in check_claims(task, trials, table)}
+    assert verdicts["At"].verdict == "did not hold" and "2.00x slower" in verdicts["At"].evidence
+    assert verdicts["Attention"].verdict == "held"  # memory ~ length^2
+    assert verdicts["linear_attention"].verdict == "held"  # latency ~ length^1
+    assert verdicts["ssm"].verdict == "not tested"
+    assert verdicts["Rule"].verdict == "held"  # gru, favoured by the short-sequence rule, won
 
 
 def test_report_is_self_contained(tmp_path):

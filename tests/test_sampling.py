@@ -44,6 +44,19 @@ def test_stored_config_round_trips_through_optuna_params(seed):
     assert (again_arch, again_train) == (arch, train)
 
 
+def test_quantize_is_searched_and_older_configs_default_to_float():
+    space = load_space()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=4))
+    sampled = {sample_config(study.ask(), space)[0].hparams["quantize"] for _ in range(20)}
+    assert sampled == {"none", "int8"}
+    arch, train = sample_config(study.ask(), space)
+    stored = config_of(arch, train)
+    del stored["model"]["quantize"]  # stored before quantize joined the space: built in float
+    study.enqueue_trial(params_for(space, stored))
+    again, _ = sample_config(study.ask(), space)
+    assert again.hparams == {**arch.hparams, "quantize": "none"}
+
+
 def test_configs_outside_the_space_are_refused():
     space = load_space()
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))

@@ -1,6 +1,7 @@
 """One store contract, run against SQLite and a real PostgreSQL server."""
 
 import multiprocessing
+import time
 
 import pytest
 
@@ -84,8 +85,11 @@ def test_reopen_keeps_data_and_schema(db_url):
     again.close()
 
 
-def _write_search(url: str, n_trials: int, n_epochs: int) -> int:
+def _write_search(url: str, n_trials: int, n_epochs: int, start) -> tuple[int, float, float]:
+    """One search's writes; returns (task id, first write, last write) on a wall clock."""
     store = Store(url)
+    start.wait()  # the four writers begin together: the test is about contention
+    began = time.time()
     task_id = new_task(store)
     for number in range(n_trials):
         store.start_trial(task_id, number, "gru", {})
@@ -93,14 +97,22 @@ def _write_search(url: str, n_trials: int, n_epochs: int) -> int:
             store.record_epoch(task_id, number, EpochReport(epoch, 1.0, 0.5, 0.1))
         store.finish_trial(task_id, number, TrialOutcome(TrialStatus.COMPLETED, COST, n_epochs,
                                                          1, 0.5, 0.5, 0.1))
+    ended = time.time()
     store.close()
-    return task_id
+    return task_id, began, ended
 
 
 def test_four_concurrent_writers_lose_no_rows(db_url):
     Store(db_url).close()  # create the schema once, as `archsearch db upgrade` would
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        task_ids = pool.starmap(_write_search, [(db_url, 10, 5)] * 4)
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(4) as pool:
+        # Each worker blocks at the barrier until all four hold a task, so the four searches
+        # run in four processes at once.
+        start = manager.Barrier(4, timeout=300)
+        results = pool.starmap(_write_search, [(db_url, 10, 5, start)] * 4)
+    task_ids = [task_id for task_id, _, _ in results]
+    # The writes overlapped in time: every writer began before any had finished.
+    assert max(began for _, began, _ in results) < min(ended for _, _, ended in results)
     store = Store(db_url)
     assert len(set(task_ids)) == 4
     for task_id in task_ids:

@@ -2,12 +2,16 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
+from archsearch.blocks import build_model, inference_model
 from archsearch.data import PreparedData, Split
-from archsearch.trial import TrialSpec, run_trial
+from archsearch.trial import TrialSpec, evaluate, run_trial
+from archsearch.trial.runner import model_io
 from archsearch.types import ArchConfig, Constraints, TaskKind, TrainConfig, TrialStatus
 
 TRAIN = TrainConfig(lr=3e-3, batch_size=32, max_epochs=3)
+CPU = torch.device("cpu")
 
 
 def test_completed_trial_reports_every_epoch_and_tests_the_best(tiny_data):
@@ -41,6 +45,25 @@ def test_seeded_trials_are_deterministic(tiny_data):
     assert a.val_score == b.val_score and a.test_score == b.test_score
 
 
+def test_int8_trial_is_measured_and_scored_as_deployed(tiny_data):
+    arch = ArchConfig("lstm", {"d_model": 32, "quantize": "int8"})
+    float_cost = run_trial(TrialSpec(ArchConfig("lstm", {"d_model": 32}), TRAIN), tiny_data,
+                           lambda r: None).outcome.cost
+    reports = []
+    result = run_trial(TrialSpec(arch, TRAIN), tiny_data, reports.append)
+    outcome = result.outcome
+    assert outcome.status is TrialStatus.COMPLETED and len(reports) == 3
+    assert outcome.cost.quantized == "int8" and outcome.cost.params == float_cost.params
+    assert outcome.cost.model_size_mb < 0.5 * float_cost.model_size_mb
+    assert reports[-1].train_loss < reports[0].train_loss  # it trains (in float)
+    # The scores are the int8 copy's of the best float weights, not the float model's.
+    model = build_model(arch, model_io(tiny_data, Constraints()))
+    model.load_state_dict(result.state_dict)
+    int8_test = evaluate(inference_model(model), tiny_data.test, tiny_data.task, CPU)
+    float_test = evaluate(model, tiny_data.test, tiny_data.task, CPU)
+    assert outcome.test_score == int8_test != float_test
+
+
 def test_infeasible_trial_trains_zero_epochs(tiny_data):
     reports = []
     result = run_trial(TrialSpec(ArchConfig("transformer", {"d_model": 16}), TRAIN,
@@ -55,6 +78,14 @@ def test_bad_config_fails_with_its_error(tiny_data):
                        tiny_data, lambda r: None)
     assert result.outcome.status is TrialStatus.FAILED
     assert "does not take width" in result.outcome.error
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_a_gpu_fails_the_trial_with_its_reason(tiny_data):
+    result = run_trial(TrialSpec(ArchConfig("gru", {"d_model": 4}), TRAIN,
+                                 Constraints(device="cuda")), tiny_data, lambda r: None)
+    assert result.outcome.status is TrialStatus.FAILED
+    assert "no CUDA device" in result.outcome.error
 
 
 def test_nan_loss_fails_the_trial():

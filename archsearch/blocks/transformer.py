@@ -4,7 +4,8 @@ Positions: ``sinusoidal`` (added to the input, Vaswani et al. 2017), ``learned``
 table of ``max_len`` rows) or ``rotary`` (RoFormer, Su et al. 2021: queries and keys rotated by
 their position inside every attention layer, so attention scores depend on relative offsets).
 The feed-forward is dense or a top-k mixture of experts (``moe_experts`` > 0, see ``moe.py``).
-The layer stack is shared with the hybrids (``hybrids.py``).
+The layer stack (:class:`EncoderStack`) is shared with the hybrids ``tf_enc_rnn_dec`` and
+``rnn_then_tf``.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from archsearch.data.dataset import PreparedData, SequenceDataset, Split
 from archsearch.data.meta import fingerprint, meta_features
 from archsearch.data.npz import load_npz
 from archsearch.data.options import IMPUTE_METHODS, LoadOptions
+from archsearch.data.real import INSTALL_HINT
 from archsearch.data.splits import prepare, split_indices
 from archsearch.data.tabular import load_table
 from archsearch.data.validate import quote, reason_of
@@ -23,6 +24,7 @@ from archsearch.errors import DataError
 __all__ = [
     "BUILTIN_TASKS",
     "IMPUTE_METHODS",
+    "INSTALL_HINT",
     "LoadOptions",
     "PreparedData",
     "SequenceDataset",

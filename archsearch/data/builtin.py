@@ -26,6 +26,11 @@ class BuiltinTask:
     defaults: dict[str, int] = field(default_factory=dict)
     requires: str | None = None  # the PyPI package that ships the data, if not a core dependency
 
+    @property
+    def available(self) -> bool:
+        """Whether it loads here: the package that ships its data (if any) is installed."""
+        return self.requires is None or real.package_installed(self.requires)
+
 
 def _synthetic(length: int) -> dict[str, int]:
     return {"length": length, "n": 2000, "seed": 0}

@@ -40,6 +40,12 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def package_installed(package: str) -> bool:
+    """Whether ``package`` is installed; for the UCR/UEA sets sktime or aeon will do."""
+    alternatives = UCR_PACKAGES if package in UCR_PACKAGES else (package,)
+    return any(_package_dir(name) is not None for name in alternatives)
+
+
 def _package_file(packages: tuple[str, ...], relative: str, builtin: str) -> Path:
     """The first of ``packages`` that ships ``relative``; a DataError naming them if none does."""
     for package in packages:

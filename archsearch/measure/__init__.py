@@ -2,7 +2,7 @@
 
 :func:`measure_cost` is what a trial records; the pieces (:func:`count_flops`,
 :func:`latency_ms`, :func:`step_latency_ms`, :func:`train_step_ms`, :func:`forward_peak_mb`,
-:func:`fixed_threads`) are public for the benchmark.
+:func:`fixed_threads`, :func:`time_interleaved`) are public for the benchmark.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from archsearch.measure.timing import (
     step_latency_ms,
     summarise,
     sync,
+    time_interleaved,
     train_step_ms,
 )
 from archsearch.types import CostMeasurement
@@ -38,6 +39,7 @@ __all__ = [
     "step_latency_ms",
     "summarise",
     "sync",
+    "time_interleaved",
     "train_step_ms",
     "weights_bytes",
 ]
@@ -77,42 +79,43 @@ def measure_cost(model: nn.Module, n_features: int, seq_len: int, device: torch.
     time of one training step (forward, backward, AdamW) at that batch size.
 
     A model configured with ``quantize: int8`` (see ``archsearch.blocks.quantize``) is measured
-    as deployed: latency, memory and size of its int8 copy (CPU only: PyTorch's dynamic
-    quantization has no CUDA kernels, so on CUDA the float model is measured and ``quantized``
-    says "none"). Parameter and FLOP counts are those of the float graph; the training step,
-    which runs in float, is timed on the float model.
+    as deployed: latency, memory and size of its int8 copy, on CPU whatever ``device`` is
+    (PyTorch's dynamic quantization has no CUDA kernels; the recorded ``device`` says "cpu").
+    Parameter and FLOP counts are those of the float graph; the training step, which runs in
+    float, is timed on the float model on ``device``.
     """
     from archsearch.blocks.quantize import inference_model
 
     was_training = model.training
     model.eval()
-    deployed = inference_model(model) if device.type == "cpu" else model
+    deployed = inference_model(model)
     quantized = "int8" if deployed is not model else "none"
-    x = torch.randn(1, seq_len, n_features, device=device)
+    run_on = device if deployed is model else torch.device("cpu")  # where the deployed one runs
+    x = torch.randn(1, seq_len, n_features, device=run_on)
     try:
         with fixed_threads(threads) as n_threads:
             median, p95 = latency_ms(deployed, x, warmup=warmup, repeats=repeats)
             batch_median = batch_p95 = step_median = step_p95 = train_ms = None
             if batch_size is not None:
-                xb = torch.randn(batch_size, seq_len, n_features, device=device)
+                xb = torch.randn(batch_size, seq_len, n_features, device=run_on)
                 batch_median, batch_p95 = latency_ms(deployed, xb, warmup=warmup,
                                                      repeats=repeats)
                 train_ms, _ = train_step_ms(model, n_features, seq_len, batch_size, device,
                                             repeats=max(1, min(repeats, 5)))
                 model.eval()
             if step_tokens and getattr(deployed, "can_step", False):
-                step_median, step_p95 = step_latency_ms(deployed, n_features, device,
+                step_median, step_p95 = step_latency_ms(deployed, n_features, run_on,
                                                         tokens=step_tokens,
                                                         repeats=max(1, min(repeats, 5)))
             memory_mb, method = forward_peak_mb(deployed, x)
         return CostMeasurement(
             params=count_params(model),
-            flops=count_flops(model, x),
+            flops=count_flops(model, x.to(device)),
             latency_ms=median,
             latency_p95_ms=p95,
             peak_memory_mb=memory_mb,
             memory_method=method,
-            device=device.type,
+            device=run_on.type,
             threads=n_threads,
             batch_size=batch_size,
             latency_batch_ms=batch_median,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +60,21 @@ def time_calls(fn: Callable[[], object], device: torch.device, warmup: int,
         fn()
         sync(device)
         times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def time_interleaved(fns: Sequence[Callable[[], object]], device: torch.device, warmup: int,
+                     repeats: int) -> list[list[float]]:
+    """Milliseconds per function of ``repeats`` rounds, each calling every function once in
+    turn, after ``warmup`` untimed rounds. Functions compared by a ratio then see the same
+    machine load, which on a shared machine drifts between two back-to-back measurements."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, samples in zip(fns, times, strict=True):
+            samples.extend(time_calls(fn, device, 0, 1))
     return times
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -19,7 +19,10 @@ from sqlalchemy.exc import ArgumentError
 from archsearch.recommend.combine import Recommendation, facts_for, recommend
 from archsearch.recommend.ranker import NO_PAST, PastEvidence, past_evidence
 from archsearch.store import DatabaseError, Store, TaskRecord
-from archsearch.types import Constraints, Metric, TaskKind, TaskStatus
+from archsearch.types import Constraints, Metric, TaskStatus
+
+if TYPE_CHECKING:
+    from archsearch.data import LoadOptions
 
 
 def evidence_for_task(store: Store, task: TaskRecord, families: Sequence[str]) -> PastEvidence:
@@ -74,18 +77,19 @@ def _readable_database(url: str) -> str | None:
 
 
 def advise(source: str, constraints: Constraints | None = None, db_url: str | None = None, *,
-           task: TaskKind | None = None, space: str | None = None) -> Advice:
+           load: LoadOptions | None = None, space: str | None = None) -> Advice:
     """Recommend a family for ``source`` before any search (see the module docstring).
 
+    ``load`` says how to read ``source`` (as for a search: task, target, columns, windows).
     Raises :class:`~archsearch.errors.DataError` for data that cannot be loaded,
     :class:`~archsearch.errors.SpaceError` for a bad space file and
     :class:`~archsearch.store.DatabaseError` for a database that cannot be used.
     """
-    from archsearch.data import LoadOptions, fingerprint, load_dataset, meta_features
+    from archsearch.data import fingerprint, load_dataset, meta_features
     from archsearch.space import load_space
 
     constraints = constraints or Constraints()
-    dataset = load_dataset(source, LoadOptions(task=task))
+    dataset = load_dataset(source, load)
     meta = meta_features(dataset)
     digest = fingerprint(dataset)
     metric = Metric.for_task(dataset.task)

@@ -13,6 +13,9 @@ import torch
 
 from archsearch import __version__
 from archsearch.report.charts import Series, family_colors, pareto_front, scatter_chart
+from archsearch.report.claims import check_claims
+from archsearch.report.export import LOAD_SNIPPET
+from archsearch.report.scaling import ScalingTable, cached_scaling
 from archsearch.store import RecommendationRecord, TaskRecord, TrialRecord
 from archsearch.types import TrialStatus
 
@@ -89,6 +92,39 @@ def _charts(trials: list[TrialRecord], maximize: bool, metric_name: str) -> dict
     return charts
 
 
+def _scaling_charts(table: ScalingTable, colors: dict[str, str]) -> dict[str, str]:
+    """Cost against sequence length per family (log-log: a slope of k is cost ~ length^k)."""
+    charts = {}
+    for key, attr, label in (("latency", "latency_ms", "inference latency, batch 1 (ms)"),
+                             ("memory", "memory_mb", "peak forward memory (MB)")):
+        series = [Series(row.family, sorted(getattr(row, attr).items()), line=True,
+                         tooltips=[f"{row.family} (trial {row.trial}) at length {n}: {v:.4g}"
+                                   for n, v in sorted(getattr(row, attr).items())])
+                  for row in table.rows]
+        charts[key] = scatter_chart(series, colors, "sequence length (log)", label, log_x=True)
+    return charts
+
+
+def _savings(trials: list[TrialRecord]) -> list[dict[str, Any]]:
+    """Training compute that pruning and the cost-first checks did not spend: per outcome,
+    the epochs left of each trial's budget and, at the completed trials' mean seconds per
+    epoch, about how much time that is."""
+    completed = [t for t in trials if t.status == TrialStatus.COMPLETED.value]
+    epochs_done = sum(t.epochs_run for t in completed)
+    per_epoch = sum(t.train_seconds for t in completed) / epochs_done if epochs_done else None
+    rows = []
+    for status, why in ((TrialStatus.PRUNED, "stopped early by the pruner"),
+                        (TrialStatus.INFEASIBLE, "broke a constraint before training"),
+                        (TrialStatus.FAILED, "raised or reached a NaN loss")):
+        chosen = [t for t in trials if t.status == status.value]
+        saved = sum(max(0, int(t.config.get("train", {}).get("max_epochs", 0)) - t.epochs_run)
+                    for t in chosen)
+        rows.append({"status": status.value, "why": why, "trials": len(chosen),
+                     "epochs_run": sum(t.epochs_run for t in chosen), "epochs_saved": saved,
+                     "seconds_saved": saved * per_epoch if per_epoch is not None else None})
+    return rows
+
+
 def render_report(inputs: ReportInputs, out_file: Path) -> Path:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -102,6 +138,10 @@ def render_report(inputs: ReportInputs, out_file: Path) -> Path:
     epochs_run = sum(t.epochs_run for t in inputs.trials)
     max_epochs = max((int(t.config["train"]["max_epochs"])
                       for t in inputs.trials), default=0)
+    # Cost against length is measured on this machine when the report is first rendered
+    # (seconds; cached beside the report), so the report speaks of the hardware it is read on.
+    scaling = cached_scaling(out_file.parent, task, inputs.trials) if best else None
+    colors = family_colors({t.family for t in inputs.trials})
     context: dict[str, Any] = {
         "task": task,
         "trials": inputs.trials,
@@ -116,6 +156,11 @@ def render_report(inputs: ReportInputs, out_file: Path) -> Path:
         "epochs_run": epochs_run,
         "epochs_budget": max_epochs * len(inputs.trials),
         "headroom": _headroom(task.constraints, best),
+        "savings": _savings(inputs.trials),
+        "scaling": scaling,
+        "scaling_charts": _scaling_charts(scaling, colors) if scaling else {},
+        "claims": check_claims(task, inputs.trials, scaling),
+        "load_snippet": LOAD_SNIPPET,
     }
     html = env.get_template("report.html.j2").render(**context)
     out_file.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from archsearch.search.tune_parts import (
     unregister_coordinator,
 )
 from archsearch.space import SearchSpace
-from archsearch.types import Constraints, Metric
+from archsearch.types import QUALITY_ONLY, Constraints, Metric, Objectives
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class SearchSettings:
     cv_folds: int = 5  # k-fold re-scoring of finalists on small data (0: off)
     cv_below: int = 500  # "small": fewer train+validation sequences than this
     cv_finalists: int = 3
+    objectives: Objectives = QUALITY_ONLY  # quality alone, or quality plus measured costs
+    rung_seconds: float | None = None  # pruning rungs in training seconds (None: in epochs)
 
 
 def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
@@ -56,7 +58,8 @@ def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
     max_epochs = max((p.value for p in space.training if p.name == "max_epochs"
                       and p.type == "fixed"), default=10)
     bridge = OptunaBridge.create(space, metric, settings.seed, settings.sampler, settings.pruner,
-                                 int(max_epochs), settings.optuna_storage, settings.study_name)
+                                 int(max_epochs), settings.optuna_storage, settings.study_name,
+                                 settings.objectives, settings.rung_seconds)
     bridge.requeue(list(settings.rerun_numbers))
     used = bridge.enqueue_initial_design(list(settings.warm_start))
     if settings.warm_start:

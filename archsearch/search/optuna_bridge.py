@@ -4,6 +4,11 @@ Ray's own ``OptunaSearch`` hard-codes ``NopPruner``, so Optuna's pruners never r
 Here the study is driven with ask/tell: every epoch's validation score is reported to the
 Optuna trial, the study's pruner decides, and :class:`~archsearch.search.tune_parts.
 OptunaPrunerScheduler` makes Ray Tune stop the trial.
+
+A pruning rung is an epoch, or with ``rung_seconds`` a mark of training time (rung k: k x
+rung_seconds of training), so that families whose epochs cost more are compared at equal
+compute. Multi-objective studies (quality plus measured costs) are pruned by
+:class:`~archsearch.search.pareto_pruner.ParetoMedianPruner`: Optuna's pruners do not run there.
 """
 
 from __future__ import annotations
@@ -15,21 +20,27 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from archsearch.search.pareto_pruner import ParetoMedianPruner
 from archsearch.search.sampling import FAMILY_KEY, params_for, sample_config
 from archsearch.space import SearchSpace
-from archsearch.types import ArchConfig, Metric, TrainConfig, TrialStatus
+from archsearch.types import (
+    QUALITY_ONLY,
+    ArchConfig,
+    CostMeasurement,
+    Metric,
+    Objectives,
+    TrainConfig,
+    TrialStatus,
+)
 
-PRUNERS = ("median", "halving", "hyperband", "wilcoxon", "none")
-SAMPLERS = ("tpe", "random")
 
-
-def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, max_epochs: int | None) -> optuna.pruners.BasePruner:
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs,
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs or "auto",
                                               reduction_factor=3)
     if name == "wilcoxon":
         return optuna.pruners.WilcoxonPruner()
@@ -39,6 +50,8 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
     # multivariate + group: models the joint distribution within each family's sub-space.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -52,28 +65,40 @@ class AskedTrial:
     arch: ArchConfig
     train: TrainConfig
     pruned_at: int | None = None
+    last_rung: int = 0
+    cost: CostMeasurement | None = None
 
 
 class OptunaBridge:
     """Owns the study; maps Ray Tune trial ids to Optuna trials."""
 
-    def __init__(self, study: optuna.Study, space: SearchSpace, metric: Metric) -> None:
+    def __init__(self, study: optuna.Study, space: SearchSpace, metric: Metric,
+                 objectives: Objectives = QUALITY_ONLY, rung_seconds: float | None = None,
+                 pareto_pruner: ParetoMedianPruner | None = None) -> None:
         self.study = study
         self.space = space
         self.metric = metric
+        self.objectives = objectives
+        self.rung_seconds = rung_seconds
+        self.pareto_pruner = pareto_pruner
         self.asked: dict[str, AskedTrial] = {}
 
     @staticmethod
     def create(space: SearchSpace, metric: Metric, seed: int, sampler: str, pruner: str,
-               max_epochs: int, storage: str | None, study_name: str) -> OptunaBridge:
+               max_epochs: int, storage: str | None, study_name: str,
+               objectives: Objectives = QUALITY_ONLY,
+               rung_seconds: float | None = None) -> OptunaBridge:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        directions = [metric.direction] + ["minimize"] * len(objectives.costs)
         study = optuna.create_study(
-            storage=storage, study_name=study_name, direction=metric.direction,
-            sampler=make_sampler(sampler, seed), pruner=make_pruner(pruner, max_epochs),
+            storage=storage, study_name=study_name, directions=directions,
+            sampler=make_sampler(sampler, seed),
+            pruner=make_pruner("none" if objectives.multi else pruner,
+                               None if rung_seconds else max_epochs),
             load_if_exists=True,
         )
-        bridge = OptunaBridge(study, space, metric)
-        return bridge
+        pareto = ParetoMedianPruner() if objectives.multi and pruner != "none" else None
+        return OptunaBridge(study, space, metric, objectives, rung_seconds, pareto)
 
     def enqueue_initial_design(self, warm_start: list[dict]) -> int:
         """On a new study: first the configurations that won on similar past tasks, then one
@@ -110,18 +135,38 @@ class OptunaBridge:
         self.asked[tune_trial_id] = asked
         return asked
 
-    def report(self, tune_trial_id: str, epoch: int, val_score: float) -> bool:
-        """Report one epoch; True when the pruner says stop."""
+    def note_cost(self, tune_trial_id: str, cost: CostMeasurement) -> None:
+        """The cost measured on the untrained model, before its first epoch."""
+        asked = self.asked[tune_trial_id]
+        asked.cost = cost
+        if self.pareto_pruner is not None:
+            self.pareto_pruner.note_cost(asked.trial.number,
+                                         tuple(self.objectives.cost_values(cost)))
+
+    def report(self, tune_trial_id: str, epoch: int, val_score: float,
+               elapsed_s: float = 0.0) -> bool:
+        """Report one epoch (training time ``elapsed_s`` so far); True when the pruner says
+        stop."""
         asked = self.asked[tune_trial_id]
         if not math.isfinite(val_score):
             return False  # a NaN epoch ends the trial as failed, not as pruned
-        asked.trial.report(val_score, step=epoch)
-        if asked.trial.should_prune():
-            asked.pruned_at = epoch
-            return True
+        reached = math.floor(elapsed_s / self.rung_seconds) if self.rung_seconds else epoch
+        for rung in range(asked.last_rung + 1, reached + 1):
+            asked.last_rung = rung
+            if self._prunes(asked, rung, val_score):
+                asked.pruned_at = epoch
+                return True
         return False
 
-    def tell(self, tune_trial_id: str, status: TrialStatus, val_score: float | None) -> None:
+    def _prunes(self, asked: AskedTrial, rung: int, val_score: float) -> bool:
+        if self.objectives.multi:
+            return self.pareto_pruner is not None and self.pareto_pruner.report(
+                asked.trial.number, rung, self.metric.sign * val_score)
+        asked.trial.report(val_score, step=rung)
+        return asked.trial.should_prune()
+
+    def tell(self, tune_trial_id: str, status: TrialStatus, val_score: float | None,
+             cost: CostMeasurement | None = None) -> None:
         asked = self.asked.pop(tune_trial_id, None)
         if asked is None:
             return
@@ -133,7 +178,13 @@ class OptunaBridge:
             asked.trial.set_user_attr("infeasible", True)
             self.study.tell(asked.trial, state=TrialState.PRUNED)
         elif status is TrialStatus.COMPLETED and val_score is not None:
-            self.study.tell(asked.trial, val_score)
+            cost = cost or asked.cost
+            if not self.objectives.multi:
+                self.study.tell(asked.trial, val_score)
+            elif cost is not None:
+                self.study.tell(asked.trial, [val_score, *self.objectives.cost_values(cost)])
+            else:  # no measured cost: nothing to place on the front
+                self.study.tell(asked.trial, state=TrialState.FAIL)
         else:
             self.study.tell(asked.trial, state=TrialState.FAIL)
 

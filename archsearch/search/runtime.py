@@ -42,6 +42,9 @@ def ray_runtime(address: str | None) -> Iterator[RayRuntime]:
     """``address=None`` starts a local Ray (shut down on exit); otherwise join the cluster."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # we store results ourselves
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune's own SIGINT handler ends the run quietly and returns, so an interrupted search would
+    # be stored as completed; let Ctrl-C reach the workflow, which stores it as interrupted.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     # Tune warns that its (disabled) result files are missing and that our Searcher has no
     # save(): our database is the record of the search, so both are expected.
     logging.getLogger("ray.tune").setLevel(logging.ERROR)

@@ -6,14 +6,19 @@ family's sub-space as its own group.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import optuna
 
+from archsearch.blocks import ModelHParams
 from archsearch.space import Param, SearchSpace
 from archsearch.types import ArchConfig, TrainConfig
 
 FAMILY_KEY = "family"
+# A stored config from before a shared parameter joined the space (e.g. ``quantize``) was built
+# with that parameter's default, so it still warm-starts a search over the newer space.
+SHARED_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelHParams)}
 
 
 def suggest(trial: optuna.Trial, param: Param, name: str) -> Any:
@@ -61,7 +66,7 @@ def params_for(space: SearchSpace, config: dict[str, Any]) -> dict[str, Any] | N
         return None
     params: dict[str, Any] = {FAMILY_KEY: family}
     sections = [(space.training, config.get("train", {}), ""),
-                (space.shared, config.get("model", {}), ""),
+                (space.shared, {**SHARED_DEFAULTS, **config.get("model", {})}, ""),
                 (space.families[family], config.get("model", {}), f"{family}.")]
     for section, values, prefix in sections:
         for param in section:

@@ -116,17 +116,21 @@ class Coordinator:
 
     def result(self, tune_trial_id: str, result: dict[str, Any]) -> bool:
         """Relay one result; True when the trial must stop (pruned)."""
+        if tune_trial_id in self.ended:
+            return True  # pruned already: epochs it ran before Tune stopped it are not its own
         number = self.numbers[tune_trial_id]
         cost = _nested(result, "cost")
         if cost and tune_trial_id not in self.costed:
             self.costed.add(tune_trial_id)
-            self.observer.on_trial_cost(number, CostMeasurement(**cost), result.get("node_id"))
+            measured = CostMeasurement(**cost)
+            self.bridge.note_cost(tune_trial_id, measured)
+            self.observer.on_trial_cost(number, measured, result.get("node_id"))
         if result.get(EVENT) != "epoch":
             return False
         report = EpochReport(result["epoch"], result["train_loss"], result["val_score"],
                              result["elapsed_s"])
         self.observer.on_epoch(number, report)
-        if self.bridge.report(tune_trial_id, report.epoch, report.val_score):
+        if self.bridge.report(tune_trial_id, report.epoch, report.val_score, report.elapsed_s):
             self._end(tune_trial_id, None, None, pruned_at=report.epoch)
             return True
         return False
@@ -153,7 +157,7 @@ class Coordinator:
         if outcome is None:  # stopped without a final report (time budget, interruption)
             outcome = TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None, 0.0,
                                    "stopped by Ray Tune before it finished")
-        self.bridge.tell(tune_trial_id, outcome.status, outcome.val_score)
+        self.bridge.tell(tune_trial_id, outcome.status, outcome.val_score, outcome.cost)
         if outcome.status is TrialStatus.COMPLETED and outcome.val_score is not None:
             self.completed[number] = outcome
         self.observer.on_trial_end(number, outcome, checkpoint_dir)

@@ -1,4 +1,9 @@
-"""Train and evaluate one architecture configuration."""
+"""Train and evaluate one architecture configuration.
+
+Scores are those of the model as deployed: with ``quantize: int8`` the model trains in float32,
+and every validation and the test score run on its int8 copy (``inference_model``, CPU only),
+so the search ranks what would ship, quantization error included.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from archsearch.blocks import SequenceModel, build_model, param_groups
+from archsearch.blocks import SequenceModel, build_model, inference_model, param_groups
 from archsearch.data import PreparedData, Split
 from archsearch.errors import ArchsearchError
 from archsearch.measure import measure_cost, select_device
@@ -64,7 +69,10 @@ def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
     """
     torch.manual_seed(spec.seed)
     np.random.seed(spec.seed)
-    device = select_device(spec.constraints.device)
+    try:
+        device = select_device(spec.constraints.device)
+    except RuntimeError as exc:  # device=cuda where this trial was given no GPU: record it
+        return TrialResult(_ended(TrialStatus.FAILED, None, 0, str(exc)), None)
     try:
         model = build_model(spec.arch, model_io(data, spec.constraints)).to(device)
         cost = measure_cost(model, data.n_features, data.seq_len, device)
@@ -114,7 +122,7 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
                                    train_seconds, error=f"training loss became {train_loss} at "
                                    f"epoch {epoch}")
             return TrialResult(outcome, None)
-        val_score = evaluate(model, data.val, data.task, device)
+        val_score = _evaluate_deployed(model, data.val, data.task, device)
         if metric.better(val_score, best_score):
             best_score, best_epoch = val_score, epoch
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in
@@ -123,7 +131,7 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
         if train_seconds > time_limit_s:
             break
     model.load_state_dict(best_state)
-    test_score = evaluate(model, data.test, data.task, device)
+    test_score = _evaluate_deployed(model, data.test, data.task, device)
     outcome = TrialOutcome(TrialStatus.COMPLETED, cost, epochs_run, best_epoch, best_score,
                            test_score, train_seconds)
     return TrialResult(outcome, best_state)
@@ -161,6 +169,14 @@ def _train_epoch(model: SequenceModel, split: Split, optimizer: torch.optim.Opti
         total += float(loss.detach()) * len(y)
         count += len(y)
     return total / max(count, 1)
+
+
+def _evaluate_deployed(model: SequenceModel, split: Split, task: TaskKind,
+                       device: torch.device) -> float:
+    """:func:`evaluate` on what is deployed: the int8 copy (on CPU, where PyTorch's dynamic
+    quantization runs) when the model is configured ``quantize: int8``, else the model itself."""
+    deployed = inference_model(model)
+    return evaluate(deployed, split, task, device if deployed is model else torch.device("cpu"))
 
 
 def evaluate(model: SequenceModel, split: Split, task: TaskKind, device: torch.device,

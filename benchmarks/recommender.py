@@ -1,0 +1,199 @@
+"""Benchmark the recommender: leave-one-task-out over the built-in tasks.
+
+    python benchmarks/recommender.py [--quick] [--seed N] [--keep DIR]
+
+1. Every built-in data set that loads here (a real one whose package is missing is listed under
+   ``skipped``, with the reason) gets a small real search through the normal workflow, all
+   writing one temporary SQLite database, all trials run by one embedded Ray runtime. The
+   pruner is off and the budget covers every family of the benchmark's space, so each task
+   measures every family (the initial design is one trial per family).
+2. For each task, held out in turn: the instant answer (no trials of its own) is computed twice,
+   **rules only** (the rules file) and **rules + data** (the rules plus the scikit-learn ranker
+   fitted on every *other* task in the database). Its regret is ``1 - s(recommended family)``,
+   with ``s`` the held-out task's normalised family score (best validation score per family,
+   1 = the best measured family, 0 = the worst): 0 is a perfect pick, 1 the worst family.
+3. Reported beside them, measured in the same run: the ranker alone (the family it scores
+   highest) and the expected regret of a family drawn uniformly at random.
+
+``--quick``: 4 families (gru, lstm, transformer, tcn), synthetic tasks at length <= 32 and 240
+sequences, 3 epochs, one trial per family: 52 short trials and 13 reports (the README gives
+measured wall times). The full run: every family of the default space, the built-in lengths,
+800 sequences, 6 epochs, two trials per family. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from archsearch.data import load_dataset  # noqa: E402
+from archsearch.data.builtin import BUILTIN_TASKS  # noqa: E402
+from archsearch.errors import DataError  # noqa: E402
+from archsearch.recommend import evidence_for_task, facts_for, recommend  # noqa: E402
+from archsearch.recommend.ranker import normalised_scores  # noqa: E402
+from archsearch.search.runtime import ray_runtime  # noqa: E402
+from archsearch.space.schema import default_space_path  # noqa: E402
+from archsearch.store import Store, TaskRecord  # noqa: E402
+from archsearch.workflow import SearchRequest, run_task  # noqa: E402
+
+QUICK = {"families": ["gru", "lstm", "tcn", "transformer"], "max_length": 32, "n": 240,
+         "epochs": 3, "d_model": [16, 32], "trials_per_family": 1}
+FULL = {"families": None, "max_length": None, "n": 800, "epochs": 6, "d_model": None,
+        "trials_per_family": 2}
+
+
+def benchmark_space(out_dir: Path, settings: dict[str, Any]) -> tuple[Path, list[str]]:
+    """The default space, cut down to the benchmark's families, epochs and widths."""
+    raw = yaml.safe_load(default_space_path().read_text(encoding="utf-8"))
+    if settings["families"]:
+        raw["families"] = {f: raw["families"][f] for f in settings["families"]}
+    raw["training"]["max_epochs"] = settings["epochs"]
+    if settings["d_model"]:
+        raw["shared"]["d_model"] = {"type": "ordinal", "choices": settings["d_model"]}
+    path = out_dir / "benchmark_space.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path, sorted(raw["families"])
+
+
+def task_specs(settings: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """``builtin:`` specs of the tasks that load here, and why the others were skipped."""
+    specs, skipped = [], {}
+    for name, task in BUILTIN_TASKS.items():
+        params = []
+        if "length" in task.defaults:
+            length = task.defaults["length"]
+            if settings["max_length"]:
+                length = min(length, settings["max_length"])
+            params = [f"length={length}", f"n={settings['n']}"]
+        spec = f"builtin:{name}" + ("?" + "&".join(params) if params else "")
+        try:
+            load_dataset(spec)
+        except DataError as exc:
+            skipped[name] = str(exc).split(";")[0]
+            continue
+        specs.append(spec)
+    return specs, skipped
+
+
+def regret(family: str, truth: dict[str, float]) -> float:
+    return 1.0 - truth[family]
+
+
+def evaluate(store: Store, families: list[str]) -> list[dict[str, Any]]:
+    """Leave-one-task-out over every completed task in ``store`` (see the module docstring)."""
+    rows = []
+    for task, best in store.past_results():
+        truth = normalised_scores({f: t.val_score for f, t in best.items()},
+                                  task.metric.direction == "maximize")
+        if set(truth) != set(families):
+            continue  # a family without a completed trial: no regret can be scored
+        facts = facts_for(task.meta_features, task.task_kind, task.constraints)
+        rules_only = recommend(facts, families, task.metric, [])
+        past = evidence_for_task(store, task, families)
+        with_data = recommend(facts, families, task.metric, [], past=past)
+        ranker = max(past.scores, key=past.scores.get) if past.available else None
+        rows.append({
+            "task": task.dataset_name, "task_id": task.id, "kind": task.task_kind,
+            "best_family": max(truth, key=truth.get),
+            "scores": {f: round(best[f].val_score, 4) for f in families},
+            "rules_only": rules_only.family,
+            "rules_data": with_data.family,
+            "ranker_only": ranker,
+            "regret_rules_only": round(regret(rules_only.family, truth), 4),
+            "regret_rules_data": round(regret(with_data.family, truth), 4),
+            "regret_ranker_only": round(regret(ranker, truth), 4) if ranker else None,
+            "regret_random": round(statistics.fmean(1.0 - v for v in truth.values()), 4),
+            "past_tasks": past.n_tasks,
+        })
+    return rows
+
+
+def run_searches(specs: list[str], space: Path, budget: int, db_url: str, report_dir: Path,
+                 seed: int) -> dict[str, float]:
+    """One small search per task; returns seconds per task."""
+    seconds = {}
+    with ray_runtime(None):  # one embedded runtime: every search below joins it
+        for spec in specs:
+            tick = time.perf_counter()
+            result = run_task(SearchRequest(data=spec, budget_trials=budget, space=str(space),
+                                            db_url=db_url, report_dir=report_dir, seed=seed,
+                                            pruner="none", cv_folds=0),
+                              printer=lambda line: None)
+            seconds[spec] = round(time.perf_counter() - tick, 1)
+            print(f"{spec}: {result['status']}, {result['trials']}, "
+                  f"best {result['best']['family'] if result['best'] else None} "
+                  f"({seconds[spec]} s)", file=sys.stderr, flush=True)
+    return seconds
+
+
+def mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in rows if r[key] is not None]
+    return round(statistics.fmean(values), 4) if values else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small run: a few minutes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep the database and reports in DIR (default: a temp dir)")
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="archsearch-bench-") as tmp:
+        out = args.keep or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        space, families = benchmark_space(out, settings)
+        specs, skipped = task_specs(settings)
+        db_url = f"sqlite:///{out / 'benchmark.db'}"
+        search_seconds = run_searches(specs, space,
+                                      settings["trials_per_family"] * len(families), db_url,
+                                      out / "reports", args.seed)
+        store = Store(db_url)
+        try:
+            tasks: list[TaskRecord] = store.list_tasks()
+            rows = evaluate(store, families)
+        finally:
+            store.close()
+    for row in rows:
+        print(f"{row['task']}: best {row['best_family']}; rules {row['rules_only']} "
+              f"(regret {row['regret_rules_only']:.3f}), rules+data {row['rules_data']} "
+              f"(regret {row['regret_rules_data']:.3f})")
+    rules_only, rules_data = mean(rows, "regret_rules_only"), mean(rows, "regret_rules_data")
+    result = {
+        "benchmark": "recommender_leave_one_task_out",
+        "mode": "quick" if args.quick else "full",
+        "families": families,
+        "tasks_evaluated": len(rows),
+        "tasks_searched": len(tasks),
+        "skipped": skipped,
+        "mean_regret_rules_only": rules_only,
+        "mean_regret_rules_data": rules_data,
+        "mean_regret_ranker_only": mean(rows, "regret_ranker_only"),
+        "mean_regret_random": mean(rows, "regret_random"),
+        "rules_data_over_rules_only": (round(rules_data / rules_only, 3)
+                                       if rules_only else None),
+        "rules_data_le_rules_only": (rules_data is not None and rules_only is not None
+                                     and rules_data <= rules_only),
+        "tasks": rows,
+        "search_seconds": search_seconds,
+        "seconds": round(time.perf_counter() - start, 1),
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

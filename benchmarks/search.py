@@ -1,0 +1,219 @@
+"""Benchmark the search engine: orchestration overhead, what pruning saves, TPE against random.
+
+    python benchmarks/search.py [--quick] [--out DIR]
+
+Every search is a real archsearch search (Ray Tune trials, the Optuna study, SQLite writes) on
+the embedded Ray runtime, started once and shared by all searches; each search has its own
+database so that no search warm-starts from another. Measured in one run:
+
+- overhead_s_per_trial: identical short trials (one fixed configuration) run as a search on
+  all of this machine's CPUs (one trial at a time, so the baseline is exact), against the same
+  trials run directly with the trial runner (``archsearch.trial.run_trial``: cost
+  measurement, training, test; no Ray, no Optuna, no database). Two searches, of N and 3N
+  trials, so that what a search pays once (database migrations, the study, the report) cancels:
+  ((search - direct)(3N) - (search - direct)(N)) / 2N. Target <= 0.2 s. The fixed cost per
+  search is reported beside it.
+- pruning_epoch_savings, pruning_best_delta: the same random-sampler seed over the same
+  built-in task, so every run trains the same configurations in the same order and only the
+  pruner differs: 1 - epochs(pruned) / epochs(unpruned), and the relative difference of the
+  best validation score. Target: >= 0.5 and <= 0.01, for the default pruner (median); the
+  other pruners are reported beside it (successive halving also with --quick). These searches
+  run one trial at a time on all CPUs, so that each pruning decision sees every earlier trial
+  and a run is repeatable (with trials side by side, which ones a pruner stops depends on
+  which finished first).
+- tpe_vs_random_compute_ratio: training seconds that TPE with the median pruner spends, in
+  trial completion order, until it first matches random search's final best (the unpruned
+  run above), over random search's total training seconds. Below 1: TPE+pruning got there
+  cheaper; null when it never got there.
+- infeasible_epochs: epochs trained by trials that broke a parameter budget. Must be 0.
+
+The last line printed is one JSON object (also written to DIR/search.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from archsearch.data import load_dataset, prepare  # noqa: E402
+from archsearch.search.runtime import ray_runtime  # noqa: E402
+from archsearch.space import load_space  # noqa: E402
+from archsearch.store import Store  # noqa: E402
+from archsearch.trial import TrialSpec, run_trial  # noqa: E402
+from archsearch.types import ArchConfig, Constraints, TrainConfig  # noqa: E402
+from archsearch.workflow import SearchRequest, run_task  # noqa: E402
+
+OVERHEAD_DATA = "builtin:adding?length=16&n=200"
+OVERHEAD_SPACE = """\
+version: 1
+training: {lr: 0.003, batch_size: 64, max_epochs: 1, weight_decay: 0.0}
+shared: {d_model: 8, dropout: 0.0, pooling: last}
+families:
+  gru: {n_layers: 1, bidirectional: false}
+"""
+PRUNING_SPACE = """\
+version: 1
+training:
+  lr: {type: float, low: 1.0e-4, high: 3.0e-2, log: true}
+  batch_size: {type: ordinal, choices: [32, 64]}
+  max_epochs: 8
+  weight_decay: 0.0
+shared:
+  d_model: {type: ordinal, choices: [16, 32]}
+  dropout: {type: float, low: 0.0, high: 0.2}
+  pooling: {type: categorical, choices: [last, mean]}
+families:
+  gru: {n_layers: {type: int, low: 1, high: 2}, bidirectional: false}
+  lstm: {n_layers: {type: int, low: 1, high: 2}, bidirectional: false}
+  transformer:
+    n_layers: {type: int, low: 1, high: 2}
+    n_heads: 2
+    ff_mult: 2
+    norm: pre
+    pos_encoding: {type: categorical, choices: [sinusoidal, learned]}
+    moe_experts: 0
+    moe_top_k: 1
+"""
+PRUNING_DATA = "builtin:adding?length=32&n=600"
+
+
+def silent(line: str) -> None:
+    """Progress lines are not part of a benchmark's output."""
+
+
+def search(work: Path, name: str, data: str, space: Path, trials: int, **options: Any
+           ) -> list[Any]:
+    """One search in its own database; returns its stored trials."""
+    db = f"sqlite:///{work / (name + '.db')}"
+    summary = run_task(SearchRequest(data=data, space=str(space), budget_trials=trials,
+                                     db_url=db, report_dir=work / "reports", cv_folds=0,
+                                     **options), silent)
+    store = Store(db)
+    try:
+        return store.trials(summary["task_id"])
+    finally:
+        store.close()
+
+
+def overhead(work: Path, trials: int, cpus: int) -> dict[str, Any]:
+    space = work / "overhead.yaml"
+    space.write_text(OVERHEAD_SPACE)
+    prepared = prepare(load_dataset(OVERHEAD_DATA), seed=0)
+    parsed = load_space(space)
+    hparams = {p.name: p.value for p in (*parsed.shared, *parsed.families["gru"])}
+    train = TrainConfig(**{p.name: p.value for p in parsed.training})
+    import torch
+
+    torch.set_num_threads(cpus)  # what a trial that holds every CPU gets in its worker
+    runs = {}
+    for n in (trials, 3 * trials):
+        start = time.perf_counter()
+        for number in range(n):
+            run_trial(TrialSpec(ArchConfig("gru", hparams), train, Constraints(), seed=number),
+                      prepared, lambda report: None)
+        direct_s = time.perf_counter() - start
+        start = time.perf_counter()
+        stored = search(work, f"overhead-{n}", OVERHEAD_DATA, space, n, cpus_per_trial=cpus,
+                        pruner="none")
+        search_s = time.perf_counter() - start
+        assert all(t.status == "completed" for t in stored), [t.error for t in stored]
+        runs[n] = {"direct_s": round(direct_s, 3), "search_s": round(search_s, 3)}
+    extra = {n: run["search_s"] - run["direct_s"] for n, run in runs.items()}
+    per_trial = (extra[3 * trials] - extra[trials]) / (2 * trials)
+    return {"runs": runs, "overhead_s_per_trial": round(per_trial, 4),
+            "fixed_s_per_search": round(extra[trials] - trials * per_trial, 3)}
+
+
+def best(trials: list[Any]) -> float | None:
+    scores = [t.val_score for t in trials if t.status == "completed" and t.val_score is not None]
+    return min(scores) if scores else None  # regression: mse, lower is better
+
+
+def compute_to_reach(trials: list[Any], target: float) -> float | None:
+    """Training seconds spent, in completion order, until a trial first scores <= target."""
+    spent = 0.0
+    for trial in sorted(trials, key=lambda t: t.finished_at or t.started_at):
+        spent += trial.train_seconds
+        if trial.status == "completed" and trial.val_score is not None \
+                and trial.val_score <= target:
+            return spent
+    return None
+
+
+def epochs(trials: list[Any]) -> int:
+    return sum(t.epochs_run for t in trials)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer trials, median pruner only")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    args = parser.parse_args()
+    n_overhead, n_search = (5, 16) if args.quick else (10, 30)
+    cpus = os.cpu_count() or 1
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="archsearch-bench-") as tmp, ray_runtime(None):
+        work = Path(tmp)
+        space = work / "pruning.yaml"
+        space.write_text(PRUNING_SPACE)
+        result: dict[str, Any] = {"overhead": overhead(work, n_overhead, cpus)}
+
+        runs = {}
+        for pruner in ("none", "median", "halving") + (() if args.quick
+                                                       else ("hyperband", "wilcoxon")):
+            runs[pruner] = search(work, pruner, PRUNING_DATA, space, n_search, pruner=pruner,
+                                  sampler="random", seed=7, cpus_per_trial=cpus)
+        tpe = search(work, "tpe", PRUNING_DATA, space, n_search, pruner="median", seed=7,
+                     cpus_per_trial=cpus)
+        base_best, base_epochs = best(runs["none"]), epochs(runs["none"])
+        result["pruning"] = {
+            name: {"epochs": epochs(trials), "best_val_mse": best(trials),
+                   "pruned": sum(t.status == "pruned" for t in trials),
+                   "epoch_savings": round(1 - epochs(trials) / base_epochs, 4),
+                   "best_delta": round(abs(best(trials) - base_best) / abs(base_best), 4)}
+            for name, trials in runs.items()
+        }
+        random_best = best(runs["none"])
+        random_seconds = sum(t.train_seconds for t in runs["none"])
+        tpe_seconds = compute_to_reach(tpe, random_best)
+
+        budget = Constraints(max_params=2000)
+        capped = search(work, "capped", PRUNING_DATA, space, n_search // 2, pruner="median",
+                        constraints=budget, seed=7)
+        infeasible = [t for t in capped if t.status == "infeasible"]
+
+    median = result["pruning"]["median"]
+    checks = {
+        "overhead_s_per_trial": result["overhead"]["overhead_s_per_trial"],
+        "pruning_epoch_savings": median["epoch_savings"],
+        "pruning_best_delta": median["best_delta"],
+        "tpe_vs_random_compute_ratio": (round(tpe_seconds / random_seconds, 4)
+                                        if tpe_seconds is not None else None),
+        "infeasible_trials": len(infeasible),
+        "infeasible_epochs": epochs(infeasible),
+    }
+    targets = {
+        "overhead_s_per_trial": checks["overhead_s_per_trial"] <= 0.2,
+        "pruning_epoch_savings": checks["pruning_epoch_savings"] >= 0.5,
+        "pruning_best_delta": checks["pruning_best_delta"] <= 0.01,
+        "infeasible_epochs": checks["infeasible_epochs"] == 0 and len(infeasible) > 0,
+    }
+    out = {"benchmark": "search", "quick": args.quick, "cpus": cpus,
+           "wall_s": round(time.perf_counter() - started, 1), **result,
+           "random_best_val_mse": random_best, "random_train_seconds": round(random_seconds, 3),
+           "checks": checks, "targets_met": targets}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "search.json").write_text(json.dumps(out, indent=2))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

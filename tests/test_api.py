@@ -1,0 +1,318 @@
+"""`archsearch serve` as a real subprocess on a loopback port: authentication, refused input,
+background searches (two at once, one database), report and model downloads, cancel, the live
+page in a real headless Chromium, and a bounded schemathesis run of the OpenAPI spec."""
+
+import ast
+import io
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from archsearch.api.views import live_view
+from archsearch.data import load_dataset
+from archsearch.store import TaskRecord, TrialRecord
+from archsearch.types import Metric
+from tests.browser import watch
+
+TOKEN = "test-token-0123456789abcdef"
+TINY = "builtin:adding?length=12&n=120"
+SPACE = """version: 1
+training: {lr: 1.0e-3, batch_size: 32, max_epochs: 1, weight_decay: 0.0}
+shared: {d_model: 8, dropout: 0.0, pooling: last}
+families:
+  gru: {n_layers: 1}
+"""
+FINAL = {"completed", "failed", "interrupted"}
+DASHBOARD = "http://127.0.0.1:8265/?<b>x</b>"  # markup in a setting: the pages must escape it
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env_without_token() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "ARCHSEARCH_API_TOKEN"}
+
+
+@dataclass
+class Server:
+    url: str
+    db_file: Path
+    data_dir: Path
+    space: Path
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self.url + path, headers=self.auth(), timeout=30, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return requests.post(self.url + path, headers=self.auth(), timeout=60, **kwargs)
+
+    @staticmethod
+    def auth() -> dict[str, str]:
+        return {"Authorization": f"Bearer {TOKEN}"}
+
+    def submit(self, budget: int, dataset: tuple[str, bytes] | None = None) -> int:
+        """Submit the tiny space on an uploaded ``dataset``, or on the built-in TINY."""
+        options = {"budget_trials": budget, "cv_folds": 0, "seed": 1}
+        files = {"space": ("tiny.yaml", self.space.read_bytes())}
+        form = {"options": json.dumps(options)}
+        if dataset is None:
+            form["builtin"] = TINY
+        else:
+            files["dataset"] = dataset
+        response = self.post("/tasks", data=form, files=files)
+        assert response.status_code == 202, response.text
+        return response.json()["task_id"]
+
+    def wait(self, task_id: int, timeout: float = 240) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            task = self.get(f"/tasks/{task_id}").json()
+            if task["status"] in FINAL and not task["active"]:
+                return task
+            time.sleep(1)
+        raise AssertionError(f"task {task_id} did not end within {timeout} s: {task}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    space = root / "tiny.yaml"
+    space.write_text(SPACE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "archsearch", "serve", "--port", str(port),
+         "--db", f"sqlite:///{root / 'api.db'}", "--data-dir", str(root / "data"),
+         "--report-dir", str(root / "reports"), "--max-upload-mb", "1",
+         "--dashboard-url", DASHBOARD],
+        cwd=root, env={**os.environ, "ARCHSEARCH_API_TOKEN": TOKEN},
+        stdout=subprocess.DEVNULL, stderr=open(root / "serve.log", "wb"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, (root / "serve.log").read_text()[-3000:]
+        try:
+            if requests.get(url + "/health", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, "the server did not come up"
+        time.sleep(0.3)
+    yield Server(url, root / "api.db", root / "data", space)
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_refuses_a_public_address_without_a_token(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "archsearch", "serve", "--host", "0.0.0.0",
+                          "--port", str(free_port()), "--data-dir", str(tmp_path)],
+                         cwd=tmp_path, env=env_without_token(), capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert "refusing to serve on 0.0.0.0 without an API token" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_every_api_route_needs_the_token(server):
+    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"},
+                    {"Authorization": TOKEN}):
+        response = requests.get(server.url + "/tasks", headers=headers, timeout=10)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert "bearer token" in response.json()["detail"]
+    refused = requests.post(server.url + "/tasks", data={"builtin": TINY}, timeout=10)
+    assert refused.status_code == 401
+    assert server.get("/tasks").status_code == 200
+
+
+def test_pages_are_public_escaped_shells(server):
+    for path in ("/", "/ui/tasks/1"):
+        page = requests.get(server.url + path, timeout=10)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert "?&lt;b&gt;x&lt;/b&gt;" in page.text and "<b>x</b>" not in page.text
+    assert requests.get(server.url + "/ui/tasks/0", timeout=10).status_code == 422
+
+
+def test_bad_input_is_refused_and_nothing_is_kept(server):
+    before = server.get("/tasks").json()
+    cases = [
+        ({"data": {"options": "{}"}, "dataset": ("broken.npz", b"not a zip")}, 422,
+         "'broken.npz'"),
+        ({"data": {"options": "{}"}, "dataset": ("data.exe", b"MZ")}, 422,
+         "must end in one of"),
+        ({"data": {"options": json.dumps({"budget_trials": 0}), "builtin": TINY}}, 422,
+         "budget_trials"),
+        ({"data": {"options": json.dumps({"shots": 3}), "builtin": TINY}}, 422, "shots"),
+        ({"data": {"options": json.dumps({"constraints": {"max_params": -1}}),
+                   "builtin": TINY}}, 422, "max_params"),
+        ({"data": {"options": json.dumps({"load": {"lookback": 0}}), "builtin": TINY}}, 422,
+         "lookback"),
+        ({"data": {"options": json.dumps({"load": {"windows": 3}}), "builtin": TINY}}, 422,
+         "windows"),
+        ({"data": {"builtin": "builtin:nosuchset"}}, 422, "nosuchset"),
+        ({"data": {"builtin": "/etc/passwd"}}, 422, "does not start with 'builtin:'"),
+        ({"data": {"options": "{"}, "dataset": ("big.npz", b"\0" * (1024 * 1024 + 1))}, 413,
+         "at most 1048576"),
+    ]
+    for request, status, words in cases:
+        files = {"dataset": request["dataset"]} if "dataset" in request else None
+        response = requests.post(server.url + "/tasks", headers=server.auth(),
+                                 data=request["data"], files=files, timeout=60)
+        assert response.status_code == status, (request, response.text)
+        detail = response.json()["detail"]
+        assert isinstance(detail, str) and words in detail, detail
+    assert server.get("/tasks").json() == before
+    uploads = server.data_dir / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())
+    assert server.get("/tasks/999999").status_code == 404
+    assert server.get("/tasks/1/report").status_code in (404, 409)
+
+
+@pytest.mark.slow
+def test_two_tasks_run_at_once_and_the_live_page_fills(server, tmp_path):
+    data = load_dataset(TINY)
+    npz = io.BytesIO()
+    np.savez(npz, X=data.X, y=data.y)
+    first = server.submit(3, dataset=("adding.npz", npz.getvalue()))
+    second = server.submit(2)
+
+    # The live page of the first task, in a real browser, while both run.
+    probe = ("JSON.stringify({status: document.getElementById('status').textContent, "
+             "rows: [...document.querySelectorAll('#trials tbody tr')]"
+             ".map(r => r.dataset.status), "
+             "pareto: document.querySelectorAll('#pareto-chart circle').length})")
+    samples, errors = watch(f"{server.url}/ui/tasks/{first}#token={TOKEN}", probe,
+                            until=lambda v: v is not None and json.loads(v)["status"] in FINAL,
+                            timeout=240)
+    seen = [json.loads(v) for v in samples if v]
+    assert not errors, errors
+    # Filling: the page showed the task with an empty table (Ray still starting), then trial
+    # rows while it was still running, then every trial finished.
+    assert any(s["status"] in ("queued", "running") and not s["rows"] for s in seen), seen
+    assert any(s["status"] == "running" and s["rows"] for s in seen), seen
+    assert seen[-1]["status"] == "completed" and seen[-1]["rows"] == ["completed"] * 3
+    assert seen[-1]["pareto"] >= 1
+
+    tasks = {task_id: server.wait(task_id) for task_id in (first, second)}
+    for task_id, budget in ((first, 3), (second, 2)):
+        task = tasks[task_id]
+        assert task["status"] == "completed", task
+        assert task["trials"]["completed"] == budget and task["progress"] == 1.0
+        assert task["best"]["family"] == "gru"
+        trials = server.get(f"/tasks/{task_id}/trials").json()
+        assert [t["number"] for t in trials] == list(range(budget))
+        report = server.get(f"/tasks/{task_id}/report")
+        assert report.status_code == 200 and report.headers["content-type"].startswith(
+            "text/html")
+        assert "gru" in report.text
+        model = server.get(f"/tasks/{task_id}/model")
+        assert model.status_code == 200
+        names = zipfile.ZipFile(io.BytesIO(model.content)).namelist()
+        assert {"state_dict.pt", "config.json", "load_model.py"} <= set(names)
+    with sqlite3.connect(server.db_file) as conn:
+        counts = dict(conn.execute("SELECT task_id, count(*) FROM archsearch_trials "
+                                   "GROUP BY task_id").fetchall())
+    assert counts[first] == 3 and counts[second] == 2
+    assert server.post(f"/tasks/{first}/cancel").status_code == 409
+
+    # The front page lists both, with links to their live pages.
+    links, errors = watch(f"{server.url}/#token={TOKEN}",
+                          "[...document.querySelectorAll('#tasks tbody a')].map(a => a.pathname)",
+                          until=lambda v: bool(v), timeout=60)
+    assert not errors, errors
+    assert {f"/ui/tasks/{first}", f"/ui/tasks/{second}"} <= set(links[-1])
+
+
+@pytest.mark.slow
+def test_cancel_ends_a_running_task_interrupted(server):
+    task_id = server.submit(200)
+    deadline = time.monotonic() + 180
+    while not server.get(f"/tasks/{task_id}/trials").json():
+        assert time.monotonic() < deadline, server.get(f"/tasks/{task_id}").json()
+        time.sleep(0.5)
+    cancelled = server.post(f"/tasks/{task_id}/cancel")
+    assert cancelled.status_code == 202, cancelled.text
+    task = server.wait(task_id, timeout=90)
+    assert task["status"] == "interrupted", task
+    assert sum(task["trials"].values()) < 200 and task["trials"]["running"] == 0
+    # SIGINT let the driver finish properly: a report of the trials done.
+    assert task["report_ready"] and server.get(f"/tasks/{task_id}/report").status_code == 200
+
+
+@pytest.mark.slow
+def test_openapi_fuzz_finds_no_server_error(server, tmp_path):
+    schemathesis = Path(sys.executable).parent / "schemathesis"
+    run = subprocess.run(
+        [str(schemathesis), "run", f"{server.url}/openapi.json", "--checks",
+         "not_a_server_error", "--phases", "examples,coverage,fuzzing", "--max-examples", "8",
+         "--workers", "1", "--seed", "7", "--request-timeout", "30", "--no-shrink",
+         "--header", f"Authorization: Bearer {TOKEN}", "--report", "junit",
+         "--report-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-4000:]
+    junit = next(tmp_path.glob("*.xml")).read_text()
+    assert "/tasks" in junit and "/recommend" in junit  # the spec's routes were exercised
+
+
+def record(number: int, status: str, val: float | None, latency: float | None) -> TrialRecord:
+    return TrialRecord(id=number + 1, number=number, family="gru", config={}, status=status,
+                       error=None, params=100, flops=None, latency_ms=latency,
+                       latency_p95_ms=latency, peak_memory_mb=1.0, memory_method="",
+                       device="cpu", val_score=val, test_score=val, best_epoch=1, epochs_run=1,
+                       train_seconds=1.0, started_at=datetime(2026, 1, 1), finished_at=None)
+
+
+def test_live_view_best_so_far_and_pareto_front():
+    task = TaskRecord(id=1, created_at=datetime(2026, 1, 1), updated_at=datetime(2026, 1, 1),
+                      status="running", source="x", dataset_name="d", task_kind="regression",
+                      metric=Metric("mse", "minimize"), seed=0, constraints={}, options={},
+                      space_name="s", meta_features={}, fingerprint=None, budget_trials=6,
+                      budget_minutes=None, optuna_study=None, best_trial_id=None,
+                      report_path=None, error=None)
+    trials = [record(0, "completed", 0.5, 2.0), record(1, "completed", 0.7, 1.0),
+              record(2, "completed", 0.3, 3.0), record(3, "pruned", 0.9, 0.5),
+              record(4, "completed", float("nan"), 0.1), record(5, "running", None, None)]
+    live = live_view(task, trials, "http://127.0.0.1:8265", active=True)
+    assert [(p.x, p.y) for p in live.best_so_far] == [(0, 0.5), (1, 0.5), (2, 0.3)]
+    # Lower latency and lower mse both win: trial 1 (fastest), trial 0, trial 2 (best).
+    assert [(p.x, p.y) for p in live.pareto] == [(1.0, 0.7), (2.0, 0.5), (3.0, 0.3)]
+    assert live.task.best.trial == 2 and live.task.trials["running"] == 1
+    assert live.task.progress == 5 / 6
+    assert live.trials[4].val_score is None  # NaN is not JSON: shown as missing
+
+
+def test_the_api_sits_on_top():
+    """Only the CLI imports the API room, and the API imports neither Ray nor Optuna."""
+    package = Path(__file__).resolve().parents[1] / "archsearch"
+    for source in package.rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+        inside_api = source.parent.name == "api"
+        if not inside_api and source.name != "cli.py":
+            assert not any(n.startswith("archsearch.api") for n in names), source
+        if inside_api:
+            assert not any(n.split(".")[0] in ("ray", "optuna") for n in names), source

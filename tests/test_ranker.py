@@ -1,0 +1,130 @@
+"""The data half of the recommender: the past-task ranker and the instant answer."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import cross_val_score
+
+from archsearch.recommend import (
+    FamilyScoreRegressor,
+    facts_for,
+    meta_vector,
+    past_evidence,
+    recommend,
+)
+from archsearch.space import load_space
+from archsearch.store import Store
+from archsearch.types import CostMeasurement, Metric, TaskStatus, TrialOutcome, TrialStatus
+
+FAMILIES = ["gru", "lstm", "transformer"]
+MSE = Metric("mse", "minimize")
+
+
+def tasks_by_length(lengths, winner_of):
+    """Meta-feature rows and normalised scores: ``winner_of(seq_len)`` scores 1, others 0."""
+    X = np.stack([meta_vector({"seq_len": n, "n_sequences": 1000, "n_features": 2},
+                              "regression") for n in lengths])
+    Y = np.array([[1.0 if f == winner_of(n) else 0.0 for f in FAMILIES] for n in lengths])
+    return X, Y
+
+
+def short_gru_long_transformer(n: int) -> str:
+    return "gru" if n < 512 else "transformer"
+
+
+def test_ranker_follows_scikit_learn_conventions():
+    model = FamilyScoreRegressor(n_neighbors=2, weights="uniform")
+    assert model.get_params() == {"n_neighbors": 2, "weights": "uniform"}
+    assert clone(model).get_params() == model.get_params()
+    X, Y = tasks_by_length([20, 40, 60, 2000, 3000, 4000], short_gru_long_transformer)
+    assert model.fit(X, Y) is model and model.n_outputs_ == 3
+    assert model.predict(X).shape == (6, 3)
+    with pytest.raises(ValueError, match="not fitted"):
+        FamilyScoreRegressor().predict(X)
+    # Like any scikit-learn estimator, it can be cross-validated (its score is masked R^2).
+    scores = cross_val_score(FamilyScoreRegressor(n_neighbors=1), X, Y,
+                             cv=[([0, 2, 3, 5], [1, 4])])
+    assert scores[0] == pytest.approx(1.0)
+
+
+def test_ranker_learns_which_family_wins_on_similar_tasks():
+    X, Y = tasks_by_length([20, 40, 60, 100, 2000, 3000, 4000, 8000],
+                           short_gru_long_transformer)
+    Y[0, 1] = np.nan  # a task that did not measure lstm
+    model = FamilyScoreRegressor(n_neighbors=3).fit(X, Y)
+    short, long = model.predict(np.stack([X[1], meta_vector(
+        {"seq_len": 5000, "n_sequences": 1000, "n_features": 2}, "regression")]))
+    gru, transformer = FAMILIES.index("gru"), FAMILIES.index("transformer")
+    assert short[gru] > short[transformer] and long[transformer] > long[gru]
+    assert model.support_.tolist() == [8, 7, 8]
+
+
+def add_search(store: Store, seq_len: int, scores: dict[str, float]) -> int:
+    """A completed past search: one completed trial per family with the given mse."""
+    meta = {"seq_len": seq_len, "n_sequences": 1000, "n_features": 2}
+    task_id = store.create_task(
+        source=f"builtin:adding?length={seq_len}", dataset_name=f"adding-{seq_len}",
+        task_kind="regression", metric=MSE, seed=0, constraints={}, options={},
+        space_name="default", meta_features=meta, fingerprint=f"f{seq_len}", budget_trials=3,
+        budget_minutes=None)
+    cost = CostMeasurement(1000, 10000, 1.0, 1.2, 1.0, "m", "cpu", 1)
+    for number, (family, score) in enumerate(sorted(scores.items())):
+        store.start_trial(task_id, number, family, {"family": family, "model": {"d_model": 16}})
+        store.finish_trial(task_id, number, TrialOutcome(TrialStatus.COMPLETED, cost, 2, 2,
+                                                         score, score, 1.0))
+    store.update_task(task_id, status=TaskStatus.COMPLETED)
+    return task_id
+
+
+def test_past_tasks_in_the_database_override_the_rules(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'past.db'}")
+    # On every past short-sequence task the Transformer won, against the rules' preference.
+    for seq_len in (30, 50, 80, 120):
+        add_search(store, seq_len, {"gru": 0.5, "lstm": 0.4, "transformer": 0.1})
+    meta = {"seq_len": 60, "n_sequences": 1000, "n_features": 2}
+    facts = facts_for(meta, "regression", {})
+    rules_only = recommend(facts, FAMILIES, MSE, [])
+    past = past_evidence(store.past_results(), meta, "regression", FAMILIES)
+    with_data = recommend(facts, FAMILIES, MSE, [], past=past)
+    store.close()
+    assert rules_only.family in ("gru", "lstm")
+    assert past.available and past.n_tasks == 4 and past.scores["transformer"] == 1.0
+    assert with_data.family == "transformer"
+    assert any("Past data overrode the rules" in s for s in with_data.rationale)
+    assert with_data.config == {"family": "transformer", "model": {"d_model": 16}}
+
+
+def test_recommend_cli_answers_without_training(tmp_path):
+    db = tmp_path / "none.db"
+    run = subprocess.run([sys.executable, "-m", "archsearch", "recommend", "builtin:adding",
+                          "--json", "--db", f"sqlite:///{db}"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    assert answer["family"] in load_space().families
+    assert answer["rationale"] and answer["past_tasks"] == 0
+    assert any("short-sequences-prefer-rnn" in s for s in answer["rationale"])
+    assert not db.exists()  # an instant answer writes nothing
+
+
+def test_recommender_benchmark_scores_leave_one_task_out_regret(tmp_path):
+    from benchmarks.recommender import evaluate
+
+    store = Store(f"sqlite:///{tmp_path / 'bench.db'}")
+    for seq_len in (30, 50, 80):
+        add_search(store, seq_len, {"gru": 0.5, "lstm": 0.4, "transformer": 0.1})
+    add_search(store, 40, {"gru": 0.5, "transformer": 0.1})  # lstm unmeasured: not scored
+    rows = evaluate(store, FAMILIES)
+    store.close()
+    assert [r["task"] for r in rows] == ["adding-30", "adding-50", "adding-80"]
+    for row in rows:
+        # The rules pick a recurrent family, the worst here (regret 1); the ranker, fitted on
+        # the other tasks only, knows better (regret 0).
+        assert row["rules_only"] in ("gru", "lstm") and row["rules_data"] == "transformer"
+        assert row["regret_rules_data"] == 0.0
+        assert row["regret_rules_only"] == (1.0 if row["rules_only"] == "gru" else 0.75)
+        assert row["regret_random"] == pytest.approx((1.0 + 0.75 + 0.0) / 3, abs=1e-4)
