@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.blocks.base import SequenceBlock, check_choice, check_positive
+from archsearch.blocks.base import SequenceBlock, check_choice, check_positive, step_layers
 from archsearch.blocks.recurrent import rnn_zero_state, run_rnn
 from archsearch.blocks.registry import register
 from archsearch.blocks.transformer import attention_mask
@@ -120,8 +120,4 @@ class AttnRnnBlock(SequenceBlock):
         return [layer.init_state(batch, device) for layer in self.layers]
 
     def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        new_state = []
-        for layer, s in zip(self.layers, state, strict=True):
-            x_t, s = layer.step(x_t, s)  # (B, D)
-            new_state.append(s)
-        return x_t, new_state
+        return step_layers(self.layers, x_t, state)

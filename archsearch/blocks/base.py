@@ -89,6 +89,16 @@ def check_choice(family: str, name: str, value: Any, choices: tuple[Any, ...]) -
         raise SpaceError(f"{family}: {name} must be one of {allowed}, not {value!r}.")
 
 
+def step_layers(layers: nn.ModuleList, x_t: torch.Tensor, state: list[Any]
+                ) -> tuple[torch.Tensor, list[Any]]:
+    """One token through a stack of layers that each step as ``(x_t, s) -> (x_t, s)``."""
+    new_state = []
+    for layer, s in zip(layers, state, strict=True):
+        x_t, s = layer.step(x_t, s)  # (B, D)
+        new_state.append(s)
+    return x_t, new_state
+
+
 def lengths_to_mask(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
     """(B,) -> (B, T) bool, True on valid steps."""
     steps = torch.arange(seq_len, device=lengths.device)

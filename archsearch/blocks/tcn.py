@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.blocks.base import SequenceBlock, check_positive
+from archsearch.blocks.base import SequenceBlock, check_positive, step_layers
 from archsearch.blocks.registry import register
 from archsearch.errors import SpaceError
 
@@ -96,8 +96,4 @@ class TCNBlock(SequenceBlock):
                       for conv in (layer.conv1, layer.conv2)) for layer in self.layers]
 
     def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        new_state = []
-        for layer, s in zip(self.layers, state, strict=True):
-            x_t, s = layer.step(x_t, s)  # (B, D)
-            new_state.append(s)
-        return x_t, new_state
+        return step_layers(self.layers, x_t, state)
