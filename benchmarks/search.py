@@ -113,12 +113,17 @@ def overhead(work: Path, trials: int, cpus: int) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(cpus)  # what a trial that holds every CPU gets in its worker
+
+    def direct(number: int) -> None:
+        run_trial(TrialSpec(ArchConfig("gru", hparams), train, Constraints(), seed=number),
+                  prepared, lambda report: None)
+
+    direct(10**6)  # warm-up: the first trial in a process pays torch's one-time start-up costs
     runs = {}
     for n in (trials, 3 * trials):
         start = time.perf_counter()
         for number in range(n):
-            run_trial(TrialSpec(ArchConfig("gru", hparams), train, Constraints(), seed=number),
-                      prepared, lambda report: None)
+            direct(number)
         direct_s = time.perf_counter() - start
         start = time.perf_counter()
         stored = search(work, f"overhead-{n}", OVERHEAD_DATA, space, n, cpus_per_trial=cpus,
