@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,14 @@ class TrialStatus(str, enum.Enum):
     PRUNED = "pruned"
     FAILED = "failed"
     INFEASIBLE = "infeasible"
+
+
+def status_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """How many trials are in each :class:`TrialStatus` (every status present, zeros too)."""
+    counts = {status.value: 0 for status in TrialStatus}
+    for status in statuses:
+        counts[status] += 1
+    return counts
 
 
 class TaskStatus(str, enum.Enum):

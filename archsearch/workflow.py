@@ -35,6 +35,7 @@ from archsearch.types import (
     TrainConfig,
     TrialOutcome,
     TrialStatus,
+    status_counts,
 )
 
 Printer = Callable[[str], None]
@@ -168,9 +169,7 @@ class StoreObserver:
 
     def _ended(self, number: int, status: str, detail: str) -> None:
         self.ended[number] = status
-        counts = {s.value: 0 for s in TrialStatus if s is not TrialStatus.RUNNING}
-        for value in self.ended.values():
-            counts[value] += 1
+        counts = status_counts(self.ended.values())
         best = (f"best {self.metric.name} {self.best[0]:.4g} ({self.families[self.best[1]]}, "
                 f"trial {self.best[1]})" if self.best else "no completed trial yet")
         bar = "#" * round(20 * len(self.ended) / self.budget)
@@ -381,9 +380,9 @@ def summary(task: TaskRecord, trials: list[TrialRecord], rec: Recommendation | N
             dashboard_url: str | None) -> dict[str, Any]:
     """The ``--json`` summary of a task."""
     best = next((t for t in trials if t.id == task.best_trial_id), None)
-    counts = {s.value: 0 for s in TrialStatus if s is not TrialStatus.RUNNING}
-    for trial in trials:
-        counts[trial.status] = counts.get(trial.status, 0) + 1
+    counts = status_counts(t.status for t in trials)
+    if not counts[TrialStatus.RUNNING.value]:  # a finished search: the counts sum to its trials
+        del counts[TrialStatus.RUNNING.value]
     return {
         "task_id": task.id,
         "status": task.status,

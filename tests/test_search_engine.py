@@ -59,7 +59,7 @@ def test_multi_objective_study_gets_quality_and_the_measured_cost():
     engine.ask("a")
     engine.note_cost("a", cost(3.5))
     assert not engine.report("a", 1, 0.4, 0.1)  # Optuna's Trial.report would raise here
-    engine.tell("a", TrialStatus.COMPLETED, 0.25)
+    engine.tell("a", TrialStatus.COMPLETED, 0.25, cost(3.5))
     assert engine.study.trials[0].values == [0.25, 3.5]
 
 

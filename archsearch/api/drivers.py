@@ -44,15 +44,12 @@ class DriverPool:
                    "--db", self.config.db_url]
         if self.config.ray_address:
             command += ["--ray-address", self.config.ray_address]
-        # Tune's own SIGINT handler ends the run "gracefully" and returns as if it had finished;
-        # without it, SIGINT (our cancel) raises KeyboardInterrupt and the task ends interrupted.
-        env = {**os.environ, "TUNE_DISABLE_SIGINT_HANDLER": "1"}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             with open(self.log_file(task_id), "ab") as log:
                 # Its own session, so that a cancel can stop the driver's whole process group.
                 process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
-                                           stderr=subprocess.STDOUT, env=env,
+                                           stderr=subprocess.STDOUT,
                                            start_new_session=True)
         except OSError as exc:
             end_unfinished_task(self.config.db_url, task_id, TaskStatus.FAILED,

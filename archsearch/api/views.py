@@ -8,7 +8,7 @@ from archsearch.api.schemas import Best, LiveView, Point, TaskView, TrialView
 from archsearch.report.charts import pareto_front
 from archsearch.search import dashboard_hint
 from archsearch.store import TaskRecord, TrialRecord
-from archsearch.types import TrialStatus
+from archsearch.types import TrialStatus, status_counts
 
 
 def _finite(value: float | None) -> float | None:
@@ -23,9 +23,7 @@ def _completed(trials: list[TrialRecord]) -> list[TrialRecord]:
 
 def task_view(task: TaskRecord, trials: list[TrialRecord], dashboard_url: str,
               active: bool) -> TaskView:
-    counts = {status.value: 0 for status in TrialStatus}
-    for trial in trials:
-        counts[trial.status] = counts.get(trial.status, 0) + 1
+    counts = status_counts(t.status for t in trials)
     best = None
     for trial in _completed(trials):
         if best is None or task.metric.better(trial.val_score, best.val_score):

@@ -17,7 +17,7 @@ from archsearch.report.claims import check_claims
 from archsearch.report.export import LOAD_SNIPPET
 from archsearch.report.scaling import ScalingTable, cached_scaling
 from archsearch.store import RecommendationRecord, TaskRecord, TrialRecord
-from archsearch.types import TrialStatus
+from archsearch.types import TrialStatus, status_counts
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -131,9 +131,7 @@ def render_report(inputs: ReportInputs, out_file: Path) -> Path:
                              undefined=jinja2.StrictUndefined)
     task = inputs.task
     maximize = task.metric.direction == "maximize"
-    counts = {status.value: 0 for status in TrialStatus}
-    for trial in inputs.trials:
-        counts[trial.status] = counts.get(trial.status, 0) + 1
+    counts = status_counts(t.status for t in inputs.trials)
     best = next((t for t in inputs.trials if t.id == task.best_trial_id), None)
     epochs_run = sum(t.epochs_run for t in inputs.trials)
     max_epochs = max((int(t.config["train"]["max_epochs"])

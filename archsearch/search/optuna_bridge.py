@@ -66,7 +66,6 @@ class AskedTrial:
     train: TrainConfig
     pruned_at: int | None = None
     last_rung: int = 0
-    cost: CostMeasurement | None = None
 
 
 class OptunaBridge:
@@ -136,11 +135,10 @@ class OptunaBridge:
         return asked
 
     def note_cost(self, tune_trial_id: str, cost: CostMeasurement) -> None:
-        """The cost measured on the untrained model, before its first epoch."""
-        asked = self.asked[tune_trial_id]
-        asked.cost = cost
+        """The cost measured on the untrained model, before its first epoch (what the Pareto
+        pruner compares trials by)."""
         if self.pareto_pruner is not None:
-            self.pareto_pruner.note_cost(asked.trial.number,
+            self.pareto_pruner.note_cost(self.asked[tune_trial_id].trial.number,
                                          tuple(self.objectives.cost_values(cost)))
 
     def report(self, tune_trial_id: str, epoch: int, val_score: float,
@@ -178,7 +176,6 @@ class OptunaBridge:
             asked.trial.set_user_attr("infeasible", True)
             self.study.tell(asked.trial, state=TrialState.PRUNED)
         elif status is TrialStatus.COMPLETED and val_score is not None:
-            cost = cost or asked.cost
             if not self.objectives.multi:
                 self.study.tell(asked.trial, val_score)
             elif cost is not None:
