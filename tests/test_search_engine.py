@@ -95,3 +95,25 @@ def test_pareto_pruner_compares_on_every_cost():
 def test_pruning_off_in_a_multi_objective_search():
     engine = bridge(pruner="none", objectives="quality,params")
     assert engine.pareto_pruner is None
+
+
+def _open_after(barrier, url: str) -> None:  # noqa: ANN001
+    from archsearch.search.optuna_bridge import open_storage
+
+    barrier.wait()
+    open_storage(url)
+
+
+def test_searches_starting_together_on_a_new_database_all_open_its_study_storage(tmp_path):
+    """Two API drivers once lost a task to 'table alembic_version already exists'."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    barrier = context.Barrier(4)
+    workers = [context.Process(target=_open_after, args=(barrier, url)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]

@@ -14,10 +14,12 @@ compute. Multi-objective studies (quality plus measured costs) are pruned by
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from archsearch.search.pareto_pruner import ParetoMedianPruner
@@ -59,6 +61,20 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
                                           n_startup_trials=5)
 
 
+def open_storage(url: str | None, attempts: int = 3) -> optuna.storages.BaseStorage | None:
+    """Optuna's RDB storage at ``url`` (None: in memory). Searches that start together on a new
+    database race to create its tables ("table alembic_version already exists"); the loser
+    finds them made when it tries again."""
+    if url is None:
+        return None
+    for attempt in range(1, attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except sqlalchemy.exc.DBAPIError:
+            time.sleep(0.5 * attempt)
+    return optuna.storages.RDBStorage(url)  # the last try raises what it meets
+
+
 @dataclass
 class AskedTrial:
     trial: optuna.Trial
@@ -90,7 +106,7 @@ class OptunaBridge:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         directions = [metric.direction] + ["minimize"] * len(objectives.costs)
         study = optuna.create_study(
-            storage=storage, study_name=study_name, directions=directions,
+            storage=open_storage(storage), study_name=study_name, directions=directions,
             sampler=make_sampler(sampler, seed),
             pruner=make_pruner("none" if objectives.multi else pruner,
                                None if rung_seconds else max_epochs),
