@@ -95,7 +95,26 @@ def test_past_tasks_in_the_database_override_the_rules(tmp_path):
     assert past.available and past.n_tasks == 4 and past.scores["transformer"] == 1.0
     assert with_data.family == "transformer"
     assert any("Past data overrode the rules" in s for s in with_data.rationale)
+    # Held out one at a time, each past task was predicted right by the other three.
+    assert with_data.trust.n_tasks == 4 and with_data.trust.factor > 0
+    assert with_data.trust.regret[0.0] > with_data.trust.regret[with_data.trust.factor]
+    assert any(s.startswith("Trust in past data: weight") for s in with_data.rationale)
     assert with_data.config == {"family": "transformer", "model": {"d_model": 16}}
+
+
+def test_past_data_that_misled_on_held_out_tasks_is_not_trusted(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'past.db'}")
+    # Neighbouring lengths disagree: every past task's nearest neighbour names the wrong winner.
+    for seq_len, winner in ((30, "transformer"), (31, "gru"), (90, "transformer"),
+                            (92, "gru"), (250, "transformer"), (255, "gru")):
+        add_search(store, seq_len, {f: 0.1 if f == winner else 0.5 for f in FAMILIES})
+    meta = {"seq_len": 32, "n_sequences": 1000, "n_features": 2}
+    past = past_evidence(store.past_results(), meta, "regression", FAMILIES)
+    store.close()
+    rec = recommend(facts_for(meta, "regression", {}), FAMILIES, MSE, [], past=past)
+    assert rec.trust.n_tasks == 6 and rec.trust.factor == 0.0
+    assert rec.trust.regret[16.0] > rec.trust.regret[0.0]
+    assert rec.family == "gru"  # the rules' pick: the data could not beat them
 
 
 def test_recommend_cli_answers_without_training(tmp_path):

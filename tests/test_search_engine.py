@@ -53,6 +53,25 @@ def test_rungs_in_epochs_by_default():
     assert values == {1: 0.5}
 
 
+def test_a_trial_that_reached_its_last_epoch_completes_whatever_the_pruner_says():
+    engine = bridge()
+    engine.ask("probe")
+    last = engine.asked.pop("probe").train.max_epochs
+    for number in range(3):  # the median pruner's startup trials: 1.0 until the last epoch
+        engine.ask(str(number))
+        for epoch in range(1, last + 1):
+            engine.report(str(number), epoch=epoch, val_score=1.0 if epoch < last else 0.1)
+        engine.tell(str(number), TrialStatus.COMPLETED, 0.1)
+    engine.ask("late")
+    for epoch in range(1, last):
+        assert engine.report("late", epoch=epoch, val_score=0.5) is False  # ahead: kept
+    # Behind the median at the last epoch, but there is nothing left to save.
+    assert engine.report("late", epoch=last, val_score=0.5) is False
+    assert engine.asked["late"].pruned_at is None
+    engine.ask("early")
+    assert engine.report("early", epoch=1, val_score=2.0) is True  # behind, epochs left
+
+
 def test_multi_objective_study_gets_quality_and_the_measured_cost():
     engine = bridge(objectives="quality,latency")
     assert len(engine.study.directions) == 2

@@ -55,6 +55,7 @@ class Advice:
             "ranking": [r.to_dict() for r in rec.ranking],
             "measured_task_id": self.measured_task.id if self.measured_task else None,
             "past_tasks": self.past.n_tasks,
+            "trust": rec.trust.to_dict() if rec.trust else None,
             "dataset": self.dataset_name,
             "metric": {"name": self.metric.name, "direction": self.metric.direction},
             "meta_features": self.meta_features,

@@ -5,8 +5,11 @@ Three sources, each updating the one before:
 1. **Rules** (``rules.yaml``): a prior weight per family; hard rules exclude families.
 2. **Past tasks** (:mod:`archsearch.recommend.ranker`): the normalised score similar past tasks
    predict for each family, trusted by how many tasks back it. Before any measurement the
-   belief is ``log(prior) + DATA_LOGODDS * weight * (past - 0.5)``: strong past data outweighs
-   one rule of thumb.
+   belief is ``log(prior) + trust * DATA_LOGODDS * weight * (past - 0.5)``. ``trust`` is
+   calibrated on the past tasks themselves (:func:`calibrate_trust`): each is held out in
+   turn, predicted from the others, and the factor of :data:`TRUST_FACTORS` whose picks had
+   the lowest mean regret there is used; so data outweighs the rules of thumb only as far as
+   it has picked better than they did on this database's tasks.
 3. **This task's measured trials**, under the user's constraints: only completed trials that
    meet every constraint count (an infeasible trial never wins). Their best scores, normalised
    over the measured range, decide; the belief from 1 and 2 breaks near-ties
@@ -27,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from archsearch.recommend.ranker import PastEvidence
+from archsearch.recommend.ranker import HeldOutTask, PastEvidence
 from archsearch.recommend.rules import Priors, Rule, apply_rules, load_rules
 from archsearch.store.records import TrialRecord
 from archsearch.types import Constraints, Metric, TrialStatus
@@ -38,6 +41,8 @@ PRIOR_SCALE = 0.1
 # Before measurement: a past-data score gap of 1 (best vs worst family on similar tasks),
 # fully trusted, is worth a prior factor of exp(1.2) ≈ 3.3.
 DATA_LOGODDS = 1.2
+# Candidate trust factors on DATA_LOGODDS: 0 = the rules alone, 16 = past data all but decides.
+TRUST_FACTORS = (0.0, 0.5, 1.0, 2.0, 4.0, 16.0)
 # A cheaper point on the Pareto front is worth naming when its quality is within this share of
 # the measured range and its latency is at least CHEAPER_FACTOR times lower.
 NEAR_EQUAL, CHEAPER_FACTOR = 0.05, 1.5
@@ -65,6 +70,22 @@ class FamilyRank:
 
 
 @dataclass(frozen=True)
+class DataTrust:
+    """How far past data is trusted against the rules, and the held-out evidence for it."""
+
+    factor: float  # multiplies DATA_LOGODDS in the belief
+    regret: dict[float, float]  # candidate factor -> mean regret over the held-out tasks
+    n_tasks: int  # held-out past tasks the regrets average over (0: not calibrated)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"factor": self.factor, "n_tasks": self.n_tasks,
+                "regret": {str(k): round(v, 4) for k, v in self.regret.items()}}
+
+
+UNCALIBRATED = DataTrust(1.0, {}, 0)
+
+
+@dataclass(frozen=True)
 class Recommendation:
     family: str
     config: dict[str, Any]
@@ -75,13 +96,15 @@ class Recommendation:
     pareto: list[int] = field(default_factory=list)  # feasible trials on the quality/cost front
     stability: dict[str, Any] | None = None  # spread of the pick's config across seeds
     config_source: str | None = None  # where ``config`` comes from when no trial backs it
+    trust: DataTrust | None = None  # None: past data not consulted
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "config": self.config or None,
                 "confidence": self.confidence, "rationale": self.rationale,
                 "ranking": [r.to_dict() for r in self.ranking],
                 "trial_number": self.trial_number, "pareto": self.pareto,
-                "stability": self.stability, "config_source": self.config_source}
+                "stability": self.stability, "config_source": self.config_source,
+                "trust": self.trust.to_dict() if self.trust else None}
 
 
 def facts_for(meta_features: Mapping[str, Any], task_kind: str,
@@ -136,7 +159,10 @@ def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
     ``constraints`` default to the constraint keys in ``facts`` (:func:`facts_for` puts them
     there); ``past`` is the ranker's evidence (None: not consulted).
     """
-    priors = apply_rules(load_rules() if rules is None else rules, facts, families)
+    rules = load_rules() if rules is None else rules
+    priors = apply_rules(rules, facts, families)
+    trust = (calibrate_trust(past.held_out, rules, families)
+             if past is not None and past.available else None)
     limits = _limits(facts, constraints)
     completed = [t for t in trials if t.status == TrialStatus.COMPLETED.value
                  and t.val_score is not None and math.isfinite(t.val_score)]
@@ -152,7 +178,7 @@ def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
     measured = [metric.sign * t.val_score for t in best_by_family.values()]
     low, high = (min(measured), max(measured)) if measured else (0.0, 1.0)
     spread = (high - low) or 1.0
-    belief = {family: _belief(family, priors, past) for family in families}
+    belief = {family: _belief(family, priors, past, trust) for family in families}
     ranking = []
     for family in families:
         best = best_by_family.get(family)
@@ -179,20 +205,51 @@ def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
         config = dict(best_trial.config)
     elif past is not None and top.family in past.configs:
         config, source = dict(past.configs[top.family]), past.config_sources[top.family]
-    sentences = _rationale(priors, ranking, belief, metric, past, limits, completed, feasible,
-                           best_trial, front, stability, spread, source)
+    sentences = _rationale(priors, ranking, belief, metric, past, trust, limits, completed,
+                           feasible, best_trial, front, stability, spread, source)
     return Recommendation(top.family, config, _confidence(ranking, len(feasible), past,
                                                           stability, spread),
                           sentences, ranking, best_trial.number if best_trial else None,
-                          sorted(t.number for t in front), stability, source)
+                          sorted(t.number for t in front), stability, source, trust)
 
 
-def _belief(family: str, priors: Priors, past: PastEvidence | None) -> float:
+def _belief(family: str, priors: Priors, past: PastEvidence | None,
+            trust: DataTrust | None) -> float:
     """Log prior weight of the rules, updated by past data."""
     value = math.log(priors.weights[family])
-    if past is not None and family in past.scores:
-        value += DATA_LOGODDS * past.weight(family) * (past.scores[family] - 0.5)
+    if past is not None and trust is not None and family in past.scores:
+        value += (trust.factor * DATA_LOGODDS * past.weight(family)
+                  * (past.scores[family] - 0.5))
     return value
+
+
+def calibrate_trust(held_out: list[HeldOutTask], rules: list[Rule],
+                    families: list[str]) -> DataTrust:
+    """The factor of :data:`TRUST_FACTORS` whose instant picks had the lowest mean regret over
+    the held-out past tasks (regret: 1 - the picked family's normalised measured score; the
+    pick is made among the families the task measured, as :func:`recommend` would make it).
+    Ties go to the smaller factor: past data must earn its weight. With no held-out task the
+    factor is 1 (uncalibrated)."""
+    regrets: dict[float, list[float]] = {factor: [] for factor in TRUST_FACTORS}
+    for case in held_out:
+        task = case.task
+        priors = apply_rules(rules, facts_for(task.meta_features, task.task_kind,
+                                              task.constraints), families)
+        candidates = [f for f in families if f in case.truth and f not in priors.excluded]
+        if len(candidates) < 2:
+            continue
+        prior = [math.log(priors.weights[f]) for f in candidates]
+        shift = [DATA_LOGODDS * case.weights.get(f, 0.0) * (case.scores.get(f, 0.5) - 0.5)
+                 for f in candidates]
+        for factor, values in regrets.items():
+            belief = [p + factor * d for p, d in zip(prior, shift, strict=True)]
+            values.append(1.0 - case.truth[candidates[belief.index(max(belief))]])
+    n_tasks = len(regrets[TRUST_FACTORS[0]])
+    if n_tasks == 0:
+        return UNCALIBRATED
+    mean = {factor: statistics.fmean(values) for factor, values in regrets.items()}
+    factor = min(mean, key=lambda f: (round(mean[f], 9), f))
+    return DataTrust(factor, mean, n_tasks)
 
 
 def _pareto(trials: list[TrialRecord], metric: Metric) -> list[TrialRecord]:
@@ -259,9 +316,21 @@ def _fmt_past(past: PastEvidence, ranking: list[FamilyRank]) -> str:
                      if r.family in past.scores)
 
 
+def _trust_sentence(trust: DataTrust) -> str:
+    if not trust.n_tasks:
+        return ("Trust in past data: not calibrated (no past task could be held out and "
+                f"predicted from the others); weight x{trust.factor:g}.")
+    rules_only, chosen = trust.regret[0.0], trust.regret[trust.factor]
+    return (f"Trust in past data: weight x{trust.factor:g}, calibrated on {trust.n_tasks} past "
+            f"tasks each predicted from the others: there the rules alone had mean regret "
+            f"{rules_only:.3f}, rules with past data at this weight {chosen:.3f} (0 = always "
+            "the best family).")
+
+
 def _rationale(priors: Priors, ranking: list[FamilyRank], belief: dict[str, float],
-               metric: Metric, past: PastEvidence | None, limits: dict[str, float],
-               completed: list[TrialRecord], feasible: list[TrialRecord],
+               metric: Metric, past: PastEvidence | None, trust: DataTrust | None,
+               limits: dict[str, float], completed: list[TrialRecord],
+               feasible: list[TrialRecord],
                best: TrialRecord | None, front: list[TrialRecord],
                stability: dict[str, Any] | None, spread: float,
                config_source: str | None) -> list[str]:
@@ -286,6 +355,8 @@ def _rationale(priors: Priors, ranking: list[FamilyRank], belief: dict[str, floa
                          f"nearest by meta-features are {near}. They predict "
                          f"{_fmt_past(past, ranking)} (1 = the best family on a similar task, "
                          "0 = the worst).")
+        if trust is not None:
+            sentences.append(_trust_sentence(trust))
         tied = belief[belief_top.family] - belief[rules_top.family] < 1e-9
         if belief_top.family != rules_top.family and not tied and rules_top.prior > 1.0:
             sentences.append(f"Past data overrode the rules: the rules alone favour "

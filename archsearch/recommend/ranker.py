@@ -13,6 +13,8 @@ Glossary:
   neighbour model per family, fitted on the tasks that measured it).
 - :class:`PastEvidence`: the ranker's answer for one task, with what backs it (how many past
   tasks, the nearest ones, a configuration to start from), or why there is none.
+- :class:`HeldOutTask`: one past task predicted from the other past tasks, beside what it
+  measured: the cases on which the combination calibrates how far to trust the ranker.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from sklearn.preprocessing import StandardScaler
 from archsearch.store.records import TaskRecord, TrialRecord
 
 MIN_TASKS = 2  # with fewer usable past tasks the ranker has nothing to say
+# At most this many (the most recent) past tasks are held out one at a time, so that the
+# calibration costs O(n) fits, not O(n^2) work, on a large database.
+MAX_HELD_OUT = 50
 TASK_KINDS = ("classification", "regression", "forecast")
 # (meta-feature, transform): sizes on a log scale (a task twice as long is as far as one half
 # as long); statistics as they are. Keys the data room does not provide stay NaN (imputed).
@@ -208,6 +213,22 @@ class Neighbour:
     best_family: str
 
 
+def trust_weight(support: int, n_neighbors: int) -> float:
+    """Trust in a prediction backed by ``support`` past tasks: n / (n + 2), n = min(k, support)."""
+    n = min(n_neighbors, support)
+    return n / (n + 2.0)
+
+
+@dataclass(frozen=True)
+class HeldOutTask:
+    """A past task predicted by the ranker fitted on the other past tasks."""
+
+    task: TaskRecord
+    scores: dict[str, float]  # predicted 0..1 per family
+    weights: dict[str, float]  # trust per predicted family (:func:`trust_weight`)
+    truth: dict[str, float]  # what the task measured, normalised (NaN-free)
+
+
 @dataclass(frozen=True)
 class PastEvidence:
     """What past tasks predict for this one (``available`` False: too few, the rules decide)."""
@@ -221,11 +242,13 @@ class PastEvidence:
     config_sources: dict[str, str] = field(default_factory=dict)  # family -> "task 3, trial 4"
     same_data: list[tuple[int, int, str]] = field(default_factory=list)  # (task, seed, winner)
     n_neighbors: int = 3
+    held_out: list[HeldOutTask] = field(default_factory=list)
 
     def weight(self, family: str) -> float:
-        """How much to trust the prediction for ``family``: n / (n + 2), n = tasks behind it."""
-        n = min(self.n_neighbors, self.support.get(family, 0))
-        return n / (n + 2.0) if family in self.scores else 0.0
+        """How much to trust the prediction for ``family`` (:func:`trust_weight`)."""
+        if family not in self.scores:
+            return 0.0
+        return trust_weight(self.support.get(family, 0), self.n_neighbors)
 
     def to_dict(self) -> dict[str, Any]:
         return {"available": self.available, "n_tasks": self.n_tasks, "scores": self.scores,
@@ -273,4 +296,23 @@ def past_evidence(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
                 configs[family] = dict(trial.config)
                 sources[family] = f"task {table.tasks[index].id}, trial {trial.number}"
     return PastEvidence(True, len(table.tasks), scores, support, neighbours, configs, sources,
-                        same, n_neighbors)
+                        same, n_neighbors, _held_out(table, n_neighbors))
+
+
+def _held_out(table: TrainingTable, n_neighbors: int) -> list[HeldOutTask]:
+    """Each of the most recent :data:`MAX_HELD_OUT` tasks, predicted from all the others."""
+    cases = []
+    for index in range(max(0, len(table.tasks) - MAX_HELD_OUT), len(table.tasks)):
+        rest = np.arange(len(table.tasks)) != index
+        if rest.sum() < MIN_TASKS:
+            continue
+        model = FamilyScoreRegressor(n_neighbors=n_neighbors).fit(table.X[rest], table.Y[rest])
+        predicted = model.predict(table.X[index:index + 1])[0]
+        scores = {f: float(v) for f, v in zip(table.families, predicted, strict=True)
+                  if not math.isnan(v)}
+        weights = {f: trust_weight(int(n), n_neighbors)
+                   for f, n in zip(table.families, model.support_, strict=True) if f in scores}
+        truth = {f: float(v) for f, v in zip(table.families, table.Y[index], strict=True)
+                 if not math.isnan(v)}
+        cases.append(HeldOutTask(table.tasks[index], scores, weights, truth))
+    return cases

@@ -165,9 +165,10 @@ class OptunaBridge:
         if not math.isfinite(val_score):
             return False  # a NaN epoch ends the trial as failed, not as pruned
         reached = math.floor(elapsed_s / self.rung_seconds) if self.rung_seconds else epoch
+        final = epoch >= asked.train.max_epochs  # nothing left to save: the trial completes
         for rung in range(asked.last_rung + 1, reached + 1):
             asked.last_rung = rung
-            if self._prunes(asked, rung, val_score):
+            if self._prunes(asked, rung, val_score) and not final:
                 asked.pruned_at = epoch
                 return True
         return False
