@@ -198,17 +198,19 @@ def memory_check() -> dict[str, Any]:
     }
 
 
-def lstm_vs_transformer(batch: int, repeats: int) -> dict[str, Any]:
+def lstm_vs_transformer(batch: int, repeats: int,
+                        device: torch.device = CPU) -> dict[str, Any]:
     """Training step of the equal-size pair at T = 64, 256, 1024, the two timed in turn (as
-    the SSM check) rather than taken from rows measured minutes apart."""
-    out: dict[str, Any] = {}
+    the SSM check) rather than taken from rows measured minutes apart. On CUDA the step runs
+    in bf16 autocast, as trials train there."""
+    out: dict[str, Any] = {"device": device.type}
     for T in (64, 256, 1024):
-        models = {label: build(label, T) for label in ("lstm", "transformer")}
+        models = {label: build(label, T).to(device) for label in ("lstm", "transformer")}
         samples: dict[str, list[float]] = {label: [] for label in models}
         for _ in range(repeats):
             for label, model in models.items():
-                samples[label].append(train_step_ms(model, N_FEATURES, T, batch, CPU, warmup=1,
-                                                    repeats=1)[0])
+                samples[label].append(train_step_ms(model, N_FEATURES, T, batch, device,
+                                                    warmup=1, repeats=1)[0])
         lstm_ms, tf_ms = summarise(samples["lstm"])[0], summarise(samples["transformer"])[0]
         out[f"T{T}"] = {
             "lstm_ms": round(lstm_ms, 3), "transformer_ms": round(tf_ms, 3),

@@ -1,6 +1,10 @@
 """Benchmark the recommender: leave-one-task-out over the built-in tasks.
 
     python benchmarks/recommender.py [--quick] [--seed N] [--keep DIR]
+    python benchmarks/recommender.py --rescore DIR
+
+``--rescore DIR`` scores the recommender again on the searches a ``--keep DIR`` run left there,
+without searching: the same measured tasks, the recommender as it is now.
 
 1. Every built-in data set that loads here (a real one whose package is missing is listed under
    ``skipped``, with the reason) gets a small real search through the normal workflow, all
@@ -125,6 +129,7 @@ def evaluate(store: Store, families: list[str]) -> list[dict[str, Any]]:
             "regret_ranker_only": round(regret(ranker, truth), 4) if ranker else None,
             "regret_random": round(statistics.fmean(1.0 - v for v in truth.values()), 4),
             "past_tasks": past.n_tasks,
+            "trust_factor": with_data.trust.factor if with_data.trust else None,
         })
     return rows
 
@@ -158,19 +163,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="keep the database and reports in DIR (default: a temp dir)")
+    parser.add_argument("--rescore", type=Path, metavar="DIR",
+                        help="score again the searches a --keep DIR run left in DIR")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     start = time.perf_counter()
+    search_seconds: dict[str, float] = {}
+    skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="archsearch-bench-") as tmp:
-        out = args.keep or Path(tmp)
-        out.mkdir(parents=True, exist_ok=True)
-        space, families = benchmark_space(out, settings)
-        specs, skipped = task_specs(settings)
-        db_url = f"sqlite:///{out / 'benchmark.db'}"
-        search_seconds = run_searches(specs, space,
-                                      settings["trials_per_family"] * len(families), db_url,
-                                      out / "reports", args.seed)
-        store = Store(db_url)
+        out = args.rescore or args.keep or Path(tmp)
+        if args.rescore:
+            space = out / "benchmark_space.yaml"
+            if not (out / "benchmark.db").is_file() or not space.is_file():
+                parser.error(f"{out} holds no benchmark.db and benchmark_space.yaml: pass a "
+                             "directory a --keep DIR run wrote")
+            families = sorted(yaml.safe_load(space.read_text(encoding="utf-8"))["families"])
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            space, families = benchmark_space(out, settings)
+            specs, skipped = task_specs(settings)
+            search_seconds = run_searches(specs, space,
+                                          settings["trials_per_family"] * len(families),
+                                          f"sqlite:///{out / 'benchmark.db'}", out / "reports",
+                                          args.seed)
+        store = Store(f"sqlite:///{out / 'benchmark.db'}")
         try:
             tasks: list[TaskRecord] = store.list_tasks()
             rows = evaluate(store, families)
@@ -183,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     rules_only, rules_data = mean(rows, "regret_rules_only"), mean(rows, "regret_rules_data")
     result = {
         "benchmark": "recommender_leave_one_task_out",
-        "mode": "quick" if args.quick else "full",
+        "mode": "rescore" if args.rescore else "quick" if args.quick else "full",
         "families": families,
         "tasks_evaluated": len(rows),
         "tasks_searched": len(tasks),

@@ -51,3 +51,35 @@ def test_measurement_overrides_the_rules_and_says_so():
 def test_prior_breaks_a_near_tie():
     trials = [trial(0, "lstm", 0.3000), trial(1, "transformer", 0.2999), trial(2, "gru", 0.9)]
     assert recommend({"seq_len": 100}, FAMILIES, MSE, trials).family == "lstm"
+
+
+def held_out_task(number: int, truth: dict[str, float], predicted: dict[str, float]):
+    from archsearch.recommend.ranker import HeldOutTask
+    from archsearch.store import TaskRecord
+
+    now = datetime(2026, 1, 1)
+    task = TaskRecord(id=number, created_at=now, updated_at=now, status="completed",
+                      source="s", dataset_name=f"d{number}", task_kind="regression",
+                      metric=MSE, seed=0, constraints={}, options={}, space_name="default",
+                      meta_features={"seq_len": 50}, fingerprint=None, budget_trials=3,
+                      budget_minutes=None, optuna_study=None, best_trial_id=None,
+                      report_path=None, error=None)
+    return HeldOutTask(task, predicted, dict.fromkeys(predicted, 0.6), truth)
+
+
+def test_trust_in_past_data_needs_more_than_one_lucky_task():
+    from archsearch.recommend.combine import calibrate_trust
+
+    # The rules pick gru (short sequences); past data always names transformer. Trusting it
+    # gains 1 on one held-out task, nothing on four, and loses 0.5 on one: the lowest mean
+    # regret, but a mean gain (0.08) well inside one standard error (0.20).
+    predicted = {"gru": 0.0, "lstm": 0.5, "transformer": 1.0}
+    right = held_out_task(1, {"gru": 0.0, "lstm": 0.5, "transformer": 1.0}, predicted)
+    level = [held_out_task(n, {"gru": 1.0, "lstm": 0.0, "transformer": 1.0}, predicted)
+             for n in range(2, 6)]
+    wrong = held_out_task(6, {"gru": 1.0, "lstm": 0.0, "transformer": 0.5}, predicted)
+    lucky = calibrate_trust([right, *level, wrong], load_rules(), FAMILIES)
+    assert lucky.n_tasks == 6 and lucky.regret[16.0] < lucky.regret[0.0]
+    assert lucky.factor == 0.0
+    steady = calibrate_trust([right, right, right, *level], load_rules(), FAMILIES)
+    assert steady.factor > 0.0 and steady.regret[steady.factor] < steady.regret[0.0]

@@ -22,6 +22,7 @@ from archsearch.measure.timing import (
     sync,
     time_interleaved,
     train_step_ms,
+    training_dtype,
 )
 from archsearch.types import CostMeasurement
 
@@ -41,6 +42,7 @@ __all__ = [
     "sync",
     "time_interleaved",
     "train_step_ms",
+    "training_dtype",
     "weights_bytes",
 ]
 

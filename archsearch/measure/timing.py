@@ -107,10 +107,17 @@ def step_latency_ms(model: nn.Module, n_features: int, device: torch.device, bat
     return summarise([t / tokens for t in times])
 
 
+def training_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype training uses on ``device``: bf16 mixed precision on CUDA, None (float32)
+    on CPU. Trials train with it and the training step is timed with it."""
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
 def train_step_ms(model: nn.Module, n_features: int, seq_len: int, batch_size: int,
                   device: torch.device, warmup: int = 1, repeats: int = 5,
                   lr: float = 1e-3) -> tuple[float, float]:
-    """(median, p95) milliseconds of one training step: forward, loss, backward, AdamW step.
+    """(median, p95) milliseconds of one training step: forward, loss, backward, AdamW step, in
+    the precision trials train in (:func:`training_dtype`: bf16 autocast on CUDA).
 
     The task's loss on random targets (cross-entropy for classification, MSE otherwise); the
     optimiser uses :func:`archsearch.blocks.param_groups`. Weights are restored afterwards, and
@@ -133,8 +140,11 @@ def train_step_ms(model: nn.Module, n_features: int, seq_len: int, batch_size: i
         target = torch.randn(out_shape, device=device)
         loss_fn = lambda out: F.mse_loss(out, target)  # noqa: E731
 
+    amp_dtype = training_dtype(x.device)
+
     def step() -> None:
-        loss = loss_fn(model(x))
+        with torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = loss_fn(model(x).float())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -7,9 +7,8 @@ Three sources, each updating the one before:
    predict for each family, trusted by how many tasks back it. Before any measurement the
    belief is ``log(prior) + trust * DATA_LOGODDS * weight * (past - 0.5)``. ``trust`` is
    calibrated on the past tasks themselves (:func:`calibrate_trust`): each is held out in
-   turn, predicted from the others, and the factor of :data:`TRUST_FACTORS` whose picks had
-   the lowest mean regret there is used; so data outweighs the rules of thumb only as far as
-   it has picked better than they did on this database's tasks.
+   turn and predicted from the others, so data outweighs the rules of thumb only as far as it
+   has picked clearly better than they did on this database's tasks.
 3. **This task's measured trials**, under the user's constraints: only completed trials that
    meet every constraint count (an infeasible trial never wins). Their best scores, normalised
    over the measured range, decide; the belief from 1 and 2 breaks near-ties
@@ -225,10 +224,15 @@ def _belief(family: str, priors: Priors, past: PastEvidence | None,
 
 def calibrate_trust(held_out: list[HeldOutTask], rules: list[Rule],
                     families: list[str]) -> DataTrust:
-    """The factor of :data:`TRUST_FACTORS` whose instant picks had the lowest mean regret over
-    the held-out past tasks (regret: 1 - the picked family's normalised measured score; the
-    pick is made among the families the task measured, as :func:`recommend` would make it).
-    Ties go to the smaller factor: past data must earn its weight. With no held-out task the
+    """How far to trust past data, from the held-out past tasks.
+
+    For each factor of :data:`TRUST_FACTORS` the instant pick is made on every held-out task
+    (among the families it measured, as :func:`recommend` would make it) and scored by its
+    regret (1 - the picked family's normalised measured score). Past data must earn its
+    weight: a factor is eligible only when its mean gain over the rules alone (factor 0)
+    exceeds one standard error of that gain, since the lowest of six noisy means over a dozen
+    tasks is often luck (the one-standard-error rule). The eligible factor with the lowest mean
+    regret is used, the smaller on a tie; 0 when none is eligible. With no held-out task the
     factor is 1 (uncalibrated)."""
     regrets: dict[float, list[float]] = {factor: [] for factor in TRUST_FACTORS}
     for case in held_out:
@@ -244,11 +248,18 @@ def calibrate_trust(held_out: list[HeldOutTask], rules: list[Rule],
         for factor, values in regrets.items():
             belief = [p + factor * d for p, d in zip(prior, shift, strict=True)]
             values.append(1.0 - case.truth[candidates[belief.index(max(belief))]])
-    n_tasks = len(regrets[TRUST_FACTORS[0]])
+    rules_only = regrets[0.0]
+    n_tasks = len(rules_only)
     if n_tasks == 0:
         return UNCALIBRATED
     mean = {factor: statistics.fmean(values) for factor, values in regrets.items()}
-    factor = min(mean, key=lambda f: (round(mean[f], 9), f))
+    supported = [0.0]
+    for factor, values in regrets.items():
+        gain = [r - d for r, d in zip(rules_only, values, strict=True)]
+        error = statistics.stdev(gain) / math.sqrt(n_tasks) if n_tasks > 1 else math.inf
+        if statistics.fmean(gain) > error:
+            supported.append(factor)
+    factor = min(supported, key=lambda f: (round(mean[f], 9), f))
     return DataTrust(factor, mean, n_tasks)
 
 
@@ -320,11 +331,17 @@ def _trust_sentence(trust: DataTrust) -> str:
     if not trust.n_tasks:
         return ("Trust in past data: not calibrated (no past task could be held out and "
                 f"predicted from the others); weight x{trust.factor:g}.")
-    rules_only, chosen = trust.regret[0.0], trust.regret[trust.factor]
-    return (f"Trust in past data: weight x{trust.factor:g}, calibrated on {trust.n_tasks} past "
-            f"tasks each predicted from the others: there the rules alone had mean regret "
-            f"{rules_only:.3f}, rules with past data at this weight {chosen:.3f} (0 = always "
-            "the best family).")
+    rules_only = trust.regret[0.0]
+    held_out = (f"{trust.n_tasks} past tasks, each predicted from the others, had mean regret "
+                f"{rules_only:.3f} with the rules alone (0 = always the best family)")
+    if trust.factor == 0.0:
+        best = min((f for f in trust.regret if f), key=lambda f: trust.regret[f])
+        return (f"Trust in past data: none. {held_out[0].upper()}{held_out[1:]}; no weight on "
+                f"past data did clearly better (its best, x{best:g}, {trust.regret[best]:.3f}), "
+                "so the rules set the prior.")
+    return (f"Trust in past data: weight x{trust.factor:g}. {held_out[0].upper()}"
+            f"{held_out[1:]}, and {trust.regret[trust.factor]:.3f} with past data at this "
+            "weight.")
 
 
 def _rationale(priors: Priors, ranking: list[FamilyRank], belief: dict[str, float],

@@ -48,6 +48,7 @@ class ScalingRow:
     weights_mb: float | None = None
     train_step_ms: float | None = None  # one AdamW step at length T, batch TRAIN_BATCH
     error: str | None = None
+    int8_on_cpu: bool = False  # an int8 copy: timed on the CPU whatever the table's device
 
     def exponent(self, kind: str) -> float | None:
         """Growth exponent k in cost ~ length^k, fitted on the upper half of the lengths
@@ -159,15 +160,19 @@ def measure_scaling(task: TaskRecord, trials: Sequence[TrialRecord],
                 skipped = True
                 break
             try:
-                model = inference_model(build_model(ArchConfig(trial.family,
-                                                               trial.config["model"]),
-                                                    _model_io(task, length))).to(device).eval()
-                x = torch.randn(1, length, _model_io(task, length).n_features, device=device)
+                built = build_model(ArchConfig(trial.family, trial.config["model"]),
+                                    _model_io(task, length)).eval()
+                model = inference_model(built)
+                # An int8 copy runs where PyTorch's dynamic quantization runs: on the CPU.
+                run_on = device if model is built else torch.device("cpu")
+                model = model.to(run_on)
+                x = torch.randn(1, length, _model_io(task, length).n_features, device=run_on)
                 tick = time.perf_counter()
                 median, _ = latency_ms(model, x, warmup=1, repeats=REPEATS)
                 row["latency_ms"][length] = median
                 row["memory_mb"][length] = forward_peak_mb(model, x)[0]
                 row.setdefault("params", count_params(model))
+                row["int8_on_cpu"] = run_on != device
                 row.setdefault("weights_mb", weights_bytes(model) / 2**20)
                 if length == min(seq_len, MAX_LENGTH):
                     trainable = build_model(ArchConfig(trial.family, trial.config["model"]),

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from archsearch.blocks import SequenceModel, build_model, inference_model, param_groups
 from archsearch.data import PreparedData, Split
 from archsearch.errors import ArchsearchError
-from archsearch.measure import measure_cost, select_device
+from archsearch.measure import measure_cost, select_device, training_dtype
 from archsearch.types import (
     ArchConfig,
     Constraints,
@@ -105,7 +105,7 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
            cost, on_epoch: EpochCallback) -> TrialResult:  # noqa: ANN001
     metric = Metric.for_task(data.task)
     optimizer = torch.optim.AdamW(param_groups(model, spec.train.lr, spec.train.weight_decay))
-    amp_dtype = torch.bfloat16 if device.type == "cuda" else None  # mixed precision on GPU only
+    amp_dtype = training_dtype(device)  # bf16 mixed precision on GPU only
     generator = torch.Generator().manual_seed(spec.seed)
     time_limit_s = (spec.constraints.max_trial_minutes or math.inf) * 60.0
     best_score, best_epoch, best_state = None, None, None
