@@ -83,8 +83,11 @@ def test_search_across_a_two_node_cluster(tmp_path):
         assert any(n["Resources"].get("second") for n in nodes)
 
         db = f"sqlite:///{tmp_path / 'cluster.db'}"
+        # Trials of a few seconds each: with trials of one second, the first node's reused actor
+        # took every trial before the second node's actor had started (seen on a loaded
+        # machine), and the test failed although the cluster worked.
         run = subprocess.run(
-            [sys.executable, "-m", "archsearch", "search", "builtin:adding?length=16&n=400",
+            [sys.executable, "-m", "archsearch", "search", "builtin:adding?length=32&n=1500",
              "--budget-trials", "4", "--ray-address", address, "--db", db, "--report-dir",
              str(tmp_path), "--cv-folds", "0", "--json"],
             cwd=tmp_path, capture_output=True, text=True, timeout=600,
