@@ -14,7 +14,6 @@ import sys
 import time
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,9 @@ import requests
 
 from archsearch.api.views import live_view
 from archsearch.data import load_dataset
-from archsearch.store import TaskRecord, TrialRecord
-from archsearch.types import Metric
+from archsearch.store import TrialRecord
 from tests.browser import watch
+from tests.records import task_record, trial_record
 
 TOKEN = "test-token-0123456789abcdef"
 TINY = "builtin:adding?length=12&n=120"
@@ -275,20 +274,13 @@ def test_openapi_fuzz_finds_no_server_error(server, tmp_path):
 
 
 def record(number: int, status: str, val: float | None, latency: float | None) -> TrialRecord:
-    return TrialRecord(id=number + 1, number=number, family="gru", config={}, status=status,
-                       error=None, params=100, flops=None, latency_ms=latency,
-                       latency_p95_ms=latency, peak_memory_mb=1.0, memory_method="",
-                       device="cpu", val_score=val, test_score=val, best_epoch=1, epochs_run=1,
-                       train_seconds=1.0, started_at=datetime(2026, 1, 1), finished_at=None)
+    return trial_record(id=number + 1, number=number, status=status, params=100, flops=None,
+                        latency_ms=latency, latency_p95_ms=latency, memory_method="",
+                        val_score=val, test_score=val)
 
 
 def test_live_view_best_so_far_and_pareto_front():
-    task = TaskRecord(id=1, created_at=datetime(2026, 1, 1), updated_at=datetime(2026, 1, 1),
-                      status="running", source="x", dataset_name="d", task_kind="regression",
-                      metric=Metric("mse", "minimize"), seed=0, constraints={}, options={},
-                      space_name="s", meta_features={}, fingerprint=None, budget_trials=6,
-                      budget_minutes=None, optuna_study=None, best_trial_id=None,
-                      report_path=None, error=None)
+    task = task_record(status="running", source="x", space_name="s", budget_trials=6)
     trials = [record(0, "completed", 0.5, 2.0), record(1, "completed", 0.7, 1.0),
               record(2, "completed", 0.3, 3.0), record(3, "pruned", 0.9, 0.5),
               record(4, "completed", float("nan"), 0.1), record(5, "running", None, None)]

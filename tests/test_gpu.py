@@ -8,17 +8,16 @@ Skipped where no CUDA device is visible (CI has none); run on a GPU machine with
 from __future__ import annotations
 
 import math
-from datetime import datetime
 
 import pytest
 import torch
 
 from archsearch.measure import measure_cost, train_step_ms, training_dtype
 from archsearch.report.scaling import measure_scaling
-from archsearch.store.records import TaskRecord, TrialRecord
 from archsearch.trial import TrialSpec, run_trial
 from archsearch.trial.runner import model_io
-from archsearch.types import ArchConfig, Constraints, Metric, TrainConfig, TrialStatus
+from archsearch.types import ArchConfig, Constraints, TrainConfig, TrialStatus
+from tests.records import task_record, trial_record
 from tests.test_blocks_contract import CASES, INT8_CASES
 
 pytestmark = [pytest.mark.gpu,
@@ -82,21 +81,10 @@ def test_cost_of_the_same_model_on_gpu_and_cpu(tiny_data):
 
 
 def test_report_scaling_on_the_gpu_times_an_int8_copy_on_the_cpu():
-    now = datetime.now()
-    task = TaskRecord(id=1, created_at=now, updated_at=now, status="completed",
-                      source="builtin:adding", dataset_name="adding", task_kind="regression",
-                      metric=Metric("mse", "minimize"), seed=0, constraints={},
-                      options={}, space_name="default",
-                      meta_features={"seq_len": 32, "n_features": 2, "n_outputs": 1},
-                      fingerprint="f", budget_trials=2, budget_minutes=None, optuna_study=None,
-                      best_trial_id=None, report_path=None, error=None)
-    trials = [TrialRecord(id=n, number=n, family=family, config={"family": family,
-                                                                "model": model},
-                          status="completed", error=None, params=None, flops=None,
-                          latency_ms=None, latency_p95_ms=None, peak_memory_mb=None,
-                          memory_method=None, device=None, val_score=0.1, test_score=0.1,
-                          best_epoch=1, epochs_run=1, train_seconds=1.0, started_at=now,
-                          finished_at=now)
+    task = task_record(source="builtin:adding", dataset_name="adding", budget_trials=2,
+                       meta_features={"seq_len": 32, "n_features": 2, "n_outputs": 1})
+    trials = [trial_record(id=n, number=n, family=family,
+                           config={"family": family, "model": model})
               for n, (family, model) in enumerate([("gru", {"d_model": 16}),
                                                    ("lstm", {"d_model": 16,
                                                              "quantize": "int8"})])]

@@ -1,19 +1,15 @@
-from datetime import datetime
-
 from archsearch.recommend import apply_rules, facts_for, load_rules, recommend
-from archsearch.store import TrialRecord
 from archsearch.types import Metric
+from tests.records import task_record, trial_record
 
 MSE = Metric("mse", "minimize")
 FAMILIES = ["gru", "lstm", "transformer"]
 
 
 def trial(number: int, family: str, score: float | None, status: str = "completed"):
-    return TrialRecord(id=number + 1, number=number, family=family, config={"family": family},
-                       status=status, error=None, params=10, flops=10, latency_ms=1.0,
-                       latency_p95_ms=1.0, peak_memory_mb=1.0, memory_method="m", device="cpu",
-                       val_score=score, test_score=score, best_epoch=1, epochs_run=1,
-                       train_seconds=1.0, started_at=datetime(2026, 1, 1), finished_at=None)
+    return trial_record(id=number + 1, number=number, family=family,
+                        config={"family": family}, status=status, val_score=score,
+                        test_score=score)
 
 
 def test_rules_file_loads_and_length_rules_fire():
@@ -55,15 +51,9 @@ def test_prior_breaks_a_near_tie():
 
 def held_out_task(number: int, truth: dict[str, float], predicted: dict[str, float]):
     from archsearch.recommend.ranker import HeldOutTask
-    from archsearch.store import TaskRecord
 
-    now = datetime(2026, 1, 1)
-    task = TaskRecord(id=number, created_at=now, updated_at=now, status="completed",
-                      source="s", dataset_name=f"d{number}", task_kind="regression",
-                      metric=MSE, seed=0, constraints={}, options={}, space_name="default",
-                      meta_features={"seq_len": 50}, fingerprint=None, budget_trials=3,
-                      budget_minutes=None, optuna_study=None, best_trial_id=None,
-                      report_path=None, error=None)
+    task = task_record(id=number, dataset_name=f"d{number}", meta_features={"seq_len": 50},
+                       budget_trials=3)
     return HeldOutTask(task, predicted, dict.fromkeys(predicted, 0.6), truth)
 
 

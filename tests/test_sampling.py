@@ -1,8 +1,6 @@
 """The space -> Optuna translation, without Ray: conditional sampling, and stored configs
 turned back into Optuna params (warm start, resume)."""
 
-from datetime import datetime
-
 import optuna
 import pytest
 
@@ -10,7 +8,8 @@ from archsearch.recommend.warm_start import similar_winners, task_distance
 from archsearch.search.sampling import params_for, sample_config
 from archsearch.space import load_space
 from archsearch.store import TaskRecord, TrialRecord
-from archsearch.types import Constraints, Metric
+from archsearch.types import Constraints
+from tests.records import task_record, trial_record
 
 
 def config_of(arch, train) -> dict:
@@ -76,15 +75,11 @@ def test_streaming_pins_survive_sampling():
 
 
 def _task(task_id, **meta) -> TaskRecord:
-    now = datetime(2026, 1, 1)
-    return TaskRecord(task_id, now, now, "completed", "s", f"d{task_id}", "regression",
-                      Metric("mse", "minimize"), 0, {}, {}, "default", meta, None, 1, None, None,
-                      None, None, None)
+    return task_record(id=task_id, dataset_name=f"d{task_id}", meta_features=meta)
 
 
 def _trial(family) -> TrialRecord:
-    return TrialRecord(1, 0, family, {"family": family}, "completed", None, 1, 1, 1.0, 1.0, 1.0,
-                       "m", "cpu", 0.1, 0.1, 1, 1, 1.0, datetime(2026, 1, 1), None)
+    return trial_record(family=family, config={"family": family}, params=1, flops=1)
 
 
 def test_similar_winners_nearest_first_one_per_family():

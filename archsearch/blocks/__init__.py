@@ -24,7 +24,7 @@ from archsearch.blocks.base import SequenceBlock
 from archsearch.blocks.model import ModelHParams, SequenceModel
 from archsearch.blocks.moe import moe_aux_loss
 from archsearch.blocks.optim import param_groups, set_optim_hints
-from archsearch.blocks.quantize import inference_model, is_quantized, quantize_int8
+from archsearch.blocks.quantize import deploy, inference_model, is_quantized, quantize_int8
 from archsearch.blocks.registry import FAMILIES, block_class
 from archsearch.types import ArchConfig, ModelIO
 
@@ -34,6 +34,7 @@ __all__ = [
     "SequenceBlock",
     "SequenceModel",
     "build_model",
+    "deploy",
     "inference_model",
     "is_quantized",
     "moe_aux_loss",

@@ -80,3 +80,12 @@ def inference_model(model: nn.Module) -> nn.Module:
     if getattr(shared, "quantize", "none") == "int8" and not is_quantized(model):
         return quantize_int8(model)
     return model
+
+
+def deploy(model: nn.Module, device: torch.device) -> tuple[nn.Module, torch.device]:
+    """:func:`inference_model` of ``model``, and where it runs: ``device``, or the CPU for an
+    int8 copy (PyTorch's dynamic quantization has no CUDA kernels). The deployed model is on
+    that device (a float ``model`` is moved there, as ``nn.Module.to`` does)."""
+    deployed = inference_model(model)
+    where = device if deployed is model else torch.device("cpu")
+    return deployed.to(where), where

@@ -86,13 +86,12 @@ def measure_cost(model: nn.Module, n_features: int, seq_len: int, device: torch.
     Parameter and FLOP counts are those of the float graph; the training step, which runs in
     float, is timed on the float model on ``device``.
     """
-    from archsearch.blocks.quantize import inference_model
+    from archsearch.blocks.quantize import deploy
 
     was_training = model.training
     model.eval()
-    deployed = inference_model(model)
+    deployed, run_on = deploy(model, device)
     quantized = "int8" if deployed is not model else "none"
-    run_on = device if deployed is model else torch.device("cpu")  # where the deployed one runs
     x = torch.randn(1, seq_len, n_features, device=run_on)
     try:
         with fixed_threads(threads) as n_threads:

@@ -217,9 +217,14 @@ def _belief(family: str, priors: Priors, past: PastEvidence | None,
     """Log prior weight of the rules, updated by past data."""
     value = math.log(priors.weights[family])
     if past is not None and trust is not None and family in past.scores:
-        value += (trust.factor * DATA_LOGODDS * past.weight(family)
-                  * (past.scores[family] - 0.5))
+        value += trust.factor * _data_shift(past.scores[family], past.weight(family))
     return value
+
+
+def _data_shift(score: float, weight: float) -> float:
+    """What past data adds to a family's log prior at trust 1: its predicted normalised score
+    around the middle, scaled by how many tasks back it."""
+    return DATA_LOGODDS * weight * (score - 0.5)
 
 
 def calibrate_trust(held_out: list[HeldOutTask], rules: list[Rule],
@@ -243,7 +248,7 @@ def calibrate_trust(held_out: list[HeldOutTask], rules: list[Rule],
         if len(candidates) < 2:
             continue
         prior = [math.log(priors.weights[f]) for f in candidates]
-        shift = [DATA_LOGODDS * case.weights.get(f, 0.0) * (case.scores.get(f, 0.5) - 0.5)
+        shift = [_data_shift(case.scores[f], case.weights[f]) if f in case.scores else 0.0
                  for f in candidates]
         for factor, values in regrets.items():
             belief = [p + factor * d for p, d in zip(prior, shift, strict=True)]

@@ -127,7 +127,7 @@ def measure_scaling(task: TaskRecord, trials: Sequence[TrialRecord],
     """Time each family's best configuration at :func:`scaling_lengths` (see the module)."""
     import torch
 
-    from archsearch.blocks import build_model, inference_model
+    from archsearch.blocks import build_model, deploy
     from archsearch.measure import (
         count_params,
         forward_peak_mb,
@@ -160,13 +160,10 @@ def measure_scaling(task: TaskRecord, trials: Sequence[TrialRecord],
                 skipped = True
                 break
             try:
-                built = build_model(ArchConfig(trial.family, trial.config["model"]),
-                                    _model_io(task, length)).eval()
-                model = inference_model(built)
-                # An int8 copy runs where PyTorch's dynamic quantization runs: on the CPU.
-                run_on = device if model is built else torch.device("cpu")
-                model = model.to(run_on)
-                x = torch.randn(1, length, _model_io(task, length).n_features, device=run_on)
+                io = _model_io(task, length)
+                built = build_model(ArchConfig(trial.family, trial.config["model"]), io).eval()
+                model, run_on = deploy(built, device)  # an int8 copy runs on the CPU
+                x = torch.randn(1, length, io.n_features, device=run_on)
                 tick = time.perf_counter()
                 median, _ = latency_ms(model, x, warmup=1, repeats=REPEATS)
                 row["latency_ms"][length] = median
@@ -174,10 +171,8 @@ def measure_scaling(task: TaskRecord, trials: Sequence[TrialRecord],
                 row.setdefault("params", count_params(model))
                 row["int8_on_cpu"] = run_on != device
                 row.setdefault("weights_mb", weights_bytes(model) / 2**20)
-                if length == min(seq_len, MAX_LENGTH):
-                    trainable = build_model(ArchConfig(trial.family, trial.config["model"]),
-                                            _model_io(task, length)).to(device)
-                    row["train_step_ms"] = train_step_ms(trainable, x.shape[-1], length,
+                if length == min(seq_len, MAX_LENGTH):  # training runs on the float model
+                    row["train_step_ms"] = train_step_ms(built.to(device), x.shape[-1], length,
                                                          TRAIN_BATCH, device, warmup=1,
                                                          repeats=REPEATS)[0]
                 if (time.perf_counter() - tick) / (REPEATS + 2) > SLOW_FORWARD_S:

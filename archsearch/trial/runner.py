@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from archsearch.blocks import SequenceModel, build_model, inference_model, param_groups
+from archsearch.blocks import SequenceModel, build_model, deploy, param_groups
 from archsearch.data import PreparedData, Split
 from archsearch.errors import ArchsearchError
 from archsearch.measure import measure_cost, select_device, training_dtype
@@ -175,8 +175,8 @@ def _evaluate_deployed(model: SequenceModel, split: Split, task: TaskKind,
                        device: torch.device) -> float:
     """:func:`evaluate` on what is deployed: the int8 copy (on CPU, where PyTorch's dynamic
     quantization runs) when the model is configured ``quantize: int8``, else the model itself."""
-    deployed = inference_model(model)
-    return evaluate(deployed, split, task, device if deployed is model else torch.device("cpu"))
+    deployed, where = deploy(model, device)
+    return evaluate(deployed, split, task, where)
 
 
 def evaluate(model: SequenceModel, split: Split, task: TaskKind, device: torch.device,
