@@ -4,10 +4,12 @@ failure, 2 invalid input (one paragraph, no traceback), 130 interrupted."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -69,8 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--constraint", action="append", default=[], metavar="KEY=VALUE",
                         help="max_latency_ms, max_params, max_memory_mb, max_trial_minutes, "
                         "streaming, device (repeatable)")
-    search.add_argument("--budget-trials", type=_positive_int, default=12, metavar="N")
-    search.add_argument("--budget-minutes", type=_positive_float, metavar="M")
+    search.add_argument("--budget-trials", type=_positive_int, metavar="N",
+                        help="trials to run (default 12; with --budget-minutes alone, trials run "
+                        "until the time is spent)")
+    search.add_argument("--budget-minutes", type=_positive_float, metavar="M",
+                        help="the whole run (floor, trials, finalists, report) ends within M "
+                        "minutes")
     search.add_argument("--space", metavar="FILE", help="search-space YAML "
                         "(default: search_spaces/default.yaml)")
     search.add_argument("--sampler", choices=SAMPLERS, default="tpe")
@@ -81,16 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "quality,memory (combinable)")
     search.add_argument("--rung-seconds", type=_positive_float, metavar="S",
                         help="count pruning rungs in training time (rung k: k*S seconds of "
-                        "training) instead of epochs, so families are compared at equal "
-                        "compute")
+                        "training) instead of validation rounds (equal optimizer steps), so "
+                        "families whose steps cost more are compared at equal compute")
     search.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, metavar="N",
                         help="CPUs Ray reserves per trial (default 1)")
     search.add_argument("--gpus-per-trial", type=_non_negative_float, metavar="F",
                         help="GPUs (or a fraction) per trial; default 1 when the cluster has "
                         "GPUs, else 0")
     search.add_argument("--cv-folds", type=_non_negative_int, default=5, metavar="K",
-                        help="on small data (< 500 train+validation sequences) re-score the 3 "
-                        "best trials by K-fold cross-validation (0 or 1: off; default 5)")
+                        help="on small data (< 500 train+validation sequences) re-score the "
+                        "best trial of each of the 5 best families by K-fold cross-validation, "
+                        "as many as the time budget allows (0 or 1: off; default 5)")
     _add_db(search)
     search.add_argument("--ray-address", metavar="ADDR",
                         help="join this Ray cluster (default: start a local one)")
@@ -154,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--report-dir", type=Path, default=Path("reports"), metavar="DIR")
     serve.add_argument("--max-upload-mb", type=_positive_float, default=512.0, metavar="MB",
                        help="largest request body accepted (default 512)")
+    _add_limit(serve)
     return parser
 
 
@@ -178,16 +186,27 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
                        help=f"series: steps to forecast (default {LoadOptions.horizon})")
     group.add_argument("--impute", choices=IMPUTE_METHODS, help="fill NaN feature values "
                        "(series: every value column) instead of refusing them")
+    _add_limit(group)
+
+
+def _add_limit(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--limit KEY=VALUE``: the data limits (DataLimits), each defined once there."""
+    from archsearch.data import DataLimits
+
+    parser.add_argument("--limit", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a data limit, checked before the data is read into memory "
+                        f"(repeatable): {DataLimits.describe()}; see docs/data-limits.md")
 
 
 def _load_options(args: argparse.Namespace) -> LoadOptions:
     """The LoadOptions of the flags given; LoadOptions keeps the defaults of the others."""
     from dataclasses import fields
 
-    from archsearch.data import LoadOptions
+    from archsearch.data import DataLimits, LoadOptions
 
-    given = {f.name: getattr(args, f.name) for f in fields(LoadOptions)}
-    return LoadOptions(**{name: value for name, value in given.items() if value is not None})
+    given = {f.name: getattr(args, f.name) for f in fields(LoadOptions) if f.name != "limits"}
+    return LoadOptions(**{name: value for name, value in given.items() if value is not None},
+                       limits=DataLimits.from_items(args.limit))
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -195,6 +214,25 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
                         help="SQLAlchemy URL (default: $ARCHSEARCH_DB or sqlite:///archsearch.db)")
 
 
+def _data_first(command: Callable[[argparse.Namespace], int]
+                ) -> Callable[[argparse.Namespace], int]:
+    """Load DATA before ``command`` imports the search machinery (torch, Ray: seconds), so that
+    data the limits or the data contract refuse is refused at once; ``command`` then reuses
+    the data set loaded here (see :func:`archsearch.data.reuse_loads`)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from archsearch.data import load_dataset, reuse_loads
+
+        with reuse_loads():
+            if args.data is not None and getattr(args, "resume", None) is None:
+                load_dataset(args.data, _load_options(args))
+            return command(args)
+
+    return run
+
+
+@_data_first
 def _search(args: argparse.Namespace) -> int:
     from archsearch.workflow import SearchRequest, resume, run_task
 
@@ -224,6 +262,14 @@ def _print_result(result: dict, as_json: bool) -> int:
     if best is not None:
         print(f"Best trial {best['trial_id']} ({best['family']}): validation "
               f"{result['metric']['name']} {best['val_score']:.4g}, test {best['test_score']:.4g}")
+    floor = result.get("floor")
+    if floor is not None:  # the measured floor (docs/floor.md), and which model is the answer
+        val = "n/a" if floor["val"] is None else f"{floor['val']:.4g}"
+        test = "n/a" if floor["test"] is None else f"{floor['test']:.4g}"
+        print(f"Floor ({floor['method']}): validation {result['metric']['name']} {val}, "
+              f"test {test}. Answer: " + ("the floor model, model/floor_model.joblib"
+                                          if result["answer"] == "floor"
+                                          else "the best searched model"))
     counts = result["trials"]
     print(f"Trials: {', '.join(f'{n} {status}' for status, n in counts.items())}")
     print(f"Report: {result['report']}")
@@ -257,6 +303,7 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@_data_first
 def _recommend(args: argparse.Namespace) -> int:
     from archsearch.recommend import advise
 
@@ -324,11 +371,13 @@ def _db(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from archsearch.api import ServeConfig, serve
+    from archsearch.data import DataLimits
 
     serve(ServeConfig(host=args.host, port=args.port, db_url=args.db,
                       ray_address=args.ray_address, dashboard_url=args.dashboard_url,
                       data_dir=args.data_dir, report_dir=args.report_dir,
-                      token_file=args.token_file, max_upload_mb=args.max_upload_mb))
+                      token_file=args.token_file, max_upload_mb=args.max_upload_mb,
+                      limits=DataLimits.from_items(args.limit)))
     return EXIT_OK
 
 

@@ -143,13 +143,40 @@ class ArchConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How one configuration is trained."""
+    """How one configuration is trained: a budget of optimizer steps, not of epochs.
+
+    On a few dozen series an epoch is one or two steps, so a fixed epoch count learns nothing;
+    a step budget gives every data set enough updates to fit (published time-series recipes run
+    hundreds to thousands of epochs on such sets), and compares families at equal updates.
+    Validation runs every ``eval_every`` steps: one *round*, which is also the pruning rung and
+    what ``EpochReport.epoch`` counts. The learning rate warms up linearly over
+    ``warmup_fraction`` of the budget, then decays to zero on a cosine. Training stops early
+    after ``patience`` rounds without a better validation score (0: never), and the
+    best-validation weights are kept.
+    """
 
     lr: float = 1e-3
     batch_size: int = 64
-    max_epochs: int = 5
+    max_steps: int = 400
+    eval_every: int = 20
+    warmup_fraction: float = 0.05
+    patience: int = 0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+
+    @property
+    def max_rounds(self) -> int:
+        """Validation rounds in the full budget (the last may be shorter than eval_every)."""
+        return max(1, math.ceil(self.max_steps / max(1, self.eval_every)))
+
+    def check(self) -> None:
+        """Raise :class:`UsageError` on a budget that cannot train."""
+        if self.max_steps < 1 or self.eval_every < 1 or self.batch_size < 1:
+            raise UsageError(f"training needs max_steps, eval_every and batch_size >= 1 (got "
+                             f"{self.max_steps}, {self.eval_every}, {self.batch_size}).")
+        if not 0.0 <= self.warmup_fraction < 1.0 or self.patience < 0:
+            raise UsageError("training warmup_fraction must be in [0, 1) and patience >= 0 "
+                             f"(got {self.warmup_fraction}, {self.patience}).")
 
 
 CONSTRAINT_KEYS: dict[str, type] = {
@@ -229,9 +256,9 @@ def _parse_constraint_value(key: str, raw: str) -> Any:
 
 @dataclass(frozen=True)
 class EpochReport:
-    """What a trial reports after every epoch."""
+    """What a trial reports after every validation round (``TrainConfig.eval_every`` steps)."""
 
-    epoch: int  # 1-based
+    epoch: int  # the round, 1-based: epoch x eval_every optimizer steps done
     train_loss: float
     val_score: float
     elapsed_s: float  # training time so far
@@ -272,3 +299,20 @@ class TrialOutcome:
     test_score: float | None
     train_seconds: float
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class FloorResult:
+    """The measured floor of a task: a fast classical model fitted on the search's training
+    split and scored with the task's metric, exactly as trials are (see ``archsearch.floor``)."""
+
+    method: str  # e.g. "minirocket+ridge"
+    val_score: float | None  # None: no validation series
+    test_score: float | None
+    fit_seconds: float
+    latency_ms: float  # median predict time of one series (batch 1), CPU
+    size_mb: float  # the pickled fitted model
+    train_series: int  # training series it was fitted on (a subsample of very large sets)
+    cv_mean: float | None = None  # k-fold cross-validation on the finalists' folds
+    cv_std: float | None = None
+    cv_folds: int | None = None

@@ -6,22 +6,43 @@ The CLI and the API call this; it calls down into every room and is imported by 
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archsearch.data import LoadOptions, fingerprint, load_dataset, meta_features, prepare
+from archsearch.data import (
+    LoadOptions,
+    PreparedData,
+    fingerprint,
+    load_dataset,
+    meta_features,
+    prepare,
+)
 from archsearch.errors import UsageError
+from archsearch.floor import (
+    FLOOR,
+    SEARCHED,
+    FloorModel,
+    export_floor,
+    fit_floor_model,
+    floor_cv,
+    floor_summary,
+    judge,
+)
+from archsearch.floor import sentence as floor_sentence
 from archsearch.recommend import Recommendation, evidence_for_task, facts_for, recommend
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
 from archsearch.space import load_space
 from archsearch.store import RecommendationRecord, Store, TaskRecord, TrialRecord
+from archsearch.trial.crossval import cross_validation_folds
 from archsearch.trial.runner import model_io
 from archsearch.types import (
     QUALITY_ONLY,
@@ -29,6 +50,7 @@ from archsearch.types import (
     Constraints,
     CostMeasurement,
     EpochReport,
+    FloorResult,
     Metric,
     Objectives,
     TaskStatus,
@@ -40,6 +62,13 @@ from archsearch.types import (
 
 Printer = Callable[[str], None]
 
+DEFAULT_BUDGET_TRIALS = 12  # without --budget-minutes; with it, trials run until time is up
+# Of a time budget, what the end of the run needs after the last trial: the recommendation, the
+# model export and the report (whose first render times families by length, ~5-10 s here).
+CONCLUSION_SECONDS = 20.0
+# On small data, the share of a time budget kept for cross-validating the finalists.
+FINALISTS_SHARE = 1 / 3
+
 
 def stderr_printer(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
@@ -50,8 +79,8 @@ class SearchRequest:
     data: str
     constraints: Constraints = field(default_factory=Constraints)
     load: LoadOptions = field(default_factory=LoadOptions)  # --task, --target, columns, windows
-    budget_trials: int = 12
-    budget_minutes: float | None = None
+    budget_trials: int | None = None  # None: DEFAULT_BUDGET_TRIALS, or until the minutes end
+    budget_minutes: float | None = None  # the whole run, finalists and report included
     space: str | None = None
     db_url: str = "sqlite:///archsearch.db"
     ray_address: str | None = None
@@ -64,6 +93,10 @@ class SearchRequest:
     cv_folds: int = 5  # finalists re-scored by k-fold CV when the data set is small (0: off)
     objectives: Objectives = QUALITY_ONLY  # quality, or quality plus costs (a Pareto search)
     rung_seconds: float | None = None  # pruning rungs in training seconds (None: epochs)
+
+    def __post_init__(self) -> None:
+        if self.budget_trials is None and self.budget_minutes is None:
+            object.__setattr__(self, "budget_trials", DEFAULT_BUDGET_TRIALS)
 
     def to_options(self) -> dict[str, Any]:
         """What a stored task keeps of its request (the database URL and the Ray address are
@@ -95,13 +128,14 @@ class SearchRequest:
 class StoreObserver:
     """Writes every search event to the store as it happens and prints progress."""
 
-    def __init__(self, store: Store, task_id: int, metric: Metric, budget: int,
+    def __init__(self, store: Store, task_id: int, metric: Metric, budget: int | None,
                  checkpoint_dir: Path, printer: Printer,
                  finished: list[TrialRecord] | None = None) -> None:
         self.store = store
         self.task_id = task_id
         self.metric = metric
-        self.budget = budget
+        self.budget = budget  # None: trials until a time budget ends
+        self.started = time.monotonic()
         self.checkpoint_dir = checkpoint_dir
         self.printer = printer
         self.families: dict[int, str] = {}
@@ -145,8 +179,8 @@ class StoreObserver:
 
     def on_trial_pruned(self, number: int, epoch: int) -> None:
         self.store.mark_trial(self.task_id, number, TrialStatus.PRUNED,
-                              f"pruned by Optuna after epoch {epoch}")
-        self._ended(number, TrialStatus.PRUNED.value, f"pruned after epoch {epoch}")
+                              f"pruned by Optuna after validation round {epoch}")
+        self._ended(number, TrialStatus.PRUNED.value, f"pruned after round {epoch}")
 
     def on_trial_end(self, number: int, outcome: TrialOutcome,
                      checkpoint_dir: str | None) -> None:
@@ -172,9 +206,14 @@ class StoreObserver:
         counts = status_counts(self.ended.values())
         best = (f"best {self.metric.name} {self.best[0]:.4g} ({self.families[self.best[1]]}, "
                 f"trial {self.best[1]})" if self.best else "no completed trial yet")
-        bar = "#" * round(20 * len(self.ended) / self.budget)
+        if self.budget:
+            bar = "#" * round(20 * len(self.ended) / self.budget)
+            done = f"{len(self.ended)}/{self.budget}"
+        else:  # a time budget: the count so far and the time spent
+            bar = ""
+            done = f"{len(self.ended)} in {time.monotonic() - self.started:.0f} s"
         self.printer(
-            f"|{bar:-<20}| [{len(self.ended)}/{self.budget}] trial {number} "
+            f"|{bar:-<20}| [{done}] trial {number} "
             f"{self.families.get(number, '?')}: "
             f"{status} ({detail}) | completed {counts['completed']}, pruned {counts['pruned']}, "
             f"failed {counts['failed']}, infeasible {counts['infeasible']} | {best}"
@@ -209,6 +248,7 @@ def run_task(request: SearchRequest, printer: Printer = stderr_printer) -> dict[
 def execute(task_id: int, db_url: str, ray_address: str | None = None,
             printer: Printer = stderr_printer) -> dict[str, Any]:
     """Run the search of a stored task, then recommend, export and report."""
+    started = time.time()
     store = Store(db_url)
     try:
         task = store.get_task(task_id)
@@ -221,26 +261,40 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
         store.update_task(task_id, status=TaskStatus.RUNNING, optuna_study=study_name)
         printer(f"Task {task_id}: {dataset.name}, {dataset.task.value}, {dataset.n_sequences} "
                 f"sequences x {dataset.seq_len} steps x {dataset.n_features} channels; "
-                f"{request.budget_trials} trials over {', '.join(sorted(space.families))}.")
+                f"{_budget_text(request)} over {', '.join(sorted(space.families))}.")
+        floor_model = _measure_floor(store, task, prepared, request.seed, printer)
         finished, unfinished = _take_stock(store, task_id, printer)
         report_dir = request.report_dir.resolve() / f"task-{task_id}"
         observer = StoreObserver(store, task_id, metric, request.budget_trials,
                                  report_dir / "checkpoints", printer, finished)
         status = TaskStatus.COMPLETED
         error = None
+        families = sorted(space.families)
+        facts = facts_for(task.meta_features, task.task_kind, request.constraints.to_dict())
+        past = evidence_for_task(store, task, families)
+        # The instant recommendation orders the initial design: under a time budget the
+        # likeliest families are measured before time runs out.
+        instant = recommend(facts, families, metric, [], past=past)
+        family_order = tuple(r.family for r in instant.ranking)
         with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
+            trial_minutes, deadline = _time_plan(request, prepared, started)
             settings = SearchSettings(
-                budget_trials=request.budget_trials - len(finished),
-                budget_minutes=request.budget_minutes, seed=request.seed,
+                budget_trials=(None if request.budget_trials is None
+                               else request.budget_trials - len(finished)),
+                budget_minutes=trial_minutes, deadline=deadline, seed=request.seed,
                 ray_address=ray_address, sampler=request.sampler, pruner=request.pruner,
                 optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
                 rerun_numbers=tuple(unfinished), cpus_per_trial=request.cpus_per_trial,
                 gpus_per_trial=request.gpus_per_trial, cv_folds=request.cv_folds,
                 objectives=request.objectives, rung_seconds=request.rung_seconds,
                 warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
+                family_order=family_order,
             )
+            if not finished:
+                printer(f"Initial design: one trial per family, in the order of the instant "
+                        f"recommendation: {', '.join(family_order)}.")
             try:
-                if settings.budget_trials > 0:
+                if settings.budget_trials is None or settings.budget_trials > 0:
                     run_search(prepared, space, request.constraints, settings, observer)
             except KeyboardInterrupt:
                 status, error = TaskStatus.INTERRUPTED, "interrupted by the user"
@@ -250,11 +304,8 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
             if not any(t.status == TrialStatus.COMPLETED.value for t in trials):
                 status = TaskStatus.FAILED if status is TaskStatus.COMPLETED else status
                 error = error or "no trial completed; see the trial errors in the report"
-            rec = recommend(facts_for(task.meta_features, task.task_kind,
-                                      request.constraints.to_dict()),
-                            sorted(space.families), metric, selection_trials(trials),
-                            past=evidence_for_task(store, task, sorted(space.families)))
-            rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number))
+            rec = recommend(facts, families, metric, selection_trials(trials), past=past)
+            rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number, metric))
             best = next((t for t in trials if t.number == rec.trial_number), None)
             model_files = {}
             if best is not None and observer.checkpoint(best.number).is_file():
@@ -265,6 +316,8 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                     {"train": best.config["train"], "metric": metric.__dict__,
                      "val_score": best.val_score, "test_score": best.test_score},
                 )
+            model_files.update(_judge_floor(store, task_id, prepared, request, trials, best,
+                                            rec, floor_model, report_dir / "model", printer))
         shutil.rmtree(observer.checkpoint_dir, ignore_errors=True)  # the pick is exported
         store.save_recommendation(task_id, _record(rec))
         store.update_task(task_id, status=status, error=error,
@@ -285,6 +338,96 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
         raise
     finally:
         store.close()
+
+
+# -- the floor (archsearch.floor): fitted before the search, judged after it -----------------
+
+
+def _floor_line(floor: FloorResult, metric: Metric) -> str:
+    val = f"{floor.val_score:.4g}" if floor.val_score is not None else "n/a"
+    test = f"{floor.test_score:.4g}" if floor.test_score is not None else "n/a"
+    return (f"{floor.method} validation {metric.name} {val}, test {test}, fit "
+            f"{floor.fit_seconds:.2g} s on {floor.train_series} series, "
+            f"{floor.latency_ms:.3g} ms per series, {floor.size_mb:.2g} MB")
+
+
+def _measure_floor(store: Store, task: TaskRecord, data: PreparedData, seed: int,
+                   printer: Printer) -> FloorModel | None:
+    """Fit, print and store the task's floor, unless it has one (a resumed task); the fitted
+    model (None when kept from before, or when it could not be fitted)."""
+    if task.floor is not None:
+        printer(f"Floor: {_floor_line(task.floor, task.metric)} (measured before the resume).")
+        return None
+    try:
+        model, floor = fit_floor_model(data, seed)
+    except Exception as exc:  # noqa: BLE001  (a floor that cannot be fitted never stops a search)
+        printer(f"Floor: not measured ({type(exc).__name__}: {exc})."[:400])
+        return None
+    store.save_floor(task.id, floor)
+    printer(f"Floor: {_floor_line(floor, task.metric)}.")
+    return model
+
+
+def _judge_floor(store: Store, task_id: int, data: PreparedData, request: SearchRequest,
+                 trials: list[TrialRecord], best: TrialRecord | None, rec: Recommendation,
+                 model: FloorModel | None, model_dir: Path,
+                 printer: Printer) -> dict[str, str]:
+    """Cross-validate the floor when finalists were, say in the rationale whether the pick
+    beats it, and export the floor model when it is the answer (name -> path written)."""
+    task = store.get_task(task_id)
+    floor, metric = task.floor, task.metric
+    if floor is None:
+        return {}
+    if (request.cv_folds >= 2 and floor.cv_mean is None
+            and any(t.cv_score is not None for t in trials)):
+        try:
+            folds = cross_validation_folds(data, request.cv_folds, request.seed)
+            mean, std = floor_cv(folds, request.seed)
+            store.record_floor_cross_validation(task_id, mean, std, len(folds))
+            floor = dataclasses.replace(floor, cv_mean=mean, cv_std=std, cv_folds=len(folds))
+            printer(f"  floor {floor.method}: {len(folds)}-fold {metric.name} {mean:.4g} "
+                    f"± {std:.2g}")
+        except Exception as exc:  # noqa: BLE001  (then the floor compares on validation)
+            printer(f"  floor {floor.method}: not cross-validated ({type(exc).__name__}: "
+                    f"{exc})"[:400])
+    verdict = judge(floor, best, metric)
+    text = floor_sentence(floor, best, metric, verdict)
+    if not verdict.floor_wins:
+        rec.rationale.append(text)
+        return {}
+    rec.rationale.insert(0, text)
+    printer(text)
+    try:
+        if model is None:  # measured before a resume: refitted (seeded, so the same model)
+            model = fit_floor_model(data, request.seed)[0]
+        return export_floor(model, floor, model_dir,
+                            {"metric": metric.__dict__, "data": task.dataset_name})
+    except Exception as exc:  # noqa: BLE001  (the search's results still get their report)
+        note = f"The floor model could not be exported: {type(exc).__name__}: {exc}"[:400]
+        rec.rationale.insert(1, note)
+        printer(note)
+        return {}
+
+
+def _budget_text(request: SearchRequest) -> str:
+    trials = f"{request.budget_trials} trials" if request.budget_trials else "trials"
+    if request.budget_minutes is None:
+        return trials
+    return f"{trials} within {request.budget_minutes:g} minutes (the whole run)"
+
+
+def _time_plan(request: SearchRequest, data: PreparedData,
+               started: float) -> tuple[float | None, float | None]:
+    """(minutes for the trials, time.time() by which the finalists must be done) so that the
+    whole run, conclusion included, ends within ``budget_minutes``; (None, None) without one."""
+    if request.budget_minutes is None:
+        return None, None
+    end = started + request.budget_minutes * 60.0
+    small = request.cv_folds >= 2 and len(data.train) + len(data.val) < SearchSettings.cv_below
+    reserve = CONCLUSION_SECONDS + (FINALISTS_SHARE * request.budget_minutes * 60.0
+                                    if small else 0.0)
+    trial_seconds = max(1.0, end - time.time() - reserve)
+    return trial_seconds / 60.0, end - CONCLUSION_SECONDS
 
 
 def _warm_start(store: Store, task: TaskRecord, printer: Printer) -> list[dict[str, Any]]:
@@ -346,23 +489,40 @@ def end_unfinished_task(db_url: str, task_id: int, status: TaskStatus, reason: s
 
 
 def selection_trials(trials: list[TrialRecord]) -> list[TrialRecord]:
-    """The trials that compete for the pick, scored as they are compared: when finalists were
-    cross-validated (small data), they alone compete, on their cross-validation mean."""
-    finalists = [t for t in trials if t.cv_score is not None]
-    if not finalists:
-        return trials
-    return [dataclasses.replace(t, val_score=t.cv_score) for t in finalists]
+    """The trials that compete for the pick, scored as they are compared: a cross-validated
+    finalist (small data) competes on its cross-validation mean and stands for its family;
+    families without a finalist keep their single-split scores, so that every family measured
+    stays in the ranking (the recommender ranks finalists above them)."""
+    finalist_families = {t.family for t in trials if t.cv_score is not None}
+    return [dataclasses.replace(t, val_score=t.cv_score) if t.cv_score is not None else t
+            for t in trials if t.cv_score is not None or t.family not in finalist_families]
 
 
-def _cross_validation_sentences(trials: list[TrialRecord], picked: int | None) -> list[str]:
+def _cross_validation_sentences(trials: list[TrialRecord], picked: int | None,
+                                metric: Metric) -> list[str]:
     finalists = [t for t in trials if t.cv_score is not None]
     pick = next((t for t in finalists if t.number == picked), None)
     if pick is None:
         return []
-    return [f"Small data: the {len(finalists)} best trials were re-scored by {pick.cv_folds}-fold "
-            f"cross-validation on train+validation, and the scores compared above are those "
-            f"means; the pick scored {pick.cv_score:.4g} ± {pick.cv_std:.2g} (its single "
-            f"validation split said {pick.val_score:.4g})."]
+    sentences = [
+        f"Small data: the best trial of each of the {len(finalists)} most competitive families "
+        f"was re-scored by {pick.cv_folds}-fold cross-validation on train+validation, and those "
+        f"means are compared above (other families keep their single validation split's score "
+        f"and rank below); the pick scored {pick.cv_score:.4g} ± {pick.cv_std:.2g} (its single "
+        f"validation split said {pick.val_score:.4g})."]
+    rivals = sorted((t for t in finalists if t.number != pick.number),
+                    key=lambda t: metric.sign * t.cv_score, reverse=True)
+    if rivals:
+        rival = rivals[0]
+        margin = metric.sign * (pick.cv_score - rival.cv_score)
+        error = math.sqrt((pick.cv_std ** 2 + rival.cv_std ** 2) / max(1, pick.cv_folds))
+        verdict = ("a clear lead" if margin > 2 * error else
+                   "within the noise of the folds: the two are not told apart on this data")
+        sentences.append(
+            f"Its margin over the runner-up finalist ({rival.family}, trial {rival.number}, "
+            f"{rival.cv_score:.4g}) is {margin:.3g} ± {error:.2g} (one standard error over the "
+            f"folds): {verdict}.")
+    return sentences
 
 
 def _close_unfinished(store: Store, task_id: int, reason: str) -> None:
@@ -393,6 +553,10 @@ def summary(task: TaskRecord, trials: list[TrialRecord], rec: Recommendation | N
             "latency_ms": best.latency_ms, "params": best.params,
             "peak_memory_mb": best.peak_memory_mb,
         },
+        # The measured floor, and which model is the answer: the best searched model only when
+        # it beats the floor on selection scores (archsearch.floor.judge; never on test).
+        "floor": floor_summary(task.floor, best, task.metric),
+        "answer": _answer(task.floor, best, task.metric),
         "recommendation": None if rec is None else {
             "family": rec.family, "config": rec.config, "confidence": rec.confidence,
             "rationale": rec.rationale,
@@ -404,6 +568,13 @@ def summary(task: TaskRecord, trials: list[TrialRecord], rec: Recommendation | N
         "report": task.report_path,
         "dashboard_url": dashboard_url,
     }
+
+
+def _answer(floor: FloorResult | None, best: TrialRecord | None, metric: Metric) -> str | None:
+    """"searched" | "floor" | None (neither a searched model nor a floor)."""
+    if floor is None:
+        return None if best is None else SEARCHED
+    return FLOOR if judge(floor, best, metric).floor_wins else SEARCHED
 
 
 def rerender_report(db_url: str, task_id: int) -> Path:

@@ -20,9 +20,10 @@ without searching: the same measured tasks, the recommender as it is now.
    highest) and the expected regret of a family drawn uniformly at random.
 
 ``--quick``: 4 families (gru, lstm, transformer, tcn), synthetic tasks at length <= 32 and 400
-sequences, 6 epochs, width 32, one trial per family: 52 short trials and 13 reports (the README
-gives measured wall times). The full run: every family of the default space, the built-in
-lengths, 800 sequences, 6 epochs, two trials per family. Both train every family with the same
+sequences, 120 optimizer steps, width 32, one trial per family: 52 short trials and 13 reports
+(benchmarks/RESULTS.md gives measured wall times). The full run: every family of the default
+space, the built-in lengths, 800 sequences, the default space's step budget, two trials per
+family. Both train every family with the same
 learning rate, batch size and dropout (:data:`FIXED_TRAINING`), so that a task's best family is
 the family, not the luckiest draw of a learning rate. The last line printed is one JSON object.
 """
@@ -54,8 +55,8 @@ from archsearch.store import Store, TaskRecord  # noqa: E402
 from archsearch.workflow import SearchRequest, run_task  # noqa: E402
 
 QUICK = {"families": ["gru", "lstm", "tcn", "transformer"], "max_length": 32, "n": 400,
-         "epochs": 6, "d_model": 32, "trials_per_family": 1}
-FULL = {"families": None, "max_length": None, "n": 800, "epochs": 6, "d_model": None,
+         "steps": 120, "d_model": 32, "trials_per_family": 1}
+FULL = {"families": None, "max_length": None, "n": 800, "steps": None, "d_model": None,
         "trials_per_family": 2}
 
 
@@ -66,12 +67,14 @@ FIXED_SHARED = {"dropout": 0.1, "quantize": "none"}
 
 
 def benchmark_space(out_dir: Path, settings: dict[str, Any]) -> tuple[Path, list[str]]:
-    """The default space, cut down to the benchmark's families, epochs and widths, with the
+    """The default space, cut down to the benchmark's families, step budget and widths, with the
     training settings fixed (:data:`FIXED_TRAINING`, :data:`FIXED_SHARED`)."""
     raw = yaml.safe_load(default_space_path().read_text(encoding="utf-8"))
     if settings["families"]:
         raw["families"] = {f: raw["families"][f] for f in settings["families"]}
-    raw["training"].update(FIXED_TRAINING, max_epochs=settings["epochs"])
+    raw["training"].update(FIXED_TRAINING)
+    if settings["steps"]:
+        raw["training"]["max_steps"] = settings["steps"]
     raw["shared"].update(FIXED_SHARED)
     if settings["d_model"]:
         raw["shared"]["d_model"] = settings["d_model"]

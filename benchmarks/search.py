@@ -59,7 +59,7 @@ from archsearch.workflow import SearchRequest, run_task  # noqa: E402
 OVERHEAD_DATA = "builtin:adding?length=16&n=200"
 OVERHEAD_SPACE = """\
 version: 1
-training: {lr: 0.003, batch_size: 64, max_epochs: 1, weight_decay: 0.0}
+training: {lr: 0.003, batch_size: 64, max_steps: 2, eval_every: 2, weight_decay: 0.0}
 shared: {d_model: 8, dropout: 0.0, pooling: last}
 families:
   gru: {n_layers: 1, bidirectional: false}
@@ -69,7 +69,8 @@ version: 1
 training:
   lr: {type: float, low: 1.0e-4, high: 3.0e-2, log: true}
   batch_size: {type: ordinal, choices: [32, 64]}
-  max_epochs: 8
+  max_steps: 80
+  eval_every: 10
   weight_decay: 0.0
 shared:
   d_model: {type: ordinal, choices: [16, 32]}

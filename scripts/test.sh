@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # torch==2.13.0 pins the CPU build this project is developed on; on a GPU machine drop the pin.
-# The datasets extra (statsmodels, sktime: about 20 s) ships the real built-in data sets, so their
-# tests run instead of skipping.
+# The datasets extra (statsmodels) ships the sunspots and CO2 series, so their tests run instead
+# of skipping; aeon, a core dependency (the floor's MiniRocket), ships the UCR/UEA sets.
 python3 -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[dev,datasets]'
 
 missing=()

@@ -3,6 +3,7 @@ background searches (two at once, one database), report and model downloads, can
 page in a real headless Chromium, and a bounded schemathesis run of the OpenAPI spec."""
 
 import ast
+import dataclasses
 import io
 import json
 import os
@@ -23,13 +24,14 @@ import requests
 from archsearch.api.views import live_view
 from archsearch.data import load_dataset
 from archsearch.store import TrialRecord
+from archsearch.types import FloorResult
 from tests.browser import watch
 from tests.records import task_record, trial_record
 
 TOKEN = "test-token-0123456789abcdef"
 TINY = "builtin:adding?length=12&n=120"
 SPACE = """version: 1
-training: {lr: 1.0e-3, batch_size: 32, max_epochs: 1, weight_decay: 0.0}
+training: {lr: 1.0e-3, batch_size: 32, max_steps: 2, eval_every: 2, weight_decay: 0.0}
 shared: {d_model: 8, dropout: 0.0, pooling: last}
 families:
   gru: {n_layers: 1}
@@ -199,7 +201,8 @@ def test_two_tasks_run_at_once_and_the_live_page_fills(server, tmp_path):
     probe = ("JSON.stringify({status: document.getElementById('status').textContent, "
              "rows: [...document.querySelectorAll('#trials tbody tr')]"
              ".map(r => r.dataset.status), "
-             "pareto: document.querySelectorAll('#pareto-chart circle').length})")
+             "pareto: document.querySelectorAll('#pareto-chart circle').length, "
+             "floor: document.getElementById('floor').textContent})")
     samples, errors = watch(f"{server.url}/ui/tasks/{first}#token={TOKEN}", probe,
                             until=lambda v: v is not None and json.loads(v)["status"] in FINAL,
                             timeout=240)
@@ -211,6 +214,7 @@ def test_two_tasks_run_at_once_and_the_live_page_fills(server, tmp_path):
     assert any(s["status"] == "running" and s["rows"] for s in seen), seen
     assert seen[-1]["status"] == "completed" and seen[-1]["rows"] == ["completed"] * 3
     assert seen[-1]["pareto"] >= 1
+    assert seen[-1]["floor"].startswith("Floor (minirocket+ridge, fitted before"), seen[-1]
 
     tasks = {task_id: server.wait(task_id) for task_id in (first, second)}
     for task_id, budget in ((first, 3), (second, 2)):
@@ -218,6 +222,7 @@ def test_two_tasks_run_at_once_and_the_live_page_fills(server, tmp_path):
         assert task["status"] == "completed", task
         assert task["trials"]["completed"] == budget and task["progress"] == 1.0
         assert task["best"]["family"] == "gru"
+        assert task["floor"]["method"] == "minirocket+ridge" and task["floor"]["val_score"] > 0
         trials = server.get(f"/tasks/{task_id}/trials").json()
         assert [t["number"] for t in trials] == list(range(budget))
         report = server.get(f"/tasks/{task_id}/report")
@@ -291,6 +296,30 @@ def test_live_view_best_so_far_and_pareto_front():
     assert live.task.best.trial == 2 and live.task.trials["running"] == 1
     assert live.task.progress == 5 / 6
     assert live.trials[4].val_score is None  # NaN is not JSON: shown as missing
+
+
+def test_progress_under_a_time_budget_is_the_time_used():
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    task = task_record(status="running", budget_trials=None, budget_minutes=10.0,
+                       created_at=now - timedelta(minutes=5))
+    progress = live_view(task, [], "http://x", True).task.progress
+    assert 0.45 < progress < 0.55
+    done = dataclasses.replace(task, status="completed")
+    assert live_view(done, [], "http://x", True).task.progress == 1.0
+
+
+def test_live_view_shows_the_floor_beside_the_best_so_far():
+    trials = [record(0, "completed", 0.5, 2.0), record(1, "completed", 0.3, 1.0)]
+    floor = FloorResult("minirocket+ridge", 0.4, float("nan"), 0.2, 1.0, 0.3, 40)
+    view = live_view(task_record(status="running", floor=floor), trials, "http://x", True)
+    assert view.task.floor.val_score == 0.4 and view.task.floor.test_score is None
+    assert not view.task.floor.beats_best  # the best so far (mse 0.3) beats it
+    losing = live_view(task_record(status="running", floor=dataclasses.replace(
+        floor, val_score=0.2)), trials, "http://x", True)
+    assert losing.task.floor.beats_best
+    assert live_view(task_record(), trials, "http://x", True).task.floor is None
 
 
 def test_the_api_sits_on_top():

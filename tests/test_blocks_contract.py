@@ -55,10 +55,19 @@ CASES: dict[str, tuple[str, dict]] = {
     "ssm-s4d": ("ssm", {"kind": "s4d", "d_state": 8}),
     "ssm-selective": ("ssm", {"kind": "selective", "d_state": 8}),
     "tcn": ("tcn", {"n_layers": 3, "kernel_size": 2}),
+    "fcn": ("fcn", {}),
+    "fcn-narrow": ("fcn", {"width_mult": 1}),
+    "resnet": ("resnet", {"n_blocks": 2}),
+    "resnet-1": ("resnet", {"n_blocks": 1}),
+    "inception": ("inception", {"n_modules": 3, "kernel_size": 8}),
+    "inception-7-k40": ("inception", {"n_modules": 7, "kernel_size": 40}),
+    "lite": ("lite", {"kernel_size": 8}),
+    "lite-k40": ("lite", {}),
 }
 CAUSAL_CASES = [k for k, (_, hp) in CASES.items() if not hp.get("bidirectional")]
 INT8_CASES = ["rnn", "lstm", "gru-bi", "transformer-rotary-moe", "tf_enc_rnn_dec",
-              "attn_rnn-gru-window", "linear_attention", "ssm-selective", "ssm-s4d", "tcn"]
+              "attn_rnn-gru-window", "linear_attention", "ssm-selective", "ssm-s4d", "tcn",
+              "fcn", "resnet", "inception", "lite"]
 MUST_STEP = {"linear_attention", "ssm"}  # the issue requires a step path for these
 
 
@@ -81,7 +90,7 @@ def padded_batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_every_family_is_registered_and_covered() -> None:
     expected = {"rnn", "lstm", "gru", "transformer", "tf_enc_rnn_dec", "attn_rnn", "rnn_then_tf",
-                "linear_attention", "ssm", "tcn"}
+                "linear_attention", "ssm", "tcn", "fcn", "resnet", "inception", "lite"}
     assert set(FAMILIES) == expected
     assert {family for family, _ in CASES.values()} == expected
 
@@ -179,9 +188,51 @@ def test_step_path_equals_parallel_path(case: str) -> None:
 def test_streaming_is_offered_where_the_family_has_it() -> None:
     streams = {case for case in CAUSAL_CASES if make(case, causal=True).can_step}
     assert {"linear_attention", "ssm-s4d", "ssm-selective", "lstm", "tcn",
-            "attn_rnn-gru-window"} <= streams
+            "attn_rnn-gru-window", "fcn", "resnet", "inception", "lite"} <= streams
     assert not make("lstm-bi").can_step
     assert not make("linear_attention", causal=False).can_step
+    for case in ("fcn", "resnet", "inception", "lite"):  # 'same' convolutions see the future
+        assert not make(case, causal=False).can_step
+        with pytest.raises(NotImplementedError, match="causal form"):
+            make(case, causal=False).block.init_state(B, torch.device("cpu"))
+
+
+CONV_CASES = ["fcn", "resnet", "inception", "lite"]  # BatchNorm: statistics of valid steps
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("causal", [False, True])
+def test_padding_reaches_neither_outputs_nor_statistics_in_training(case: str,
+                                                                      causal: bool) -> None:
+    x, lengths = padded_batch()
+    zeroed = x.clone()
+    for i, length in enumerate(LENGTHS):
+        zeroed[i, length:] = 0.0
+    a, b = make(case, causal=causal).train(), make(case, causal=causal).train()
+    ha, hb = a.block(a.embed(x), lengths), b.block(b.embed(zeroed), lengths)  # (B, T, D)
+    for i, length in enumerate(LENGTHS):
+        torch.testing.assert_close(ha[i, :length], hb[i, :length], atol=1e-5, rtol=1e-4)
+    for (name, buf_a), buf_b in zip(a.named_buffers(), b.buffers(), strict=True):
+        torch.testing.assert_close(buf_a, buf_b, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_masked_batchnorm_normalises_with_valid_steps_only() -> None:
+    from archsearch.blocks.convolution import MaskedBatchNorm1d, channel_mask
+
+    bn = MaskedBatchNorm1d(4, momentum=1.0).train()  # running statistics = this batch's
+    x = torch.randn(B, 4, T, generator=torch.Generator().manual_seed(3))
+    mask = channel_mask(torch.tensor(LENGTHS), T)  # (B, 1, T)
+    x = x.masked_fill(~mask, 1e3)  # padding far off the data's range
+    y = bn(x, mask)  # (B, 4, T)
+    valid = x.transpose(1, 2)[mask[:, 0]]  # (N, 4)
+    mean, var = valid.mean(0), valid.var(0, unbiased=False)
+    torch.testing.assert_close(bn.running_mean, mean)
+    torch.testing.assert_close(bn.running_var, valid.var(0, unbiased=True))
+    expected = (valid - mean) / torch.sqrt(var + bn.eps)  # weight 1, bias 0
+    torch.testing.assert_close(y.transpose(1, 2)[mask[:, 0]], expected, atol=1e-5, rtol=1e-4)
+    assert (y.transpose(1, 2)[~mask[:, 0]] == 0).all()
+    bn.eval()  # eval: the running statistics at every step; the step path the same
+    torch.testing.assert_close(bn(x, mask)[:, :, 0], bn.step(x[:, :, 0]))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -303,6 +354,13 @@ def test_chunked_scan_equals_the_loop_with_gradients(length: int, chunk: int | N
     ("linear_attention", {"n_layers": 0}, "n_layers must be >= 1"),
     ("tcn", {"dilation": 2}, "does not take dilation"),
     ("lstm", {"quantize": "int4"}, "quantize must be one of"),
+    ("fcn", {"width_mult": 0}, "width_mult must be >= 1"),
+    ("fcn", {"kernel_size": 8}, "does not take kernel_size"),
+    ("resnet", {"n_blocks": 0}, "n_blocks must be >= 1"),
+    ("inception", {"kernel_size": 3}, "kernel_size must be >= 4"),
+    ("inception", {"n_modules": 0}, "n_modules must be >= 1"),
+    ("inception", {"d_model": 2}, "d_model must be >= 4"),
+    ("lite", {"kernel_size": 2}, "kernel_size must be >= 4"),
 ])
 def test_invalid_configs_are_refused_with_a_reason(family: str, hparams: dict,
                                                    message: str) -> None:

@@ -21,7 +21,7 @@ NEEDS = {task.name: task.requires for task in BUILTIN_TASKS.values()}
 
 def _available(name: str) -> bool:
     package = NEEDS[name]
-    if package == "sktime":
+    if package in real.UCR_PACKAGES:
         return any(importlib.util.find_spec(p) is not None for p in real.UCR_PACKAGES)
     return package is None or importlib.util.find_spec(package) is not None
 
@@ -29,7 +29,8 @@ def _available(name: str) -> bool:
 def test_list_builtin_has_every_task_with_one_line_descriptions():
     listed = dict(list_builtin())
     expected = set(SYNTHETIC) | {"digits", "sunspots", "co2", "gunpoint", "italypowerdemand",
-                                 "japanesevowels"}
+                                 "japanesevowels", "pickupgesturewiimotez", "covid3month",
+                                 "cardanosentiment"}
     assert set(listed) == expected
     for name, description in listed.items():
         assert description and "\n" not in description and len(description) <= 90, name
@@ -168,10 +169,11 @@ def test_statsmodels_forecasting_series(name, steps, period):
     ("gunpoint", (50, 150, 1), 150, 2),
     ("italypowerdemand", (67, 24, 1), 1029, 2),
     ("japanesevowels", (270, 29, 12), 370, 9),
+    ("pickupgesturewiimotez", (50, 361, 1), 50, 10),
 ])
 def test_ucr_uea_with_official_splits(name, shape, n_test, classes):
     if not _available(name):
-        pytest.skip("neither sktime nor aeon is installed (pip install --no-deps sktime)")
+        pytest.skip("neither aeon nor sktime is installed")
     ds = load_dataset(f"builtin:{name}")
     assert_contract(ds)
     assert ds.X.shape == shape and ds.X_test.shape[0] == n_test and ds.n_outputs == classes
@@ -179,6 +181,18 @@ def test_ucr_uea_with_official_splits(name, shape, n_test, classes):
     assert len(prepared.test) == n_test
     if name == "japanesevowels":
         assert ds.lengths.min() == 7 and ds.lengths_test is not None
+
+
+@pytest.mark.parametrize("name,shape,n_test", [("covid3month", (140, 84, 1), 61),
+                                               ("cardanosentiment", (74, 24, 2), 33)])
+def test_regression_sets_with_official_splits(name, shape, n_test):
+    if not _available(name):
+        pytest.skip("the package that ships it is not installed")
+    ds = load_dataset(f"builtin:{name}")
+    assert_contract(ds)
+    assert ds.task is TaskKind.REGRESSION and ds.n_outputs == 1
+    assert ds.X.shape == shape and ds.X_test.shape[0] == n_test
+    assert ds.y.dtype == np.float32 and np.isfinite(ds.y).all() and ds.y.std() > 0
 
 
 @pytest.mark.parametrize("name", ["sunspots", "co2", "gunpoint", "italypowerdemand",

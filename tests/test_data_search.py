@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 TINY_SPACE = """\
 version: 1
-training: {lr: 0.01, batch_size: 64, max_epochs: 1}
+training: {lr: 0.01, batch_size: 64, max_steps: 2, eval_every: 2}
 shared: {d_model: 8}
 families: {gru: {n_layers: 1}}
 """
@@ -39,7 +39,10 @@ BUILTIN_SOURCES = {name: f"builtin:{name}?length=16&n=200" for name in
 BUILTIN_SOURCES.update({"digits": "builtin:digits", "sunspots": "builtin:sunspots?lookback=8",
                         "co2": "builtin:co2?lookback=8", "gunpoint": "builtin:gunpoint",
                         "italypowerdemand": "builtin:italypowerdemand",
-                        "japanesevowels": "builtin:japanesevowels"})
+                        "japanesevowels": "builtin:japanesevowels",
+                        "pickupgesturewiimotez": "builtin:pickupgesturewiimotez",
+                        "covid3month": "builtin:covid3month",
+                        "cardanosentiment": "builtin:cardanosentiment"})
 
 
 @pytest.fixture(scope="module", autouse=True)

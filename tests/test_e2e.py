@@ -1,6 +1,7 @@
 """End to end through the real CLI: a real local Ray runtime, real training, real SQLite."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -37,12 +38,30 @@ def test_search_end_to_end(tmp_path):
     assert summary["recommendation"]["rationale"]
     assert summary["dashboard_url"].startswith("http://127.0.0.1:")
     assert "[6/6]" in run.stderr  # progress was shown
+    # The floor, fitted before the search on the same split; on this small set the finalists
+    # were cross-validated, and so was the floor, on the same folds.
+    floor = summary["floor"]
+    assert floor["method"] == "minirocket+ridge" and floor["train_series"] > 0
+    for key in ("val", "test", "seconds", "latency_ms", "size_mb", "cv_mean", "cv_std"):
+        assert math.isfinite(floor[key]), (key, floor)
+    assert "Floor: minirocket+ridge validation mse" in run.stderr
+    assert summary["answer"] in ("searched", "floor")
+    assert floor["beats_best"] == (summary["answer"] == "floor")
 
     report = tmp_path / "out" / f"task-{summary['task_id']}" / "report.html"
     assert summary["report"] == str(report) and report.is_file()
     html = report.read_text()
-    assert "<svg" in html and f"Use {best['family']}" in html
+    assert "<svg" in html and 'id="floor-table"' in html
     model_dir = report.parent / "model"
+    if summary["answer"] == "floor":
+        assert "Use the floor model: MiniRocket+ridge" in html
+        assert summary["recommendation"]["rationale"][0].startswith(
+            "No searched model beat the floor")
+        assert (model_dir / "floor_model.joblib").is_file()
+    else:
+        assert f"Use {best['family']}" in html
+        assert any("beat the floor: " in sentence
+                   for sentence in summary["recommendation"]["rationale"])
     assert (model_dir / "state_dict.pt").is_file() and (model_dir / "config.json").is_file()
 
     engine = create_engine(db)
@@ -99,7 +118,8 @@ version: 1
 training:
   lr: {type: float, low: 1.0e-4, high: 3.0e-2, log: true}
   batch_size: 64
-  max_epochs: 4
+  max_steps: 8
+  eval_every: 2
   weight_decay: 0.0
 shared:
   d_model: {type: ordinal, choices: [8, 16]}
@@ -126,7 +146,8 @@ def test_twenty_trials_prune_some(tmp_path):
         rows = conn.execute(select(TrialRow.status, TrialRow.epochs_run, TrialRow.error)).all()
     pruned = [(epochs, error) for status, epochs, error in rows if status == "pruned"]
     # stored as pruned at the epoch the pruner stopped it (not at a later one it raced on to)
-    assert all(0 < epochs <= 4 and f"after epoch {epochs}" in error for epochs, error in pruned)
+    assert all(0 < epochs <= 4 and f"after validation round {epochs}" in error
+               for epochs, error in pruned)
 
 
 def test_multi_objective_search_records_quality_and_latency(tmp_path):

@@ -23,7 +23,7 @@ from tests.test_blocks_contract import CASES, INT8_CASES
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
-TRAIN = TrainConfig(lr=3e-3, batch_size=32, max_epochs=2)
+TRAIN = TrainConfig(lr=3e-3, batch_size=32, max_steps=4, eval_every=2)  # 2 rounds
 ON_GPU = Constraints(device="cuda")
 
 

@@ -28,6 +28,37 @@ def test_streaming_excludes_encoder_first_hybrids():
     assert priors.excluded == {"rnn_then_tf": "streaming-needs-a-step-path"}
 
 
+CONV = ["fcn", "resnet", "inception", "lite"]
+
+
+def test_classification_of_short_series_favours_the_convolutional_baselines():
+    families = ["gru", "lstm", "transformer", *CONV]
+    priors = apply_rules(load_rules(), facts_for({"seq_len": 150}, "classification", {}),
+                         families)
+    assert "classification-prefers-convolutions" in [r.id for r in priors.fired]
+    assert min(priors.weights[f] for f in ("resnet", "inception")) > max(
+        priors.weights[f] for f in ("gru", "lstm", "transformer"))
+    rec = recommend(facts_for({"seq_len": 150}, "classification", {}), families,
+                    Metric("accuracy", "maximize"), [])
+    assert rec.family in ("resnet", "inception")
+    for kind, seq_len in (("regression", 150), ("classification", 4096)):
+        fired = apply_rules(load_rules(), facts_for({"seq_len": seq_len}, kind, {}), families)
+        assert "classification-prefers-convolutions" not in [r.id for r in fired.fired]
+
+
+def test_a_tight_parameter_budget_favours_lite():
+    facts = facts_for({"seq_len": 150}, "classification", {"max_params": 30000})
+    priors = apply_rules(load_rules(), facts, CONV)
+    assert "parameter-budget-prefers-lite" in [r.id for r in priors.fired]
+    assert priors.weights["lite"] == max(priors.weights.values())
+
+
+def test_the_convolutional_families_stream_so_streaming_keeps_them():
+    priors = apply_rules(load_rules(), facts_for({"seq_len": 150}, "classification",
+                                                 {"streaming": True}), CONV)
+    assert priors.excluded == {}
+
+
 def test_without_trials_the_rules_decide():
     rec = recommend({"seq_len": 2048}, FAMILIES, MSE, [])
     assert rec.family == "transformer" and rec.trial_number is None

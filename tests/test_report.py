@@ -16,6 +16,7 @@ from archsearch.types import (
     ArchConfig,
     CostMeasurement,
     EpochReport,
+    FloorResult,
     Metric,
     ModelIO,
     TaskKind,
@@ -23,12 +24,16 @@ from archsearch.types import (
     TrialOutcome,
     TrialStatus,
 )
-from tests.browser import distinct_colours, screenshot
+from tests.browser import distinct_colours, screenshot, watch
 
 EVIL = '<script>alert("x")</script>'
 
 
-def populated_store(tmp_path) -> tuple[Store, int]:
+# The floor of the populated task: validation mse 0.15, which the pick (gru, 0.1) beats.
+FLOOR = FloorResult("minirocket+ridge", 0.15, 0.16, 0.4, 1.1, 0.31, 40, 0.14, 0.01, 5)
+
+
+def populated_store(tmp_path, floor: FloorResult = FLOOR) -> tuple[Store, int]:
     store = Store(f"sqlite:///{tmp_path / 'r.db'}")
     task_id = store.create_task(
         source=f"data/{EVIL}.npz", dataset_name=f"sales {EVIL}", task_kind="regression",
@@ -60,6 +65,7 @@ def populated_store(tmp_path) -> tuple[Store, int]:
         [r.to_dict() for r in rec.ranking]))
     best = next(t for t in trials if t.number == rec.trial_number)
     store.update_task(task_id, status=TaskStatus.COMPLETED, best_trial_id=best.id)
+    store.save_floor(task_id, floor)
     return store, task_id
 
 
@@ -72,8 +78,8 @@ def export_pick(tmp_path) -> dict[str, str]:
     return export_model(checkpoint, arch, io, tmp_path / "model", {})
 
 
-def render(tmp_path):
-    store, task_id = populated_store(tmp_path)
+def render(tmp_path, floor: FloorResult = FLOOR):
+    store, task_id = populated_store(tmp_path, floor)
     out = render_report(ReportInputs(store.get_task(task_id), store.trials(task_id),
                                      store.latest_recommendation(task_id),
                                      export_pick(tmp_path)),
@@ -118,6 +124,25 @@ def test_report_shows_the_evidence_sections(tmp_path):
     assert loaded.returncode == 0, loaded.stderr[-2000:]
 
 
+def test_report_sets_the_floor_beside_the_pick(tmp_path):
+    html = render(tmp_path).read_text()
+    table = html[html.index('<table id="floor-table">'):]
+    table = table[:table.index("</table>")]
+    assert "floor: MiniRocket+ridge" in table and "searched: gru (trial 1)" in table
+    assert "0.14 ± 0.01 (5-fold)" in table and "<td>0.40</td>" in table  # CV, fit seconds
+    assert "Compared on validation: 0.1 searched vs 0.15 floor." in html
+    assert "The answer: the best searched model (gru, trial 1)." in html and "Use gru" in html
+    assert "floor_model.joblib" not in html  # only exported when it is the answer
+
+
+def test_report_says_plainly_when_the_floor_is_the_answer(tmp_path):
+    html = render(tmp_path, FloorResult("minirocket+ridge", 0.05, 0.06, 0.4, 1.1, 0.31, 40))
+    html = html.read_text()
+    assert "Use the floor model: MiniRocket+ridge" in html and "Use gru" not in html
+    assert "The answer: the floor model (MiniRocket+ridge)." in html
+    assert "Compared on validation: 0.1 searched vs 0.05 floor." in html
+
+
 def test_claim_verdicts_follow_the_numbers(tmp_path):
     store, task_id = populated_store(tmp_path)
     task, trials = store.get_task(task_id), store.trials(task_id)
@@ -152,3 +177,13 @@ def test_report_renders_in_headless_chromium(tmp_path):
     console = screenshot(report.as_uri(), shot)
     assert console == [], console  # no console errors (nor any other message)
     assert distinct_colours(shot) >= 16  # not a blank page: text, tables and chart colours
+    # The floor sits beside the best searched model, laid out and visible.
+    floor_js = """(() => { const t = document.getElementById("floor-table");
+        if (!t) return null; const box = t.getBoundingClientRect();
+        return {text: t.innerText, width: box.width, height: box.height,
+                answer: document.getElementById("floor-answer").innerText}; })()"""
+    values, errors = watch(report.as_uri(), floor_js, lambda v: bool(v), timeout=60)
+    floor = values[-1]
+    assert errors == [] and floor and floor["width"] > 300 and floor["height"] > 40, floor
+    assert "MiniRocket+ridge" in floor["text"] and "gru (trial 1)" in floor["text"]
+    assert floor["answer"] == "The answer: the best searched model (gru, trial 1)."

@@ -21,7 +21,7 @@ def cost(latency_ms: float, params: int = 1000) -> CostMeasurement:
 def bridge(pruner: str = "median", objectives: str = "quality",
            rung_seconds: float | None = None) -> OptunaBridge:
     return OptunaBridge.create(load_space(), MSE, seed=0, sampler="tpe", pruner=pruner,
-                               max_epochs=6, storage=None, study_name="t",
+                               max_rounds=6, storage=None, study_name="t",
                                objectives=Objectives.parse(objectives),
                                rung_seconds=rung_seconds)
 
@@ -56,7 +56,7 @@ def test_rungs_in_epochs_by_default():
 def test_a_trial_that_reached_its_last_epoch_completes_whatever_the_pruner_says():
     engine = bridge()
     engine.ask("probe")
-    last = engine.asked.pop("probe").train.max_epochs
+    last = engine.asked.pop("probe").train.max_rounds
     for number in range(3):  # the median pruner's startup trials: 1.0 until the last epoch
         engine.ask(str(number))
         for epoch in range(1, last + 1):
@@ -136,3 +136,11 @@ def test_searches_starting_together_on_a_new_database_all_open_its_study_storage
     for worker in workers:
         worker.join(120)
     assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+
+
+def test_the_initial_design_runs_the_ranked_families_first_then_the_rest_by_name():
+    engine = bridge()
+    engine.enqueue_initial_design([], family_order=("resnet", "gru", "not-in-space"))
+    asked = [engine.ask(str(i)).arch.family for i in range(4)]
+    rest = sorted(set(load_space().families) - {"resnet", "gru"})
+    assert asked == ["resnet", "gru", *rest[:2]]

@@ -10,6 +10,7 @@ from archsearch.store import RecommendationRecord, Store
 from archsearch.types import (
     CostMeasurement,
     EpochReport,
+    FloorResult,
     Metric,
     TaskStatus,
     TrialOutcome,
@@ -55,6 +56,29 @@ def test_task_trial_epoch_roundtrip(db_url):
     assert store.latest_recommendation(task_id).rationale == ["why"]
     assert [t.id for t in store.list_tasks()] == [task_id]
     store.close()
+
+
+def test_floor_roundtrip(db_url):
+    store = Store(db_url)
+    task_id, other = new_task(store), new_task(store)
+    assert store.get_task(task_id).floor is None
+    floor = FloorResult("minirocket+ridge", 0.95, 0.99, 0.6, 1.2, 0.31, 40)
+    store.save_floor(task_id, floor)
+    assert store.get_task(task_id).floor == floor
+    store.record_floor_cross_validation(task_id, 0.97, 0.02, 5)
+    again = FloorResult("minirocket+ridge", 0.9, None, 0.5, 1.0, 0.3, 40)
+    store.save_floor(other, again)  # one floor per task: saving again replaces it
+    store.save_floor(other, again)
+    assert store.get_task(other).floor == again
+    store.close()
+    reopened = Store(db_url)
+    (first, second) = reopened.list_tasks()
+    assert first.floor == FloorResult("minirocket+ridge", 0.95, 0.99, 0.6, 1.2, 0.31, 40,
+                                      0.97, 0.02, 5)
+    assert second.floor == again
+    with pytest.raises(NotFoundError, match="no floor"):
+        reopened.record_floor_cross_validation(new_task(reopened), 0.5, 0.1, 3)
+    reopened.close()
 
 
 def test_rerun_trial_resets_its_epochs(db_url):

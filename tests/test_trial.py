@@ -10,11 +10,11 @@ from archsearch.trial import TrialSpec, evaluate, run_trial
 from archsearch.trial.runner import model_io
 from archsearch.types import ArchConfig, Constraints, TaskKind, TrainConfig, TrialStatus
 
-TRAIN = TrainConfig(lr=3e-3, batch_size=32, max_epochs=3)
+TRAIN = TrainConfig(lr=3e-3, batch_size=32, max_steps=9, eval_every=3)  # 3 rounds
 CPU = torch.device("cpu")
 
 
-def test_completed_trial_reports_every_epoch_and_tests_the_best(tiny_data):
+def test_completed_trial_reports_every_round_and_tests_the_best(tiny_data):
     reports = []
     result = run_trial(TrialSpec(ArchConfig("gru", {"d_model": 8}), TRAIN), tiny_data,
                        reports.append)
@@ -30,10 +30,10 @@ def test_completed_trial_reports_every_epoch_and_tests_the_best(tiny_data):
 
 def test_training_learns_something(tiny_data):
     # The adding problem's constant predictor scores ~1/6 mse on the normalised target; a few
-    # epochs of a small GRU must beat the untrained first epoch.
+    # rounds of a small GRU must beat the untrained first round.
     reports = []
     run_trial(TrialSpec(ArchConfig("gru", {"d_model": 16}),
-                        TrainConfig(lr=1e-2, batch_size=16, max_epochs=6)),
+                        TrainConfig(lr=1e-2, batch_size=16, max_steps=60, eval_every=10)),
               tiny_data, reports.append)
     assert reports[-1].train_loss < reports[0].train_loss
 
@@ -101,6 +101,7 @@ def test_nan_loss_fails_the_trial():
 @pytest.mark.parametrize("family", ["lstm", "gru", "transformer"])
 def test_streaming_constraint_builds_causal_models(tiny_data, family):
     result = run_trial(TrialSpec(ArchConfig(family, {"d_model": 8}),
-                                 TrainConfig(max_epochs=1), Constraints(streaming=True)),
+                                 TrainConfig(max_steps=2, eval_every=2),
+                                 Constraints(streaming=True)),
                        tiny_data, lambda r: None)
     assert result.outcome.status is TrialStatus.COMPLETED

@@ -198,8 +198,11 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
         if {"task", "target"} & set(chosen.load):
             raise HttpProblem(422, "options.load: give task and target as options of their "
                                    "own, not inside load.")
+        if "limits" in chosen.load:
+            raise HttpProblem(422, "options.load: the data limits are this server's (archsearch "
+                                   "serve --limit KEY=VALUE); a request cannot change them.")
         load = LoadOptions.from_dict({**chosen.load, "task": chosen.task,
-                                      "target": chosen.target})
+                                      "target": chosen.target, "limits": config.limits})
         saved = Uploads(config.data_dir / "uploads")
         try:
             data = _data_source(dataset, builtin, saved)
@@ -292,7 +295,8 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
             space_file = _space(chosen.space, None, saved)
             data = _data_source(dataset, builtin, saved)
             return advise(data, constraints, config.db_url,
-                          load=LoadOptions(task=chosen.task), space=space_file).to_json()
+                          load=LoadOptions(task=chosen.task, limits=config.limits),
+                          space=space_file).to_json()
         except ArchsearchError as exc:
             raise HttpProblem(422, saved.in_client_names(str(exc))) from None
         finally:

@@ -6,9 +6,10 @@ import ipaddress
 import os
 import secrets
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from archsearch.data.limits import DataLimits
 from archsearch.errors import UsageError
 
 TOKEN_ENV = "ARCHSEARCH_API_TOKEN"
@@ -26,6 +27,7 @@ class ServeConfig:
     report_dir: Path = Path("reports")
     token_file: Path | None = None
     max_upload_mb: float = 512.0
+    limits: DataLimits = field(default_factory=DataLimits)  # every upload is read within them
     cancel_grace_s: float = 20.0  # after SIGINT, how long a driver may take to write its report
 
     def __post_init__(self) -> None:

@@ -25,7 +25,8 @@ class TaskOptions(BaseModel):
     constraints: dict[str, Scalar] = Field(
         default_factory=dict, description="max_latency_ms, max_params, max_memory_mb, "
         "max_trial_minutes, streaming, device")
-    budget_trials: int = Field(12, ge=1, le=10_000)
+    budget_trials: int | None = Field(None, ge=1, le=10_000, description="default 12; with "
+                                      "budget_minutes alone, trials run until time is up")
     budget_minutes: float | None = Field(None, gt=0, le=7 * 24 * 60)
     space: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
                               description="a search space shipped with the server "
@@ -72,6 +73,23 @@ class Best(BaseModel):
     val_score: float
 
 
+class FloorView(BaseModel):
+    """The task's measured floor: a classical model fitted before the search (docs/floor.md)."""
+
+    method: str
+    val_score: float | None
+    test_score: float | None
+    fit_seconds: float
+    latency_ms: float
+    size_mb: float
+    train_series: int
+    cv_mean: float | None
+    cv_std: float | None
+    cv_folds: int | None
+    beats_best: bool = Field(description="no searched model (so far) beats it on selection "
+                             "scores: the floor model is the answer")
+
+
 class TaskView(BaseModel):
     task_id: int
     status: str = Field(description="queued, running, completed, failed or interrupted")
@@ -83,8 +101,10 @@ class TaskView(BaseModel):
     direction: str
     budget_trials: int | None
     trials: dict[str, int] = Field(description="trial counts by status")
-    progress: float = Field(description="finished trials / budget, 0..1")
+    progress: float = Field(description="finished trials / budget, 0..1 (a time budget alone: "
+                            "the time used / the budget)")
     best: Best | None
+    floor: FloorView | None = Field(None, description="the measured floor, once fitted")
     error: str | None
     report_ready: bool
     active: bool = Field(description="a driver of this server still works on the task: after "

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 
-from archsearch.api.schemas import Best, LiveView, Point, TaskView, TrialView
+from archsearch.api.schemas import Best, FloorView, LiveView, Point, TaskView, TrialView
+from archsearch.floor import judge
 from archsearch.report.charts import pareto_front
 from archsearch.search import dashboard_hint
 from archsearch.store import TaskRecord, TrialRecord
-from archsearch.types import TrialStatus, status_counts
+from archsearch.types import TaskStatus, TrialStatus, status_counts
 
 
 def _finite(value: float | None) -> float | None:
@@ -34,13 +36,41 @@ def task_view(task: TaskRecord, trials: list[TrialRecord], dashboard_url: str,
         updated_at=task.updated_at.isoformat(), dataset=task.dataset_name, task=task.task_kind,
         metric=task.metric.name, direction=task.metric.direction,
         budget_trials=task.budget_trials, trials=counts,
-        progress=min(1.0, finished / task.budget_trials) if task.budget_trials else 0.0,
+        progress=_progress(task, finished),
         best=None if best is None else Best(trial=best.number, family=best.family,
                                             val_score=best.val_score),
+        floor=_floor_view(task, next((t for t in trials if t.id == task.best_trial_id), best)),
         error=task.error, report_ready=bool(task.report_path), active=active,
         dashboard_url=dashboard_url, dashboard_hint=f"{dashboard_hint()}; the trials of this "
         f"task are the Ray Tune trials named archsearch-task-{task.id}-NUMBER-FAMILY",
     )
+
+
+def _progress(task: TaskRecord, finished: int) -> float:
+    """Finished trials over the trial budget; under a time budget alone, the time since the
+    task was created over the budget while it runs (1 once it completed)."""
+    if task.budget_trials:
+        return min(1.0, finished / task.budget_trials)
+    if task.status == TaskStatus.COMPLETED.value:
+        return 1.0
+    if task.budget_minutes and task.status == TaskStatus.RUNNING.value:
+        now = datetime.now(timezone.utc).replace(tzinfo=None)  # stored times are naive UTC
+        elapsed = (now - task.created_at.replace(tzinfo=None)).total_seconds()
+        return min(1.0, max(0.0, elapsed / (task.budget_minutes * 60.0)))
+    return 0.0
+
+
+def _floor_view(task: TaskRecord, pick: TrialRecord | None) -> FloorView | None:
+    """The floor beside the pick once the task has one, else beside the best trial so far."""
+    floor = task.floor
+    if floor is None:
+        return None
+    return FloorView(
+        method=floor.method, val_score=_finite(floor.val_score),
+        test_score=_finite(floor.test_score), fit_seconds=floor.fit_seconds,
+        latency_ms=floor.latency_ms, size_mb=floor.size_mb, train_series=floor.train_series,
+        cv_mean=_finite(floor.cv_mean), cv_std=_finite(floor.cv_std), cv_folds=floor.cv_folds,
+        beats_best=judge(floor, pick, task.metric).floor_wins)
 
 
 def trial_view(trial: TrialRecord) -> TrialView:

@@ -1,9 +1,10 @@
 """Blocks room: one sequence family per file, one contract, one builder.
 
 Families: rnn, lstm, gru (``recurrent.py``), transformer, tf_enc_rnn_dec, attn_rnn, rnn_then_tf,
-linear_attention, ssm (``kind: s4d | selective``) and tcn. Options: a mixture-of-experts
-feed-forward (``moe.py``) in the transformer and the hybrids with a Transformer part, and
-``quantize: int8`` for any model (``quantize.py``).
+linear_attention, ssm (``kind: s4d | selective``), tcn, and the convolutional classifiers fcn,
+resnet, inception and lite (their shared parts in ``convolution.py``). Options: a
+mixture-of-experts feed-forward (``moe.py``) in the transformer and the hybrids with a
+Transformer part, and ``quantize: int8`` for any model (``quantize.py``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import dataclasses
 
 from archsearch.blocks import (  # noqa: F401  (registers the families)
     attn_rnn,
+    fcn,
+    inception,
     linear_attention,
+    lite,
     recurrent,
+    resnet,
     rnn_then_tf,
     ssm,
     tcn,

@@ -1,4 +1,11 @@
-"""A full model: input projection -> family block -> pooling -> task head.
+"""A full model: [per-series normalisation] -> input projection -> family block -> pooling ->
+task head.
+
+``series_norm`` z-normalises each series on its own (per channel, over its valid steps), the
+standard preprocessing of time-series classification (the UCR archive ships its sets so): the
+model learns shapes, not levels. It uses nothing but the series itself, so no other series or
+split leaks into it, and it is part of the model, so the exported model applies it too. It
+needs the whole series, so a causal (streaming) model cannot use it.
 
 Models whose block can step (:attr:`SequenceModel.can_step`) also stream: :meth:`step` takes one
 input step and returns the prediction for the sequence seen so far (the pooling of the steps so
@@ -29,6 +36,7 @@ class ModelHParams:
     dropout: float = 0.0
     pooling: str = "last"  # how a sequence becomes one vector (classification/regression)
     quantize: str = "none"  # "none" | "int8": post-training dynamic quantization (quantize.py)
+    series_norm: bool = False  # z-normalise each series on its own before the model
 
 
 class SequenceModel(nn.Module):
@@ -38,6 +46,9 @@ class SequenceModel(nn.Module):
             raise SpaceError(f"pooling must be one of {', '.join(POOLINGS)}, not "
                              f"'{shared.pooling}'.")
         check_quantize(shared.quantize)
+        if shared.series_norm and io.causal:
+            raise SpaceError("series_norm needs the whole series, so a causal (streaming) model "
+                             "cannot use it; set series_norm: false.")
         self.io = io
         self.shared = shared
         self.embed = nn.Linear(io.n_features, shared.d_model)
@@ -50,6 +61,8 @@ class SequenceModel(nn.Module):
         B, T, _ = x.shape
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
+        if self.shared.series_norm:
+            x = series_znorm(x, lengths)  # (B, T, F)
         h = self.norm(self.block(self.embed(x), lengths))  # (B, T, D)
         if self.shared.pooling == "mean":
             mask = lengths_to_mask(lengths, T).unsqueeze(-1).to(h.dtype)  # (B, T, 1)
@@ -61,7 +74,7 @@ class SequenceModel(nn.Module):
     @property
     def can_step(self) -> bool:
         """True when the block streams (its step path reproduces its forward)."""
-        return self.block.can_step
+        return self.block.can_step and not self.shared.series_norm
 
     def init_state(self, batch: int, device: torch.device) -> Any:
         """(block state, running sum of normalised outputs (B, D), steps seen)."""
@@ -76,3 +89,13 @@ class SequenceModel(nn.Module):
         total, count = total + h, count + 1
         pooled = total / count if self.shared.pooling == "mean" else h  # (B, D)
         return self.head(pooled), (block_state, total, count)  # (B, n_outputs)
+
+
+def series_znorm(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """x (B, T, F) -> each series' valid steps at mean 0 and standard deviation 1 per channel;
+    padding stays zero."""
+    mask = lengths_to_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+    count = lengths.clamp(min=1).to(x.dtype).view(-1, 1, 1)  # (B, 1, 1)
+    mean = (x * mask).sum(1, keepdim=True) / count  # (B, 1, F)
+    var = (((x - mean) * mask) ** 2).sum(1, keepdim=True) / count  # (B, 1, F)
+    return (x - mean) / torch.sqrt(var + eps) * mask  # (B, T, F)

@@ -8,21 +8,26 @@ normalises; :func:`meta_features` and :func:`fingerprint` describe a data set.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from archsearch.data.builtin import BUILTIN_TASKS, list_builtin, load_builtin
 from archsearch.data.dataset import PreparedData, SequenceDataset, Split
+from archsearch.data.limits import DataLimits
 from archsearch.data.meta import fingerprint, meta_features
 from archsearch.data.npz import load_npz
 from archsearch.data.options import IMPUTE_METHODS, LoadOptions
 from archsearch.data.real import INSTALL_HINT
 from archsearch.data.splits import prepare, split_indices
 from archsearch.data.tabular import load_table
-from archsearch.data.validate import quote, reason_of
+from archsearch.data.validate import check_dataset, quote, reason_of
 from archsearch.errors import DataError
 
 __all__ = [
     "BUILTIN_TASKS",
+    "DataLimits",
     "IMPUTE_METHODS",
     "INSTALL_HINT",
     "LoadOptions",
@@ -35,6 +40,7 @@ __all__ = [
     "load_dataset",
     "meta_features",
     "prepare",
+    "reuse_loads",
 ]
 
 SUPPORTED_EXTENSIONS = {
@@ -48,15 +54,62 @@ SUPPORTED_EXTENSIONS = {
 }
 
 
+# While reuse_loads() is active: the last data set loaded, under its source, options and file.
+_kept: dict[tuple[Any, ...], SequenceDataset] | None = None
+
+
+@contextmanager
+def reuse_loads() -> Iterator[None]:
+    """Within this block, loading the same source again with the same options (the file
+    unchanged) returns the data set already loaded. The command line loads DATA before it
+    imports the search machinery (torch, Ray: seconds), so that data the limits or the contract
+    refuse is refused at once; the task then reuses what was loaded, instead of reading it
+    again. Only the last data set is kept, and only until the block ends."""
+    global _kept
+    previous, _kept = _kept, {}
+    try:
+        yield
+    finally:
+        _kept = previous
+
+
+def _reuse_key(source: str, options: LoadOptions) -> tuple[Any, ...] | None:
+    if _kept is None:
+        return None
+    if source.startswith("builtin:"):
+        return (source, options)
+    try:
+        stat = Path(source).stat()
+    except (OSError, ValueError):
+        return None
+    return (source, options, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 def load_dataset(source: str, options: LoadOptions | None = None) -> SequenceDataset:
     """Load ``builtin:NAME[?k=v&...]`` or a data file.
 
     The format follows the file's extension (see ``SUPPORTED_EXTENSIONS``); ``options``
-    overrides what is otherwise detected (task, target, columns, windows, imputation). Raises
+    overrides what is otherwise detected (task, target, columns, windows, imputation) and
+    carries the data limits (:class:`DataLimits`), checked before the data is allocated. Raises
     :class:`DataError` (one paragraph: what, where, how many, how to fix) and nothing else,
-    whatever the file holds, including when the data set is too small to split.
+    whatever the file holds, including when the data set is too small to split, breaks a limit,
+    or has targets that leave nothing to learn (see docs/data-limits.md). Within
+    :func:`reuse_loads`, the data set loaded last is returned again for the same source,
+    options and (unchanged) file.
     """
     options = options if options is not None else LoadOptions()
+    key = (_reuse_key(source, options)
+           if isinstance(source, str) and isinstance(options, LoadOptions) else None)
+    if key is not None and key in _kept:
+        return _kept[key]
+    dataset = _read_dataset(source, options)
+    if key is not None:
+        _kept.clear()
+        _kept[key] = dataset
+    return dataset
+
+
+def _read_dataset(source: str, options: LoadOptions) -> SequenceDataset:
     if not isinstance(options, LoadOptions):
         raise TypeError(f"options must be a LoadOptions, not {type(options).__name__}")
     if not isinstance(source, str) or not source.strip():
@@ -90,6 +143,7 @@ def load_dataset(source: str, options: LoadOptions | None = None) -> SequenceDat
                         f"{reason_of(exc)}); check that it follows the {fmt} layout. If it "
                         "does, this is a bug in archsearch: please report it.") from exc
     _check_task(dataset, options, source)
+    check_dataset(dataset, options.limits, quote(path.name))
     split_indices(dataset, seed=0)  # refuse now what prepare() could not split
     return dataset
 
@@ -122,6 +176,7 @@ def _load_builtin(source: str, options: LoadOptions) -> SequenceDataset:
         raise DataError(f"{source} could not be built ({type(exc).__name__}: {reason_of(exc)}); "
                         "reinstall the package that ships it, or report this as a bug.") from exc
     _check_task(dataset, options, source)
+    check_dataset(dataset, options.limits, source)
     split_indices(dataset, seed=0)
     return dataset
 

@@ -5,6 +5,8 @@ optional ``lengths`` (N,) for ragged sequences padded to T; optional fixed test 
 ``X_test``, ``y_test``, ``lengths_test`` (used as-is for the test score). Nothing is ever
 unpickled (``allow_pickle=False``); object arrays are refused. Large uncompressed members
 (``np.savez``, not ``np.savez_compressed``) are memory-mapped instead of read into memory.
+Every member's header is read first: the data limits (inflated size, sequences, steps,
+channels) and the X/y shapes are checked on the declared shapes before any data is inflated.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import math
 import struct
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from archsearch.data.dataset import SequenceDataset
+from archsearch.data.limits import MIB, DataLimits
 from archsearch.data.options import LoadOptions
 from archsearch.data.validate import (
     check_lengths,
@@ -32,6 +36,8 @@ from archsearch.errors import DataError
 from archsearch.types import TaskKind
 
 KNOWN_ARRAYS = ("X", "y", "lengths", "X_test", "y_test", "lengths_test")
+_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, struct.error, KeyError,
+                SyntaxError, TypeError, OverflowError, NotImplementedError, RuntimeError)
 # Uncompressed members at least this large are memory-mapped rather than read.
 MMAP_MIN_BYTES = 64 * 2**20
 _CONTRACT = ("an NPZ data set holds X (N, T) or (N, T, F), y (N,), optionally lengths (N,), and "
@@ -50,7 +56,7 @@ def load_npz(path: Path, options: LoadOptions | None = None) -> SequenceDataset:
     if set_options:
         raise DataError(f"{where}: the option(s) {', '.join(set_options)} apply to CSV/Parquet "
                         f"files only; {_CONTRACT}.")
-    arrays = _read_arrays(path, where)
+    arrays = _read_arrays(path, where, options.limits)
     for key in ("X", "y"):
         if key not in arrays:
             raise DataError(f"{where} has no array '{key}' (found: "
@@ -112,8 +118,25 @@ def load_npz(path: Path, options: LoadOptions | None = None) -> SequenceDataset:
     )
 
 
-def _read_arrays(path: Path, where: str) -> dict[str, np.ndarray]:
-    """Read the contract's arrays, refusing object arrays and anything not in the contract."""
+@dataclass(frozen=True)
+class _Header:
+    """What a member's ``.npy`` header declares, read before any of its data."""
+
+    shape: tuple[int, ...]
+    fortran: bool
+    dtype: np.dtype
+    length: int  # bytes of the header
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize  # exact: a forged shape cannot overflow
+
+
+def _read_arrays(path: Path, where: str, limits: DataLimits) -> dict[str, np.ndarray]:
+    """Read the contract's arrays, refusing object arrays and anything not in the contract.
+
+    Every member's header is read and checked (dtype, declared vs stored size, the data limits,
+    X/y shapes) before any member's data is inflated."""
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
@@ -127,36 +150,72 @@ def _read_arrays(path: Path, where: str) -> dict[str, np.ndarray]:
         if unknown:
             raise DataError(f"{where} holds entries outside the NPZ contract: "
                             f"{quote_list(unknown)}; {_CONTRACT}. Remove the others.")
+        headers = {key: _member_header(archive, info, key, where) for key, info in keys.items()}
+        _check_headers(headers, where, limits)
         arrays = {}
         for key, info in keys.items():
-            arrays[key] = _read_member(path, archive, info, key, where)
+            arrays[key] = _read_member(path, archive, info, headers[key], key, where)
     return arrays
 
 
-def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str,
-                 where: str) -> np.ndarray:
+def _member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str,
+                   where: str) -> _Header:
     try:
         if info.flag_bits & 0x1:
             raise DataError(f"{where}: array '{key}' is encrypted; save the data set unencrypted.")
         with archive.open(info) as member:
-            shape, fortran, dtype, header_len = _read_header(member)
-        _check_dtype(dtype, key, where)
-        count = math.prod(shape)  # exact (Python ints): a forged shape cannot overflow
-        nbytes = count * dtype.itemsize
-        if info.file_size < header_len + nbytes:
-            raise DataError(f"{where}: array '{key}' declares shape {shape} ({nbytes} bytes) but "
-                            f"holds only {max(info.file_size - header_len, 0)} bytes; the file is "
+            header = _Header(*_read_header(member))
+        _check_dtype(header.dtype, key, where)
+        if info.file_size < header.length + header.nbytes:
+            raise DataError(f"{where}: array '{key}' declares shape {header.shape} "
+                            f"({header.nbytes} bytes) but holds only "
+                            f"{max(info.file_size - header.length, 0)} bytes; the file is "
                             "truncated or corrupt.")
-        if info.compress_type == zipfile.ZIP_STORED and nbytes >= MMAP_MIN_BYTES:
-            offset = _data_offset(path, info) + header_len
-            return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
-                             order="F" if fortran else "C")
+        return header
+    except DataError:
+        raise
+    except _READ_ERRORS as exc:
+        raise DataError(f"{where}: array '{key}' cannot be read ({reason_of(exc)}); the file is "
+                        "corrupt or truncated, or the array was not saved by numpy.") from None
+
+
+def _check_headers(headers: dict[str, _Header], where: str, limits: DataLimits) -> None:
+    """The data limits and the X/y shapes, from the declared shapes alone."""
+    total = sum(h.nbytes for h in headers.values())
+    if total > limits.max_inflated_bytes:
+        largest = max(headers, key=lambda key: headers[key].nbytes)
+        h = headers[largest]
+        raise limits.refusal(
+            "max_inflated_mb", where,
+            f"declares arrays of {total / MIB:,.0f} MiB once inflated (the largest, "
+            f"'{largest}', has shape {h.shape} of {h.dtype})")
+    for x_key, y_key in (("X", "y"), ("X_test", "y_test")):
+        x, y = headers.get(x_key), headers.get(y_key)
+        if x is None or y is None or len(x.shape) not in (2, 3):
+            continue  # missing arrays and wrong ranks are refused with the data's own message
+        if len(y.shape) != 1 or y.shape[0] != x.shape[0]:
+            raise DataError(_targets_mismatch(y_key, y.shape, x.shape[0], where))
+    x = headers.get("X")
+    if x is not None and len(x.shape) in (2, 3):
+        n, T = x.shape[:2]
+        F = x.shape[2] if len(x.shape) == 3 else 1
+        x_test = headers.get("X_test")
+        n_test = x_test.shape[0] if x_test is not None and x_test.shape else 0
+        limits.check_shape(n, T, F, where, n_test)
+
+
+def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, header: _Header,
+                 key: str, where: str) -> np.ndarray:
+    try:
+        if info.compress_type == zipfile.ZIP_STORED and header.nbytes >= MMAP_MIN_BYTES:
+            offset = _data_offset(path, info) + header.length
+            return np.memmap(path, dtype=header.dtype, mode="r", offset=offset,
+                             shape=header.shape, order="F" if header.fortran else "C")
         with archive.open(info) as member:
             return np.lib.format.read_array(member, allow_pickle=False)
     except DataError:
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, struct.error, KeyError,
-            SyntaxError, TypeError, OverflowError, NotImplementedError, RuntimeError) as exc:
+    except _READ_ERRORS as exc:
         raise DataError(f"{where}: array '{key}' cannot be read ({reason_of(exc)}); the file is "
                         "corrupt or truncated, or the array was not saved by numpy.") from None
 
@@ -210,10 +269,14 @@ def _as_3d(X: np.ndarray, key: str, where: str) -> np.ndarray:
     return X
 
 
+def _targets_mismatch(key: str, shape: tuple[int, ...], n: int, where: str) -> str:
+    x_key = "X" if key == "y" else "X_test"
+    return (f"{where}: {key} has shape {shape}; it must be ({n},), one target per sequence of "
+            f"{x_key}.")
+
+
 def _as_targets(y: np.ndarray, n: int, key: str, where: str) -> np.ndarray:
     if y.ndim != 1 or y.shape[0] != n:
-        x_key = "X" if key == "y" else "X_test"
-        raise DataError(f"{where}: {key} has shape {y.shape}; it must be ({n},), one target per "
-                        f"sequence of {x_key}.")
+        raise DataError(_targets_mismatch(key, y.shape, n, where))
     check_target(y, where, key)
     return np.asarray(y)

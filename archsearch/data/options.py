@@ -2,14 +2,15 @@
 
 It mirrors the command-line options ``--task``, ``--target``, ``--id-column``, ``--step-column``,
 ``--time-column``, ``--lookback``, ``--horizon`` and ``--impute``; a value left at its default
-means "auto-detect".
+means "auto-detect". It also carries the data limits (``--limit KEY=VALUE``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from archsearch.data.limits import DataLimits
 from archsearch.errors import DataError
 from archsearch.types import TaskKind
 
@@ -31,6 +32,9 @@ class LoadOptions:
     - ``impute``: how to fill NaN feature values: ``zero``, ``ffill`` (carry the last observed
       value forward) or ``mean`` (see :func:`archsearch.data.validate.impute`); ``None``
       refuses NaN. Targets are never imputed and infinities are always refused.
+    - ``limits``: the resource limits every loader checks before allocating
+      (:class:`~archsearch.data.limits.DataLimits`, ``--limit KEY=VALUE``); they are not a
+      reading option, so :meth:`non_default` never lists them.
     """
 
     task: TaskKind | None = None
@@ -41,8 +45,13 @@ class LoadOptions:
     lookback: int | None = None
     horizon: int = 1
     impute: str | None = None
+    limits: DataLimits = field(default_factory=DataLimits)
 
     def __post_init__(self) -> None:
+        if isinstance(self.limits, dict):
+            object.__setattr__(self, "limits", DataLimits.from_dict(self.limits))
+        elif not isinstance(self.limits, DataLimits):
+            raise DataError(f"limits must be a DataLimits, not {type(self.limits).__name__}.")
         if self.task is not None and not isinstance(self.task, TaskKind):
             try:
                 object.__setattr__(self, "task", TaskKind(str(self.task)))
@@ -69,19 +78,24 @@ class LoadOptions:
                             "they must be two different columns.")
 
     def non_default(self, *, ignore: tuple[str, ...] = ()) -> list[str]:
-        """Names of the fields set to something other than their default."""
+        """Names of the reading options set to something other than their default (the limits
+        are not among them: they apply to every source)."""
         default = LoadOptions()
-        return [f.name for f in fields(self)
-                if f.name not in ignore and getattr(self, f.name) != getattr(default, f.name)]
+        return [f.name for f in fields(self) if f.name not in ignore and f.name != "limits"
+                and getattr(self, f.name) != getattr(default, f.name)]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (the task as its string value), for storing with a task."""
-        return {f.name: (getattr(self, f.name).value if f.name == "task" and self.task
-                         else getattr(self, f.name)) for f in fields(self)}
+        """JSON-friendly form (the task as its string value, the limits as a dict), for storing
+        with a task: a resumed task reads its data with the same options and limits."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["task"] = self.task.value if self.task else None
+        values["limits"] = self.limits.to_dict()
+        return values
 
     @staticmethod
     def from_dict(values: dict[str, Any]) -> LoadOptions:
-        """The inverse of :meth:`to_dict`; unknown keys raise DataError."""
+        """The inverse of :meth:`to_dict` (options stored before the limits existed take the
+        default limits); unknown keys raise DataError."""
         known = {f.name for f in fields(LoadOptions)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -3,9 +3,11 @@
 - scikit-learn's digits (a core dependency).
 - statsmodels' yearly sunspots and weekly Mauna Loa CO2 series (forecasting).
 - The UCR/UEA archive's GunPoint, ItalyPowerDemand and JapaneseVowels, with their official
-  train/test splits, from the ``.ts`` files that sktime (or aeon) ships.
+  train/test splits, from the ``.ts`` files that aeon (a core dependency; or sktime) ships;
+  PickupGestureWiimoteZ (classification) and CardanoSentiment (regression), which aeon alone
+  ships; and the Monash/UEA regression set Covid3Month.
 
-The statsmodels, sktime and aeon packages are never imported: their data files are located
+The statsmodels, aeon and sktime packages are not imported here: their data files are located
 with :func:`importlib.util.find_spec` and parsed here, so a ``pip install --no-deps`` of them is
 enough. A missing package raises :class:`DataError` naming what to install.
 """
@@ -27,7 +29,7 @@ from archsearch.errors import DataError
 from archsearch.types import TaskKind
 
 INSTALL_HINT = "pip install 'archsearch[datasets]'"
-UCR_PACKAGES = ("sktime", "aeon")
+UCR_PACKAGES = ("aeon", "sktime")
 
 
 def _package_dir(package: str) -> Path | None:
@@ -41,7 +43,7 @@ def _package_dir(package: str) -> Path | None:
 
 
 def package_installed(package: str) -> bool:
-    """Whether ``package`` is installed; for the UCR/UEA sets sktime or aeon will do."""
+    """Whether ``package`` is installed; for the UCR/UEA sets aeon or sktime will do."""
     alternatives = UCR_PACKAGES if package in UCR_PACKAGES else (package,)
     return any(_package_dir(name) is not None for name in alternatives)
 
@@ -170,10 +172,12 @@ def _pad(series: list[np.ndarray], T: int) -> tuple[np.ndarray, np.ndarray]:
     return X, lengths
 
 
-def ucr(problem: str) -> SequenceDataset:
-    """A UCR/UEA problem with its official train/test split (the test split is used as-is)."""
+def ucr(problem: str, packages: tuple[str, ...] = UCR_PACKAGES,
+        task: TaskKind = TaskKind.CLASSIFICATION) -> SequenceDataset:
+    """A UCR/UEA (or Monash regression) problem with its official train/test split (the test
+    split is used as-is); ``task`` regression reads the label column as a number."""
     builtin = problem.lower()
-    train_path = _package_file(UCR_PACKAGES, f"datasets/data/{problem}/{problem}_TRAIN.ts",
+    train_path = _package_file(packages, f"datasets/data/{problem}/{problem}_TRAIN.ts",
                                builtin)
     test_path = train_path.with_name(f"{problem}_TEST.ts")
     train, y = read_ts(train_path)
@@ -184,14 +188,18 @@ def ucr(problem: str) -> SequenceDataset:
     if np.isnan(X).any() or np.isnan(X_test).any():
         raise DataError(f"builtin:{builtin}: the shipped data holds missing values.")
     ragged = bool((lengths < T).any() or (lengths_test < T).any())
-    y_idx, y_test_idx, class_names = encode_labels(y, f"builtin:{builtin}", y_test)
     F = X.shape[2]
+    if task is TaskKind.REGRESSION:
+        targets = {"y": y.astype(np.float32), "y_test": y_test.astype(np.float32),
+                   "class_names": None}
+    else:
+        y_idx, y_test_idx, class_names = encode_labels(y, f"builtin:{builtin}", y_test)
+        targets = {"y": y_idx, "y_test": y_test_idx, "class_names": class_names}
     return SequenceDataset(
-        name=problem, task=TaskKind.CLASSIFICATION, X=X, y=y_idx,
-        lengths=lengths if ragged else None, X_test=X_test, y_test=y_test_idx,
+        name=problem, task=task, X=X, lengths=lengths if ragged else None, X_test=X_test,
         lengths_test=lengths_test if ragged else None,
         feature_names=("value",) if F == 1 else tuple(f"dim{i}" for i in range(F)),
-        class_names=class_names, target_name="class")
+        target_name="class" if task is TaskKind.CLASSIFICATION else "target", **targets)
 
 
 def gunpoint() -> SequenceDataset:
@@ -202,6 +210,24 @@ def gunpoint() -> SequenceDataset:
 def italy_power_demand() -> SequenceDataset:
     """ItalyPowerDemand (UCR): 67 train / 1029 test daily load curves of 24 steps, 2 classes."""
     return ucr("ItalyPowerDemand")
+
+
+def pickup_gesture_wiimote_z() -> SequenceDataset:
+    """PickupGestureWiimoteZ (UCR 2018): 50 train / 50 test Wiimote z-acceleration series,
+    ragged 29-361 steps, 10 gestures (aeon)."""
+    return ucr("PickupGestureWiimoteZ", ("aeon",))  # sktime does not ship it
+
+
+def covid3month() -> SequenceDataset:
+    """Covid3Month (Monash regression archive): 140 train / 61 test series of 84 daily case
+    counts; the target is the death rate a month later."""
+    return ucr("Covid3Month", task=TaskKind.REGRESSION)
+
+
+def cardano_sentiment() -> SequenceDataset:
+    """CardanoSentiment (aeon's regression sets): 74 train / 33 test days of 24 hourly
+    (price, volume) steps; the target is the next day's sentiment score (aeon)."""
+    return ucr("CardanoSentiment", ("aeon",), TaskKind.REGRESSION)
 
 
 def japanese_vowels() -> SequenceDataset:

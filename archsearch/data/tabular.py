@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from archsearch.data.dataset import SequenceDataset
+from archsearch.data.limits import HEADER_BYTES_PER_COLUMN, MIB, DataLimits
 from archsearch.data.options import LoadOptions
 from archsearch.data.validate import (
     check_size,
@@ -42,17 +45,25 @@ from archsearch.types import TaskKind
 TARGET_NAMES = ("target", "y", "label", "class")
 TIME_NAMES = ("time", "date", "timestamp", "datetime", "ds", "t")
 DEFAULT_LOOKBACK = 32
+_SCAN_CHUNK = 1 << 20
 
 
-def read_table(path: Path, fmt: str) -> pd.DataFrame:
-    """Read a CSV/TSV (optionally gzipped) or Parquet file into a DataFrame, or raise DataError."""
+def read_table(path: Path, fmt: str, limits: DataLimits | None = None) -> pd.DataFrame:
+    """Read a CSV/TSV (optionally gzipped) or Parquet file into a DataFrame, or raise DataError.
+
+    The data limits are checked first, without parsing: a CSV file's text is streamed once
+    (inflated, for ``.gz``) counting bytes and rows, and its header line's columns are counted,
+    reading no further than the limits; a Parquet file's footer gives its rows, columns and
+    uncompressed size."""
+    limits = limits if limits is not None else DataLimits()
     where = quote(path.name)
     try:
         if fmt == "parquet":
+            _check_parquet(path, where, limits)
             frame = pd.read_parquet(path, engine="pyarrow", memory_map=True)
         else:
             sep = "\t" if ".tsv" in path.name.lower() else ","
-            _check_csv_header(path, sep, where)
+            _check_csv_header(_scan_csv(path, sep, where, limits), where)
             gz = path.name.lower().endswith(".gz")
             frame = pd.read_csv(path, sep=sep, memory_map=not gz, low_memory=False,
                                 encoding="utf-8")
@@ -71,7 +82,7 @@ def read_table(path: Path, fmt: str) -> pd.DataFrame:
         raise DataError(f"{where} has a single column named {quote(frame.columns[0])}: it seems "
                         "to use ';' as its separator, but archsearch reads comma-separated "
                         "(.csv) or tab-separated (.tsv) files; save it with commas.")
-    dup = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    dup = sorted(name for name, count in Counter(frame.columns).items() if count > 1)
     if dup:
         raise DataError(f"{where} has duplicate column names: {quote_list(dup)}; every column "
                         "needs its own name.")
@@ -80,11 +91,108 @@ def read_table(path: Path, fmt: str) -> pd.DataFrame:
     return frame
 
 
-def _check_csv_header(path: Path, sep: str, where: str) -> None:
+# Bytes a value of each Parquet physical type takes once read (variable-size values: at least
+# their offset); dictionary and run-length encodings make the stored size no bound on this.
+_PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12,
+                  "BYTE_ARRAY": 8}
+
+
+def _check_parquet(path: Path, where: str, limits: DataLimits) -> None:
+    """Rows, columns and size once read from the footer, before any column is read."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(path)
+    limits.check("max_columns", meta.num_columns, where, f"has {meta.num_columns:,} columns")
+    limits.check("max_rows", meta.num_rows, where, f"has {meta.num_rows:,} rows")
+    stored = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    width = sum(max(_PARQUET_WIDTH.get(column.physical_type, 8), column.length or 0)
+                for column in (meta.schema.column(i) for i in range(meta.num_columns)))
+    inflated = max(stored, meta.num_rows * width)
+    if inflated > limits.max_inflated_bytes:
+        raise limits.refusal("max_inflated_mb", where, f"holds {inflated / MIB:,.1f} MiB of "
+                             "column data once decompressed")
+
+
+def _scan_csv(path: Path, sep: str, where: str, limits: DataLimits) -> list[str] | None:
+    """One streaming pass over the text (inflated from ``.gz``) before pandas parses it: stop
+    at the first broken limit (bytes, rows, columns of the header line); return the header's
+    column names (None for an empty file)."""
+    gz = path.name.lower().endswith(".gz")
+    max_bytes = limits.max_inflated_bytes
+    if not gz:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise limits.refusal("max_inflated_mb", where, f"is {size / MIB:,.0f} MiB of text")
+    header = bytearray()
+    header_lines = 0  # lines of the header (a quoted name may hold a line break)
+    header_done = False
+    total = newlines = 0
+    with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+        while chunk := fh.read(_SCAN_CHUNK):
+            total += len(chunk)
+            if total > max_bytes:
+                raise limits.refusal("max_inflated_mb", where,
+                                     f"inflates to more than {limits.max_inflated_mb:,} MiB of "
+                                     f"text (reading stopped there; the file itself is "
+                                     f"{path.stat().st_size / MIB:,.1f} MiB)")
+            if not header_done:
+                header_done, header_lines = _grow_header(header, chunk, header_lines)
+                _check_header_width(header, header_done, sep, where, limits)
+            # Rows end in \n (or \r\n); a file of old Mac line ends has \r alone.
+            newlines += chunk.count(b"\n") or chunk.count(b"\r")
+            unfinished = chunk[-1:] not in (b"\n", b"\r")  # a last row without a line end
+            if newlines - max(header_lines, 1) + unfinished > limits.max_rows:
+                raise limits.refusal("max_rows", where, f"has more than {limits.max_rows:,} "
+                                     "data rows (counting stopped there)")
+    if total == 0:
+        return None
+    if not header_done:  # a file of one line, without a line end
+        _check_header_width(header, True, sep, where, limits)
+    text = bytes(header).decode("utf-8")
+    return next(csv.reader(io.StringIO(text, newline=""), delimiter=sep), None)
+
+
+def _grow_header(header: bytearray, chunk: bytes, lines: int) -> tuple[bool, int]:
+    """Append the header line's part of ``chunk`` to ``header``; (complete, its lines). A line
+    break inside a quoted name (an odd number of quotes before it) continues the header."""
+    start, odd = 0, header.count(b'"') % 2  # one count per chunk: the header is capped
+    while True:
+        cut = chunk.find(b"\n", start)
+        if cut < 0:
+            header += chunk[start:]
+            return False, lines
+        header += chunk[start:cut + 1]
+        lines += 1
+        odd ^= chunk.count(b'"', start, cut + 1) % 2
+        if not odd:
+            return True, lines
+        start = cut + 1
+
+
+def _check_header_width(header: bytearray, complete: bool, sep: str, where: str,
+                        limits: DataLimits) -> None:
+    """Refuse a header line of more than ``max_columns`` columns (or longer than they may be)
+    before pandas sees it. Counting separators bounds the columns from above (quotes can only
+    merge them), so the names are parsed only past the limit, once the line is complete (or
+    over ``max_header_bytes``)."""
+    too_long = not complete and len(header) > limits.max_header_bytes
+    if not (complete or too_long):
+        return  # wait for the rest of the line
+    if header.count(sep.encode()) + 1 > limits.max_columns:
+        text = bytes(header).decode("utf-8", errors="replace")
+        names = next(csv.reader(io.StringIO(text, newline=""), delimiter=sep), [])
+        if len(names) > limits.max_columns:
+            count = f"{len(names):,}" if complete else f"more than {len(names):,}"
+            raise limits.refusal("max_columns", where,
+                                 f"has {count} columns in its header line")
+    if too_long:
+        raise limits.refusal("max_columns", where,
+                             f"has a header line longer than {limits.max_header_bytes:,} bytes "
+                             f"(a column name may take {HEADER_BYTES_PER_COLUMN:,} bytes)")
+
+
+def _check_csv_header(header: list[str] | None, where: str) -> None:
     """pandas renames duplicate header names silently ('a', 'a.1'); refuse them instead."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", newline="") as fh:
-        header = next(csv.reader(fh, delimiter=sep), None)
     if header is None:
         raise DataError(f"{where} is empty: it has no header and no rows.")
     seen, dup = set(), []
@@ -100,7 +208,7 @@ def _check_csv_header(path: Path, sep: str, where: str) -> None:
 def load_table(path: Path, fmt: str, options: LoadOptions | None = None) -> SequenceDataset:
     """Load a CSV/Parquet file in the long format or as a forecasting series (auto-detected)."""
     options = options or LoadOptions()
-    frame = read_table(path, fmt)
+    frame = read_table(path, fmt, options.limits)
     where = quote(path.name)
     columns = list(frame.columns)
     time_column = options.time_column or _find(columns, TIME_NAMES)
@@ -211,7 +319,7 @@ def _long(frame: pd.DataFrame, name: str, where: str, options: LoadOptions) -> S
     n = len(seq_ids)
     lengths = np.bincount(seq_codes, minlength=n).astype(np.int64)
     T, F = int(lengths.max()), len(features)
-    check_size(n, T, F, where)
+    check_size(n, T, F, where, options.limits)
     pos = order.groupby("id", sort=False).cumcount().to_numpy()
 
     values = _float_values(frame, features)[rows]  # (rows, F), sorted by (id, step)
@@ -320,7 +428,7 @@ def _forecast(frame: pd.DataFrame, name: str, where: str, options: LoadOptions
         raise DataError(f"{where}: the series has {S} time steps, too few for windows of "
                         f"lookback {lookback} + horizon {horizon}; use a smaller --lookback or "
                         "--horizon, or a longer series.")
-    check_size(n_windows, lookback, C, where)
+    check_size(n_windows, lookback, C, where, options.limits)
 
     def locate(_i: int, t: int, f: int) -> str:
         return f"column {quote(value_cols[f])} at time {quote(sorted_times[t])}"

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archsearch.data.dataset import SequenceDataset
+from archsearch.data.limits import DataLimits
 from archsearch.errors import DataError
 from archsearch.types import TaskKind
 
-# Padding a ragged data set to its longest sequence must not need more than this many values.
-MAX_VALUES = 1 << 31
 _CHUNK_ROWS = 4096
 
 Locate = Callable[[int, int, int], str]  # (sequence, step, channel) -> where, for messages
@@ -50,13 +50,10 @@ def valid_mask(lengths: np.ndarray | None, n: int, T: int) -> np.ndarray:
     return np.arange(T)[None, :] < np.asarray(lengths)[:, None]
 
 
-def check_size(n: int, T: int, F: int, where: str) -> None:
-    if n * T * F > MAX_VALUES:
-        gib = n * T * F * 4 / 2**30
-        raise DataError(f"{where}: {n} sequences x {T} steps x {F} channels would need "
-                        f"{gib:.1f} GiB of memory as float32 (the limit is "
-                        f"{MAX_VALUES * 4 / 2**30:.0f} GiB); shorten the longest sequences, "
-                        "use fewer channels or fewer sequences.")
+def check_size(n: int, T: int, F: int, where: str, limits: DataLimits) -> None:
+    """Refuse ``n`` sequences x ``T`` steps x ``F`` channels over a data limit, before the
+    (padded) array is allocated."""
+    limits.check_shape(n, T, F, where)
 
 
 def check_lengths(lengths: np.ndarray, n: int, T: int, where: str, name: str = "lengths"
@@ -254,3 +251,51 @@ def encode_labels(y: np.ndarray, where: str, y_test: np.ndarray | None = None,
                             f"predict the training classes ({quote_list(names)}).")
         test_idx = pos.astype(np.int64)
     return y_idx.reshape(-1).astype(np.int64), test_idx, names
+
+
+def check_dataset(dataset: SequenceDataset, limits: DataLimits, where: str) -> None:
+    """The limits every loaded data set must meet (whatever its source), then its targets
+    (:func:`check_learnable`)."""
+    n_test = 0 if dataset.X_test is None else int(dataset.X_test.shape[0])
+    limits.check_shape(dataset.n_sequences, dataset.seq_len, dataset.n_features, where, n_test)
+    if dataset.class_names is not None:
+        k = len(dataset.class_names)
+        limits.check("max_classes", k, where, f"has {k:,} classes")
+    check_learnable(dataset, where)
+
+
+def check_learnable(dataset: SequenceDataset, where: str) -> None:
+    """Refuse targets that leave nothing to learn (see docs/data-limits.md).
+
+    - Classification where every class has a single sequence (e.g. a label per series): no
+      class could be both trained on and validated on. Some classes of one sequence are kept
+      (the stratified split keeps them in training), and cross-validation then uses plain
+      folds.
+    - Regression or forecasting where every training target has the same value.
+    """
+    y = dataset.y
+    if y.size == 0:
+        return
+    target = quote(dataset.target_name)
+    if dataset.task is TaskKind.CLASSIFICATION:
+        counts = np.bincount(y.astype(np.int64))
+        present = np.flatnonzero(counts)
+        if counts.max() < 2:
+            names = dataset.class_names or tuple(str(i) for i in range(len(counts)))
+            shown = quote_list([names[i] for i in present[:3]], limit=3)
+            split = "training " if dataset.X_test is not None else ""
+            raise DataError(
+                f"{where}: each of its {len(y):,} {split}sequences has a class of its own "
+                f"({len(present):,} classes, e.g. {shown}), so no class can be both trained on "
+                f"and validated on: there is nothing to learn. The target {target} looks like "
+                "a per-sequence identifier; give a target that groups the sequences into "
+                "classes of two or more (--target), or --task regression for a numeric target.")
+        return
+    first = y.reshape(-1)[0]
+    if np.all(y == first):
+        kind = "forecast target" if dataset.task is TaskKind.FORECAST else "target"
+        raise DataError(
+            f"{where}: every {kind} value ({target}) is {float(first):g}, over all "
+            f"{len(y):,} sequences: a constant target leaves nothing to learn, and every model "
+            "would score the same. Check that --target names the column you mean, or that the "
+            "file holds the values you expect.")

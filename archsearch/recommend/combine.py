@@ -12,7 +12,8 @@ Three sources, each updating the one before:
 3. **This task's measured trials**, under the user's constraints: only completed trials that
    meet every constraint count (an infeasible trial never wins). Their best scores, normalised
    over the measured range, decide; the belief from 1 and 2 breaks near-ties
-   (``PRIOR_SCALE`` of it) and orders the families not measured.
+   (``PRIOR_SCALE`` of it) and orders the families not measured. Where finalists were
+   cross-validated (small data), their k-fold means rank above every single-split score.
 
 The rationale says which rules fired, what past data said and whether it overrode the rules,
 whether measurement overrode both, how many trials back the pick, how close the runner-up is,
@@ -60,12 +61,13 @@ class FamilyRank:
     past: float | None = None  # past tasks' predicted normalised score (0 worst .. 1 best)
     past_weight: float = 0.0  # trust in ``past`` (0..1)
     n_infeasible: int = 0  # completed trials of the family that break a constraint
+    cross_validated: bool = False  # ``measured`` is a k-fold mean (a finalist), not one split
 
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "prior": self.prior, "measured": self.measured,
                 "n_trials": self.n_trials, "score": self.score, "excluded_by": self.excluded_by,
                 "past": self.past, "past_weight": self.past_weight,
-                "n_infeasible": self.n_infeasible}
+                "n_infeasible": self.n_infeasible, "cross_validated": self.cross_validated}
 
 
 @dataclass(frozen=True)
@@ -193,8 +195,11 @@ def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
             counts.get(family, 0), score, priors.excluded.get(family),
             past.scores[family] if has_past else None,
             round(past.weight(family), 3) if has_past else 0.0,
-            sum(1 for t in broken if t.family == family)))
-    ranking.sort(key=lambda r: (r.excluded_by is None, r.score), reverse=True)
+            sum(1 for t in broken if t.family == family),
+            best is not None and best.cv_score is not None))
+    # Cross-validated finalists (small data) rank above families measured on one validation
+    # split: a single small split's best score is an optimistic, noisy maximum.
+    ranking.sort(key=lambda r: (r.excluded_by is None, r.cross_validated, r.score), reverse=True)
     top = ranking[0]
     best_trial = best_by_family.get(top.family)
     front = _pareto(feasible, metric)

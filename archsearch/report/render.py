@@ -12,12 +12,14 @@ import jinja2
 import torch
 
 from archsearch import __version__
+from archsearch.floor import LOAD_FLOOR_SNIPPET, describe, judge
+from archsearch.floor import label as floor_label
 from archsearch.report.charts import Series, family_colors, pareto_front, scatter_chart
 from archsearch.report.claims import check_claims
 from archsearch.report.export import LOAD_SNIPPET
 from archsearch.report.scaling import ScalingTable, cached_scaling
 from archsearch.store import RecommendationRecord, TaskRecord, TrialRecord
-from archsearch.types import TrialStatus, status_counts
+from archsearch.types import TrainConfig, TrialStatus, status_counts
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -105,6 +107,15 @@ def _scaling_charts(table: ScalingTable, colors: dict[str, str]) -> dict[str, st
     return charts
 
 
+def budget_rounds(trial: TrialRecord) -> int:
+    """The validation rounds a trial's training budget allows (``max_epochs`` for tasks stored
+    before budgets were counted in optimizer steps)."""
+    train = trial.config.get("train", {})
+    if "max_steps" in train:
+        return TrainConfig(**train).max_rounds
+    return int(train.get("max_epochs", 0))
+
+
 def _savings(trials: list[TrialRecord]) -> list[dict[str, Any]]:
     """Training compute that pruning and the cost-first checks did not spend: per outcome,
     the epochs left of each trial's budget and, at the completed trials' mean seconds per
@@ -117,8 +128,7 @@ def _savings(trials: list[TrialRecord]) -> list[dict[str, Any]]:
                         (TrialStatus.INFEASIBLE, "broke a constraint before training"),
                         (TrialStatus.FAILED, "raised or reached a NaN loss")):
         chosen = [t for t in trials if t.status == status.value]
-        saved = sum(max(0, int(t.config.get("train", {}).get("max_epochs", 0)) - t.epochs_run)
-                    for t in chosen)
+        saved = sum(max(0, budget_rounds(t) - t.epochs_run) for t in chosen)
         rows.append({"status": status.value, "why": why, "trials": len(chosen),
                      "epochs_run": sum(t.epochs_run for t in chosen), "epochs_saved": saved,
                      "seconds_saved": saved * per_epoch if per_epoch is not None else None})
@@ -134,8 +144,7 @@ def render_report(inputs: ReportInputs, out_file: Path) -> Path:
     counts = status_counts(t.status for t in inputs.trials)
     best = next((t for t in inputs.trials if t.id == task.best_trial_id), None)
     epochs_run = sum(t.epochs_run for t in inputs.trials)
-    max_epochs = max((int(t.config["train"]["max_epochs"])
-                      for t in inputs.trials), default=0)
+    max_epochs = max((budget_rounds(t) for t in inputs.trials), default=0)
     # Cost against length is measured on this machine when the report is first rendered
     # (seconds; cached beside the report), so the report speaks of the hardware it is read on.
     scaling = cached_scaling(out_file.parent, task, inputs.trials) if best else None
@@ -159,6 +168,7 @@ def render_report(inputs: ReportInputs, out_file: Path) -> Path:
         "scaling_charts": _scaling_charts(scaling, colors) if scaling else {},
         "claims": check_claims(task, inputs.trials, scaling),
         "load_snippet": LOAD_SNIPPET,
+        "floor": _floor(task, best, inputs.model_files),
     }
     html = env.get_template("report.html.j2").render(**context)
     out_file.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +176,20 @@ def render_report(inputs: ReportInputs, out_file: Path) -> Path:
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(out_file)  # never leave a half-written report
     return out_file
+
+
+def _floor(task: TaskRecord, best: TrialRecord | None,
+           model_files: dict[str, str]) -> dict[str, Any] | None:
+    """The floor beside the best searched model, and which of the two is the answer."""
+    floor = task.floor
+    if floor is None:
+        return None
+    state = model_files.get("state_dict")
+    best_size = (Path(state).stat().st_size / 2**20 if state and Path(state).is_file()
+                 else None)
+    return {"result": floor, "label": floor_label(floor), "what": describe(floor),
+            "verdict": judge(floor, best, task.metric), "best_size_mb": best_size,
+            "snippet": LOAD_FLOOR_SNIPPET}
 
 
 def _headroom(constraints: dict[str, Any], best: TrialRecord | None) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from dataclasses import dataclass
@@ -25,13 +26,14 @@ from archsearch.search.tune_parts import (
     unregister_coordinator,
 )
 from archsearch.space import SearchSpace
-from archsearch.types import QUALITY_ONLY, Constraints, Metric, Objectives
+from archsearch.trial.crossval import fold_count
+from archsearch.types import QUALITY_ONLY, Constraints, Metric, Objectives, TrainConfig
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    budget_trials: int
-    budget_minutes: float | None = None
+    budget_trials: int | None  # None: trials run until budget_minutes is spent
+    budget_minutes: float | None = None  # for the trials; the finalists have ``deadline``
     seed: int = 0
     ray_address: str | None = None
     sampler: str = "tpe"
@@ -43,25 +45,26 @@ class SearchSettings:
     work_dir: str | None = None  # where Ray Tune keeps checkpoints (absolute)
     rerun_numbers: tuple[int, ...] = ()  # unfinished trials of a resumed search, run again
     warm_start: tuple[dict, ...] = ()  # stored trial configs of similar past tasks' winners
+    family_order: tuple[str, ...] = ()  # the initial design's order (the instant ranking)
     cv_folds: int = 5  # k-fold re-scoring of finalists on small data (0: off)
     cv_below: int = 500  # "small": fewer train+validation sequences than this
-    cv_finalists: int = 3
+    cv_finalists: int = 5  # the best trial of each of this many families, at most
+    deadline: float | None = None  # time.time() by which the finalists must be re-scored
     objectives: Objectives = QUALITY_ONLY  # quality alone, or quality plus measured costs
     rung_seconds: float | None = None  # pruning rungs in training seconds (None: in epochs)
 
 
 def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
                settings: SearchSettings, observer: SearchObserver) -> None:
-    """Run ``settings.budget_trials`` trials; every event goes to ``observer``."""
+    """Run ``settings.budget_trials`` trials (or trials until ``budget_minutes`` is spent);
+    every event goes to ``observer``."""
     metric = Metric.for_task(data.task)
-    space = space.under(constraints)
-    max_epochs = max((p.value for p in space.training if p.name == "max_epochs"
-                      and p.type == "fixed"), default=10)
+    space = space.under(constraints, data.task)
     bridge = OptunaBridge.create(space, metric, settings.seed, settings.sampler, settings.pruner,
-                                 int(max_epochs), settings.optuna_storage, settings.study_name,
-                                 settings.objectives, settings.rung_seconds)
+                                 _max_rounds(space), settings.optuna_storage,
+                                 settings.study_name, settings.objectives, settings.rung_seconds)
     bridge.requeue(list(settings.rerun_numbers))
-    used = bridge.enqueue_initial_design(list(settings.warm_start))
+    used = bridge.enqueue_initial_design(list(settings.warm_start), settings.family_order)
     if settings.warm_start:
         observer.on_note(f"Warm start: {used} of {len(settings.warm_start)} configuration(s) "
                          "that won on similar past tasks fit this space and run first.")
@@ -71,6 +74,31 @@ def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
         _run_tuner(data, constraints, settings, observer, key)
     finally:
         unregister_coordinator(key)
+
+
+# Under a time budget a trial trains at most the trials' minutes x parallel slots / this, so
+# that one slow configuration cannot take the budget: it is scored on its best round so far.
+MIN_TRIALS_PER_TIME_BUDGET = 8
+
+
+def trial_constraints(constraints: Constraints, budget_minutes: float | None,
+                      slots: int) -> Constraints:
+    """The constraints each trial runs under: the user's, with ``max_trial_minutes`` lowered to
+    a trial's share of a time budget (see :data:`MIN_TRIALS_PER_TIME_BUDGET`)."""
+    if budget_minutes is None:
+        return constraints
+    share = budget_minutes * slots / MIN_TRIALS_PER_TIME_BUDGET
+    limit = min(share, constraints.max_trial_minutes or math.inf)
+    return dataclasses.replace(constraints, max_trial_minutes=limit)
+
+
+def _max_rounds(space: SearchSpace) -> int:
+    """Validation rounds of the largest fixed step budget in ``space`` (Hyperband's maximum
+    resource and the median pruner's warm-up are counted in rounds)."""
+    fixed = {p.name: p.value for p in space.training if p.type == "fixed"}
+    defaults = TrainConfig()
+    return TrainConfig(max_steps=int(fixed.get("max_steps", defaults.max_steps)),
+                       eval_every=int(fixed.get("eval_every", defaults.eval_every))).max_rounds
 
 
 def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSettings,
@@ -84,6 +112,8 @@ def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSet
         if gpus > 0:
             slots = min(slots, runtime.gpus / gpus)
         resources = {"cpu": settings.cpus_per_trial, "gpu": gpus}
+        lookup_coordinator(key).constraints = trial_constraints(
+            constraints, settings.budget_minutes, max(1, math.floor(slots)))
         work_dir = settings.work_dir or tempfile.mkdtemp(prefix="archsearch-tune-")
         data_ref = ray.put(data)  # once per search: trials and folds read it from the store
         tuner = tune.Tuner(
@@ -91,7 +121,7 @@ def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSet
             tune_config=tune.TuneConfig(
                 search_alg=OptunaSearcher(key),
                 scheduler=OptunaPrunerScheduler(key),
-                num_samples=settings.budget_trials,
+                num_samples=settings.budget_trials or -1,  # -1: until the time budget ends
                 max_concurrent_trials=max(1, math.floor(slots)),
                 time_budget_s=settings.budget_minutes * 60 if settings.budget_minutes else None,
                 reuse_actors=True,
@@ -113,5 +143,6 @@ def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSet
         coordinator = lookup_coordinator(key)
         n_small = len(data.train) + len(data.val)
         if settings.cv_folds >= 2 and n_small < settings.cv_below and coordinator.completed:
-            cross_validate_finalists(coordinator, data_ref, settings.cv_folds,
-                                     settings.cv_finalists, resources, settings.seed, observer)
+            cross_validate_finalists(coordinator, data_ref, fold_count(data, settings.cv_folds),
+                                     settings.cv_finalists, resources, settings.seed, observer,
+                                     max(1, math.floor(slots)), settings.deadline)

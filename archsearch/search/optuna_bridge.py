@@ -1,13 +1,15 @@
 """The Optuna side of a search: one study, asked and told by Ray Tune's callbacks.
 
 Ray's own ``OptunaSearch`` hard-codes ``NopPruner``, so Optuna's pruners never run under Tune.
-Here the study is driven with ask/tell: every epoch's validation score is reported to the
+Here the study is driven with ask/tell: every validation round's score (``TrainConfig.
+eval_every`` optimizer steps; every trial of a search shares the step budget) is reported to the
 Optuna trial, the study's pruner decides, and :class:`~archsearch.search.tune_parts.
 OptunaPrunerScheduler` makes Ray Tune stop the trial.
 
-A pruning rung is an epoch, or with ``rung_seconds`` a mark of training time (rung k: k x
-rung_seconds of training), so that families whose epochs cost more are compared at equal
-compute. Multi-objective studies (quality plus measured costs) are pruned by
+A pruning rung is a validation round, so trials are compared after equal numbers of
+optimizer steps, or with ``rung_seconds`` a mark of training time (rung k: k x rung_seconds of
+training), so that families whose steps cost more are compared at equal compute.
+Multi-objective studies (quality plus measured costs) are pruned by
 :class:`~archsearch.search.pareto_pruner.ParetoMedianPruner`: Optuna's pruners do not run there.
 """
 
@@ -36,13 +38,16 @@ from archsearch.types import (
 )
 
 
-def make_pruner(name: str, max_epochs: int | None) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, max_rounds: int | None) -> optuna.pruners.BasePruner:
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        # No verdict in the first fifth of the budget: warm-up and the highest learning rates
+        # make early rounds noisy.
+        return optuna.pruners.MedianPruner(n_startup_trials=3,
+                                           n_warmup_steps=max(1, (max_rounds or 5) // 5))
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs or "auto",
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_rounds or "auto",
                                               reduction_factor=3)
     if name == "wilcoxon":
         return optuna.pruners.WilcoxonPruner()
@@ -100,7 +105,7 @@ class OptunaBridge:
 
     @staticmethod
     def create(space: SearchSpace, metric: Metric, seed: int, sampler: str, pruner: str,
-               max_epochs: int, storage: str | None, study_name: str,
+               max_rounds: int, storage: str | None, study_name: str,
                objectives: Objectives = QUALITY_ONLY,
                rung_seconds: float | None = None) -> OptunaBridge:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -109,16 +114,19 @@ class OptunaBridge:
             storage=open_storage(storage), study_name=study_name, directions=directions,
             sampler=make_sampler(sampler, seed),
             pruner=make_pruner("none" if objectives.multi else pruner,
-                               None if rung_seconds else max_epochs),
+                               None if rung_seconds else max_rounds),
             load_if_exists=True,
         )
         pareto = ParetoMedianPruner() if objectives.multi and pruner != "none" else None
         return OptunaBridge(study, space, metric, objectives, rung_seconds, pareto)
 
-    def enqueue_initial_design(self, warm_start: list[dict]) -> int:
+    def enqueue_initial_design(self, warm_start: list[dict],
+                               family_order: tuple[str, ...] = ()) -> int:
         """On a new study: first the configurations that won on similar past tasks, then one
-        trial per remaining family so none is judged on zero draws. Returns how many warm-start
-        configurations fit this space."""
+        trial per remaining family so none is judged on zero draws, the families of
+        ``family_order`` first (the instant recommendation's ranking: under a time budget the
+        likeliest families are measured before time runs out), the rest by name. Returns how
+        many warm-start configurations fit this space."""
         if self.study.trials:
             return 0
         covered, used = set(), 0
@@ -128,7 +136,9 @@ class OptunaBridge:
                 self.study.enqueue_trial(params)
                 covered.add(params[FAMILY_KEY])
                 used += 1
-        for family in sorted(set(self.space.families) - covered):
+        remaining = set(self.space.families) - covered
+        ordered = [f for f in dict.fromkeys(family_order) if f in remaining]
+        for family in ordered + sorted(remaining - set(ordered)):
             self.study.enqueue_trial({FAMILY_KEY: family})
         return used
 
@@ -159,13 +169,13 @@ class OptunaBridge:
 
     def report(self, tune_trial_id: str, epoch: int, val_score: float,
                elapsed_s: float = 0.0) -> bool:
-        """Report one epoch (training time ``elapsed_s`` so far); True when the pruner says
-        stop."""
+        """Report validation round ``epoch`` (training time ``elapsed_s`` so far); True when the
+        pruner says stop."""
         asked = self.asked[tune_trial_id]
         if not math.isfinite(val_score):
             return False  # a NaN epoch ends the trial as failed, not as pruned
         reached = math.floor(elapsed_s / self.rung_seconds) if self.rung_seconds else epoch
-        final = epoch >= asked.train.max_epochs  # nothing left to save: the trial completes
+        final = epoch >= asked.train.max_rounds  # nothing left to save: the trial completes
         for rung in range(asked.last_rung + 1, reached + 1):
             asked.last_rung = rung
             if self._prunes(asked, rung, val_score) and not final:

@@ -38,7 +38,7 @@ def suggest(trial: optuna.Trial, param: Param, name: str) -> Any:
 def sample_config(trial: optuna.Trial, space: SearchSpace) -> tuple[ArchConfig, TrainConfig]:
     family = trial.suggest_categorical(FAMILY_KEY, sorted(space.families))
     train = {p.name: suggest(trial, p, p.name) for p in space.training}
-    shared = {p.name: suggest(trial, p, p.name) for p in space.shared}
+    shared = {p.name: suggest(trial, p, p.name) for p in space.shared_for(family)}
     own = {p.name: suggest(trial, p, f"{family}.{p.name}") for p in space.families[family]}
     return ArchConfig(family, {**shared, **own}), TrainConfig(**train)
 
@@ -66,7 +66,7 @@ def params_for(space: SearchSpace, config: dict[str, Any]) -> dict[str, Any] | N
         return None
     params: dict[str, Any] = {FAMILY_KEY: family}
     sections = [(space.training, config.get("train", {}), ""),
-                (space.shared, {**SHARED_DEFAULTS, **config.get("model", {})}, ""),
+                (space.shared_for(family), {**SHARED_DEFAULTS, **config.get("model", {})}, ""),
                 (space.families[family], config.get("model", {}), f"{family}.")]
     for section, values, prefix in sections:
         for param in section:

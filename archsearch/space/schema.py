@@ -5,6 +5,7 @@ A file has three parameter sections and optional rules::
     training:  {lr: {type: float, low: 1e-4, high: 1e-2, log: true}, ...}   # TrainConfig fields
     shared:    {d_model: {type: ordinal, choices: [32, 64]}, ...}            # every family takes
     families:  {lstm: {n_layers: {type: int, low: 1, high: 2}}, ...}        # per family
+               # a family may also set a shared parameter its own way: fcn: {pooling: mean}
     rules:     [{id: ..., when: {streaming: true}, fix: {bidirectional: false}, why: ...}]
 
 Parameter types: ``int`` and ``float`` (``low`` and ``high`` both inclusive, optional ``log``;
@@ -25,7 +26,7 @@ import yaml
 
 from archsearch.blocks import FAMILIES, ModelHParams
 from archsearch.errors import SpaceError
-from archsearch.types import Constraints, TrainConfig
+from archsearch.types import Constraints, TaskKind, TrainConfig
 
 PARAM_TYPES = ("int", "float", "categorical", "ordinal", "fixed")
 _ALLOWED_KEYS = {
@@ -54,15 +55,17 @@ class Param:
 
 @dataclass(frozen=True)
 class SpaceRule:
-    """When every ``when`` constraint matches, parameters in ``fix`` are pinned to a value."""
+    """When every ``when`` condition matches (a constraint, or ``task``: the task kind),
+    parameters in ``fix`` are pinned to a value."""
 
     id: str
     when: Mapping[str, Any]
     fix: Mapping[str, Any]
     why: str
 
-    def applies(self, constraints: Constraints) -> bool:
-        return all(getattr(constraints, key) == value for key, value in self.when.items())
+    def applies(self, constraints: Constraints, task: TaskKind | None = None) -> bool:
+        facts = {**constraints.to_dict(), "task": task.value if task is not None else None}
+        return all(facts[key] == value for key, value in self.when.items())
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,17 @@ class SearchSpace:
     families: Mapping[str, tuple[Param, ...]]
     rules: tuple[SpaceRule, ...] = ()
 
-    def under(self, constraints: Constraints) -> SearchSpace:
-        """This space with every applicable rule's parameters pinned."""
+    def shared_for(self, family: str) -> tuple[Param, ...]:
+        """The shared parameters ``family`` takes as they are (those it sets its own way, e.g.
+        the convolutional families' ``pooling: mean``, are among its own parameters)."""
+        own = {p.name for p in self.families[family]}
+        return tuple(p for p in self.shared if p.name not in own)
+
+    def under(self, constraints: Constraints, task: TaskKind | None = None) -> SearchSpace:
+        """This space with every rule that applies to ``constraints`` and ``task`` pinned."""
         pins: dict[str, Any] = {}
         for rule in self.rules:
-            if rule.applies(constraints):
+            if rule.applies(constraints, task):
                 pins.update(rule.fix)
 
         def pin(params: tuple[Param, ...]) -> tuple[Param, ...]:
@@ -133,7 +142,7 @@ def _parse(raw: Any, path: Path) -> SearchSpace:
         if family not in FAMILIES:
             raise _fail(path, f"families.{family}", "unknown family; known families: "
                         f"{', '.join(sorted(FAMILIES))}.")
-        own = {f.name for f in dataclasses.fields(FAMILIES[family].Config)}
+        own = {f.name for f in dataclasses.fields(FAMILIES[family].Config)} | shared_fields
         families[family] = _section(params or {}, f"families.{family}", own, path)
     all_names = set().union(training_fields, shared_fields,
                             *({p.name for p in ps} for ps in families.values()))
@@ -199,10 +208,13 @@ def _rule(index: int, raw: Any, names: set[str], path: Path) -> SpaceRule:
     if not isinstance(raw, dict) or set(raw) - {"id", "when", "fix", "why"}:
         raise _fail(path, key, "a rule is a mapping with id, when, fix and why.")
     when, fix = raw.get("when"), raw.get("fix")
-    constraint_names = {f.name for f in dataclasses.fields(Constraints)}
-    if not isinstance(when, dict) or not when or set(when) - constraint_names:
-        raise _fail(path, f"{key}.when", "must map constraint names "
-                    f"({', '.join(sorted(constraint_names))}) to values.")
+    condition_names = {f.name for f in dataclasses.fields(Constraints)} | {"task"}
+    if not isinstance(when, dict) or not when or set(when) - condition_names:
+        raise _fail(path, f"{key}.when", "must map constraint names or task "
+                    f"({', '.join(sorted(condition_names))}) to values.")
+    if "task" in when and when["task"] not in {kind.value for kind in TaskKind}:
+        raise _fail(path, f"{key}.when.task", "must be one of "
+                    f"{', '.join(kind.value for kind in TaskKind)}.")
     if not isinstance(fix, dict) or not fix or set(fix) - names:
         raise _fail(path, f"{key}.fix", "must map parameter names of this space to values.")
     return SpaceRule(str(raw.get("id", key)), when, fix, str(raw.get("why", "")))

@@ -15,7 +15,14 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import selectinload, sessionmaker
 
 from archsearch.errors import NotFoundError
-from archsearch.store.models import EpochRow, RecommendationRow, TaskRow, TrialRow, utcnow
+from archsearch.store.models import (
+    EpochRow,
+    FloorRow,
+    RecommendationRow,
+    TaskRow,
+    TrialRow,
+    utcnow,
+)
 from archsearch.store.records import (
     EpochRecord,
     RecommendationRecord,
@@ -32,6 +39,7 @@ from archsearch.store.session import (
 from archsearch.types import (
     CostMeasurement,
     EpochReport,
+    FloorResult,
     Metric,
     TaskStatus,
     TrialOutcome,
@@ -41,7 +49,8 @@ from archsearch.types import (
 __all__ = ["DatabaseError", "EpochRecord", "RecommendationRecord", "Store", "TaskRecord",
            "TrialRecord", "head_revision", "schema_revision_of"]
 
-_TASK_FIELDS = {f.name for f in fields(TaskRecord)} - {"metric"}
+_TASK_FIELDS = {f.name for f in fields(TaskRecord)} - {"metric", "floor"}
+_FLOOR_FIELDS = [f.name for f in fields(FloorResult)]
 _TRIAL_FIELDS = {f.name for f in fields(TrialRecord)} - {"epochs"}
 
 
@@ -99,6 +108,27 @@ class Store:
         if row is None:
             raise NotFoundError(f"task {task_id} is not in the database.")
         return row
+
+    # -- the floor -----------------------------------------------------------------------------
+    def save_floor(self, task_id: int, floor: FloorResult) -> None:
+        """Store (or replace) the task's measured floor; read it back as ``TaskRecord.floor``."""
+        with session_scope(self._sessions) as session:
+            task = self._task_row(session, task_id)
+            row = task.floor
+            if row is None:
+                row = FloorRow(task_id=task_id)
+                session.add(row)
+            for name in _FLOOR_FIELDS:
+                setattr(row, name, getattr(floor, name))
+
+    def record_floor_cross_validation(self, task_id: int, mean: float, std: float,
+                                      folds: int) -> None:
+        """The floor's k-fold score on the folds the search's finalists were scored on."""
+        with session_scope(self._sessions) as session:
+            row = self._task_row(session, task_id).floor
+            if row is None:
+                raise NotFoundError(f"task {task_id} has no floor to cross-validate.")
+            row.cv_mean, row.cv_std, row.cv_folds = mean, std, folds
 
     # -- trials --------------------------------------------------------------------------------
     def start_trial(self, task_id: int, number: int, family: str, config: dict[str, Any],
@@ -280,7 +310,10 @@ def _set_cost(row: TrialRow, cost: CostMeasurement) -> None:
 
 def _task_record(row: TaskRow) -> TaskRecord:
     values = {name: getattr(row, name) for name in _TASK_FIELDS}
-    return TaskRecord(metric=Metric(row.metric_name, row.metric_direction), **values)
+    floor = (None if row.floor is None
+             else FloorResult(**{name: getattr(row.floor, name) for name in _FLOOR_FIELDS}))
+    return TaskRecord(metric=Metric(row.metric_name, row.metric_direction), floor=floor,
+                      **values)
 
 
 def _trial_record(row: TrialRow, with_epochs: bool = True) -> TrialRecord:

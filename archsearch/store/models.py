@@ -44,6 +44,7 @@ class TaskRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     trials: Mapped[list[TrialRow]] = relationship(back_populates="task", order_by="TrialRow.number")
+    floor: Mapped[FloorRow | None] = relationship(lazy="selectin")
 
 
 class TrialRow(Base):
@@ -104,3 +105,23 @@ class RecommendationRow(Base):
     confidence: Mapped[float] = mapped_column(Float)
     rationale: Mapped[list[Any]] = mapped_column(default=list)
     ranking: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class FloorRow(Base):
+    """A task's measured floor: the classical model fitted before the search (one per task)."""
+
+    __tablename__ = "archsearch_floors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("archsearch_tasks.id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    method: Mapped[str] = mapped_column(String(64))
+    val_score: Mapped[float | None] = mapped_column(Float)
+    test_score: Mapped[float | None] = mapped_column(Float)
+    fit_seconds: Mapped[float] = mapped_column(Float)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    size_mb: Mapped[float] = mapped_column(Float)
+    train_series: Mapped[int] = mapped_column(Integer)
+    cv_mean: Mapped[float | None] = mapped_column(Float)
+    cv_std: Mapped[float | None] = mapped_column(Float)
+    cv_folds: Mapped[int | None]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from archsearch.types import Metric
+from archsearch.types import FloorResult, Metric
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ class TaskRecord:
     best_trial_id: int | None
     report_path: str | None
     error: str | None
+    floor: FloorResult | None = None  # the measured floor (None: not fitted yet, or failed)
 
 
 @dataclass(frozen=True)

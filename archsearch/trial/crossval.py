@@ -18,18 +18,31 @@ from archsearch.trial.runner import TrialSpec, run_trial
 from archsearch.types import TaskKind, TrialStatus
 
 
+def fold_count(data: PreparedData, k: int) -> int:
+    """The folds :func:`cross_validation_folds` makes when asked for ``k``: for classification
+    no more than the smallest class has members (at least 2)."""
+    if data.task is not TaskKind.CLASSIFICATION:
+        return k
+    y = np.concatenate([data.train.y, data.val.y])
+    counts = np.bincount(y)[np.unique(y)] if len(y) else np.zeros(1, dtype=np.int64)
+    return max(2, min(k, int(counts.min())))
+
+
 def cross_validation_folds(data: PreparedData, k: int, seed: int) -> list[PreparedData]:
-    """k (train, validation) folds over train+validation: stratified for classification,
-    expanding windows in time order for forecasting, shuffled otherwise."""
+    """:func:`fold_count` (train, validation) folds over train+validation: stratified for
+    classification, expanding windows in time order for forecasting, shuffled otherwise."""
     X = np.concatenate([data.train.X, data.val.X])
     y = np.concatenate([data.train.y, data.val.y])
     lengths = np.concatenate([data.train.lengths, data.val.lengths])
+    k = fold_count(data, k)
     if data.task is TaskKind.FORECAST:
         splitter = TimeSeriesSplit(n_splits=k)
     elif data.task is TaskKind.CLASSIFICATION:
-        smallest = int(np.bincount(y).min(initial=len(y))) if len(y) else 0
-        k = max(2, min(k, smallest))
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        if len(y) and np.bincount(y)[np.unique(y)].min() < 2:
+            # A class of one sequence cannot be in two folds (the data room refuses only data
+            # sets where every class has one, see docs/data-limits.md): plain shuffled folds.
+            splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
     else:
         splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
     folds = []
@@ -42,9 +55,18 @@ def cross_validation_folds(data: PreparedData, k: int, seed: int) -> list[Prepar
     return folds
 
 
+def refit_spec(spec: TrialSpec, best_round: int | None) -> TrialSpec:
+    """``spec`` trained for exactly the rounds its search trial needed to reach its best
+    (no early stopping), so that a fold's score is that of its last round."""
+    steps = spec.train.max_steps if best_round is None else best_round * spec.train.eval_every
+    train = dataclasses.replace(spec.train, max_steps=min(steps, spec.train.max_steps),
+                                patience=0)
+    return dataclasses.replace(spec, train=train)
+
+
 def fold_score(spec: TrialSpec, fold: PreparedData) -> float | None:
-    """Train ``spec`` for its (fixed) number of epochs on the fold; the last epoch's
-    validation score, so that no epoch is chosen on the held-out fold."""
+    """Train ``spec`` for its whole step budget on the fold; the last round's validation score,
+    so that no round is chosen on the held-out fold (see :func:`refit_spec`)."""
     scores: list[float] = []
     result = run_trial(spec, fold, lambda report: scores.append(report.val_score))
     if result.outcome.status is not TrialStatus.COMPLETED or not scores:

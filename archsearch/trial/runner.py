@@ -11,12 +11,13 @@ import copy
 import math
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from archsearch.blocks import SequenceModel, build_model, deploy, param_groups
 from archsearch.data import PreparedData, Split
@@ -74,6 +75,7 @@ def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
     except RuntimeError as exc:  # device=cuda where this trial was given no GPU: record it
         return TrialResult(_ended(TrialStatus.FAILED, None, 0, str(exc)), None)
     try:
+        spec.train.check()
         model = build_model(spec.arch, model_io(data, spec.constraints)).to(device)
         cost = measure_cost(model, data.n_features, data.seq_len, device)
     except ArchsearchError as exc:
@@ -103,38 +105,72 @@ def _is_out_of_memory(exc: Exception) -> bool:
 
 def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: torch.device,
            cost, on_epoch: EpochCallback) -> TrialResult:  # noqa: ANN001
+    train = spec.train
     metric = Metric.for_task(data.task)
-    optimizer = torch.optim.AdamW(param_groups(model, spec.train.lr, spec.train.weight_decay))
+    optimizer = torch.optim.AdamW(param_groups(model, train.lr, train.weight_decay))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(train))
     amp_dtype = training_dtype(device)  # bf16 mixed precision on GPU only
-    generator = torch.Generator().manual_seed(spec.seed)
+    batches = _endless_batches(data.train, train.batch_size, device,
+                               torch.Generator().manual_seed(spec.seed))
     time_limit_s = (spec.constraints.max_trial_minutes or math.inf) * 60.0
-    best_score, best_epoch, best_state = None, None, None
-    train_seconds = 0.0
-    epochs_run = 0
-    for epoch in range(1, spec.train.max_epochs + 1):
+    best = _BestRound(metric)
+    train_seconds, steps_done, rounds = 0.0, 0, 0
+    while steps_done < train.max_steps:
+        steps = min(train.eval_every, train.max_steps - steps_done)
         start = time.perf_counter()
-        train_loss = _train_epoch(model, data.train, optimizer, spec.train, device, amp_dtype,
-                                  generator)
+        train_loss = _train_steps(model, batches, steps, optimizer, schedule, train, amp_dtype)
         train_seconds += time.perf_counter() - start
-        epochs_run = epoch
+        steps_done += steps
+        rounds += 1
         if not math.isfinite(train_loss):
-            outcome = TrialOutcome(TrialStatus.FAILED, cost, epoch, best_epoch, best_score, None,
-                                   train_seconds, error=f"training loss became {train_loss} at "
-                                   f"epoch {epoch}")
+            outcome = TrialOutcome(TrialStatus.FAILED, cost, rounds, best.round, best.score,
+                                   None, train_seconds, error=f"training loss became "
+                                   f"{train_loss} in round {rounds} (step {steps_done})")
             return TrialResult(outcome, None)
-        val_score = _evaluate_deployed(model, data.val, data.task, device)
-        if metric.better(val_score, best_score):
-            best_score, best_epoch = val_score, epoch
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in
-                                        model.state_dict().items()})
-        on_epoch(EpochReport(epoch, train_loss, val_score, train_seconds))
-        if train_seconds > time_limit_s:
+        val_score, val_loss = _evaluate_deployed(model, data.val, data.task, device)
+        best.offer(rounds, val_score, val_loss, model)
+        on_epoch(EpochReport(rounds, train_loss, val_score, train_seconds))
+        if train_seconds > time_limit_s or 0 < train.patience <= rounds - best.round:
             break
-    model.load_state_dict(best_state)
-    test_score = _evaluate_deployed(model, data.test, data.task, device)
-    outcome = TrialOutcome(TrialStatus.COMPLETED, cost, epochs_run, best_epoch, best_score,
+    model.load_state_dict(best.state)
+    test_score, _ = _evaluate_deployed(model, data.test, data.task, device)
+    outcome = TrialOutcome(TrialStatus.COMPLETED, cost, rounds, best.round, best.score,
                            test_score, train_seconds)
-    return TrialResult(outcome, best_state)
+    return TrialResult(outcome, best.state)
+
+
+def warmup_cosine(train: TrainConfig) -> Callable[[int], float]:
+    """The learning-rate factor at optimizer step ``s``: linear warm-up over
+    ``warmup_fraction`` of the budget, then a cosine decay to zero at ``max_steps``."""
+    warmup = max(1, round(train.warmup_fraction * train.max_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, train.max_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+class _BestRound:
+    """The best validation round so far and its weights. On a tie in the metric (accuracy on a
+    few validation series ties often) the lower validation loss wins, so an early round that
+    happens to classify as well is not kept over a better-fitted later one."""
+
+    def __init__(self, metric: Metric) -> None:
+        self.metric = metric
+        self.round: int | None = None
+        self.score: float | None = None
+        self.loss = math.inf
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def offer(self, round_: int, score: float, loss: float, model: nn.Module) -> None:
+        tie = self.score is not None and score == self.score
+        if self.metric.better(score, self.score) or (tie and loss < self.loss):
+            self.round, self.score, self.loss = round_, score, loss
+            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in
+                                        model.state_dict().items()})
 
 
 def _batches(split: Split, batch_size: int, device: torch.device,
@@ -148,48 +184,71 @@ def _batches(split: Split, batch_size: int, device: torch.device,
                torch.from_numpy(split.lengths[idx]).to(device))
 
 
+def _endless_batches(split: Split, batch_size: int, device: torch.device,
+                     generator: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Shuffled batches, epoch after epoch; the last batch of an epoch is dropped when a full
+    one is possible (a batch of one series would give BatchNorm nothing to normalise)."""
+    full = len(split) >= batch_size
+    while True:
+        for X, y, lengths in _batches(split, batch_size, device, generator):
+            if len(y) == batch_size or not full:
+                yield X, y, lengths
+
+
 def _loss(logits: torch.Tensor, y: torch.Tensor, task: TaskKind) -> torch.Tensor:
     if task is TaskKind.CLASSIFICATION:
-        return F.cross_entropy(logits, y)
+        return F.cross_entropy(logits.float(), y)
     return F.mse_loss(logits.float(), y.view(logits.shape[0], -1).float())
 
 
-def _train_epoch(model: SequenceModel, split: Split, optimizer: torch.optim.Optimizer,
-                 train: TrainConfig, device: torch.device, amp_dtype: torch.dtype | None,
-                 generator: torch.Generator) -> float:
+def _train_steps(model: SequenceModel, batches: Iterator[tuple[torch.Tensor, ...]], steps: int,
+                 optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+                 train: TrainConfig, amp_dtype: torch.dtype | None) -> float:
+    """``steps`` optimizer steps; the mean training loss over them."""
     model.train()
-    total, count = 0.0, 0
-    for X, y, lengths in _batches(split, train.batch_size, device, generator):
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+    total = 0.0
+    for _ in range(steps):
+        X, y, lengths = next(batches)
+        with torch.autocast(X.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             loss = _loss(model(X, lengths), y, model.io.task)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
         optimizer.step()
-        total += float(loss.detach()) * len(y)
-        count += len(y)
-    return total / max(count, 1)
+        schedule.step()
+        total += float(loss.detach())
+    return total / max(steps, 1)
 
 
 def _evaluate_deployed(model: SequenceModel, split: Split, task: TaskKind,
-                       device: torch.device) -> float:
-    """:func:`evaluate` on what is deployed: the int8 copy (on CPU, where PyTorch's dynamic
-    quantization runs) when the model is configured ``quantize: int8``, else the model itself."""
+                       device: torch.device) -> tuple[float, float]:
+    """:func:`evaluate_with_loss` on what is deployed: the int8 copy (on CPU, where PyTorch's
+    dynamic quantization runs) when the model is configured ``quantize: int8``, else the model
+    itself."""
     deployed, where = deploy(model, device)
-    return evaluate(deployed, split, task, where)
+    return evaluate_with_loss(deployed, split, task, where)
 
 
 def evaluate(model: SequenceModel, split: Split, task: TaskKind, device: torch.device,
              batch_size: int = 256) -> float:
     """Accuracy (classification) or mean squared error (regression, forecast) on ``split``."""
+    return evaluate_with_loss(model, split, task, device, batch_size)[0]
+
+
+def evaluate_with_loss(model: SequenceModel, split: Split, task: TaskKind, device: torch.device,
+                       batch_size: int = 256) -> tuple[float, float]:
+    """(score, mean loss) on ``split``: accuracy and cross-entropy for classification, mean
+    squared error twice otherwise."""
     model.eval()
-    correct, squared, count = 0.0, 0.0, 0
+    correct, loss_sum, count = 0.0, 0.0, 0
     with torch.no_grad():
         for X, y, lengths in _batches(split, batch_size, device, None):
             out = model(X, lengths).float()
             if task is TaskKind.CLASSIFICATION:
                 correct += float((out.argmax(-1) == y).sum())
+                loss_sum += float(F.cross_entropy(out, y, reduction="sum"))
             else:
-                squared += float(((out - y.view(out.shape[0], -1)) ** 2).mean(-1).sum())
+                loss_sum += float(((out - y.view(out.shape[0], -1)) ** 2).mean(-1).sum())
             count += len(y)
-    return (correct if task is TaskKind.CLASSIFICATION else squared) / max(count, 1)
+    loss = loss_sum / max(count, 1)
+    return (correct / max(count, 1) if task is TaskKind.CLASSIFICATION else loss), loss

@@ -1,0 +1,72 @@
+"""Fully convolutional network (Wang, Yan & Oates 2017, "Time series classification from scratch
+with deep neural networks: a strong baseline"), after tsai's ``FCN.py``.
+
+Three ConvBlocks (convolution -> BatchNorm -> ReLU, stride 1, no pooling between them) of 8, 5
+and 3 taps, the paper's fixed kernel sizes; with the model's mean pooling (global average
+pooling) and linear head this is the paper's network. Widths: the paper's 128-256-128 filters
+become d, ``width_mult`` d, d here (d = d_model), so the block outputs d channels;
+``width_mult: 2`` at d_model 128 is the paper's network. Dropout (0 in the paper) follows each
+ConvBlock. Receptive field: 1 + 7 + 4 + 2 = 14 steps.
+
+Padding, BatchNorm and the causal (left-padded) form that streams: see ``convolution.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from archsearch.blocks.base import SequenceBlock, check_positive, step_layers
+from archsearch.blocks.convolution import ConvBlock, channel_mask, check_can_step
+from archsearch.blocks.registry import register
+
+KERNEL_SIZES = (8, 5, 3)  # the paper's, fixed
+
+
+@dataclass(frozen=True)
+class FCNConfig:
+    width_mult: int = 2  # the middle ConvBlock's width in multiples of d_model (paper: 256/128)
+
+
+@register("fcn")
+class FCNBlock(SequenceBlock):
+    Config = FCNConfig
+    supports_step = True  # the causal form
+
+    def __init__(self, d_model: int, config: FCNConfig, causal: bool, dropout: float) -> None:
+        super().__init__(d_model, config, causal, dropout)
+        widths = (d_model, d_model, config.width_mult * d_model, d_model)  # in, 3 ConvBlocks
+        self.layers = nn.ModuleList(
+            ConvBlock(c_in, c_out, k, causal)
+            for c_in, c_out, k in zip(widths[:-1], widths[1:], KERNEL_SIZES, strict=True)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    @classmethod
+    def check_config(cls, config: FCNConfig, causal: bool) -> None:
+        check_positive(cls.family, width_mult=config.width_mult)
+
+    @property
+    def can_step(self) -> bool:
+        return self.causal
+
+    @property
+    def receptive_field(self) -> int:
+        return 1 + sum(k - 1 for k in KERNEL_SIZES)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = channel_mask(lengths, x.shape[1])  # (B, 1, T)
+        h = x.transpose(1, 2)  # (B, D, T)
+        for layer in self.layers:
+            h = self.drop(layer(h, mask))  # (B, C, T)
+        return h.transpose(1, 2)  # (B, T, D)
+
+    def init_state(self, batch: int, device: torch.device) -> Any:
+        check_can_step(self)
+        return [layer.init_state(batch, device) for layer in self.layers]
+
+    def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return step_layers(self.layers, x_t, state)  # (B, D)

@@ -1,0 +1,207 @@
+"""The training regime: a step budget with warm-up and cosine decay, early stopping on a
+validation plateau, best-round weights, per-series normalisation, and the selection that
+follows (finalists per family within the time left, every family kept in the ranking)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from archsearch.blocks import build_model
+from archsearch.blocks.model import series_znorm
+from archsearch.errors import SpaceError
+from archsearch.recommend import recommend
+from archsearch.search.finalists import pick_finalists
+from archsearch.space import load_space
+from archsearch.trial import TrialSpec, run_trial
+from archsearch.trial.crossval import refit_spec
+from archsearch.trial.runner import warmup_cosine
+from archsearch.types import (
+    ArchConfig,
+    Constraints,
+    Metric,
+    ModelIO,
+    TaskKind,
+    TrainConfig,
+    TrialOutcome,
+    TrialStatus,
+)
+from archsearch.workflow import FINALISTS_SHARE, SearchRequest, _time_plan, selection_trials
+from tests.records import trial_record
+
+ACCURACY = Metric("accuracy", "maximize")
+
+
+def test_learning_rate_warms_up_then_decays_to_zero_on_a_cosine():
+    factor = warmup_cosine(TrainConfig(max_steps=100, warmup_fraction=0.1))
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(10) == pytest.approx(1.0)
+    assert factor(55) == pytest.approx(0.5, abs=1e-6)  # half-way through the decay
+    assert factor(100) == pytest.approx(0.0, abs=1e-9)
+    values = [factor(s) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+
+
+def test_rounds_follow_the_step_budget(tiny_data):
+    reports = []
+    train = TrainConfig(lr=3e-3, batch_size=16, max_steps=25, eval_every=10)
+    outcome = run_trial(TrialSpec(ArchConfig("gru", {"d_model": 8}), train), tiny_data,
+                        reports.append).outcome
+    assert train.max_rounds == 3 and [r.epoch for r in reports] == [1, 2, 3]  # 10 + 10 + 5
+    assert outcome.epochs_run == 3
+
+
+def test_a_plateau_stops_training_and_the_best_round_is_kept(tiny_data):
+    # A learning rate of ~0 cannot improve on the first round: patience 2 stops after round 3.
+    reports = []
+    train = TrainConfig(lr=1e-12, batch_size=16, max_steps=100, eval_every=5, patience=2,
+                        warmup_fraction=0.0)
+    result = run_trial(TrialSpec(ArchConfig("gru", {"d_model": 8}), train), tiny_data,
+                       reports.append)
+    assert len(reports) == 3 and result.outcome.best_epoch == 1
+    assert result.outcome.status is TrialStatus.COMPLETED
+
+
+def test_a_tie_in_accuracy_goes_to_the_lower_validation_loss():
+    from archsearch.trial.runner import _BestRound
+
+    best = _BestRound(ACCURACY)
+    model = torch.nn.Linear(1, 1)
+    best.offer(1, 1.0, 0.9, model)
+    best.offer(2, 1.0, 0.2, model)  # same accuracy, better fitted
+    best.offer(3, 1.0, 0.5, model)
+    best.offer(4, 0.9, 0.01, model)  # lower accuracy never wins on loss
+    assert (best.round, best.score, best.loss) == (2, 1.0, 0.2)
+
+
+def test_a_budget_that_cannot_train_fails_the_trial_with_its_reason(tiny_data):
+    result = run_trial(TrialSpec(ArchConfig("gru", {"d_model": 8}), TrainConfig(max_steps=0)),
+                       tiny_data, lambda r: None)
+    assert result.outcome.status is TrialStatus.FAILED
+    assert "max_steps" in result.outcome.error
+
+
+def test_series_norm_normalises_each_series_on_its_valid_steps_only():
+    g = torch.Generator().manual_seed(0)
+    x = 5.0 + 3.0 * torch.randn(2, 10, 2, generator=g)
+    x[1, 6:] = 1e6  # padding garbage
+    lengths = torch.tensor([10, 6])
+    z = series_znorm(x, lengths)
+    assert torch.allclose(z[0].mean(0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(z[1, :6].std(0, unbiased=False), torch.ones(2), atol=1e-3)
+    assert (z[1, 6:] == 0).all()
+    # Invariant to each series' own offset and scale: what the model sees is its shape.
+    assert torch.allclose(series_znorm(7.0 * x[:1] - 4.0, lengths[:1]), z[:1], atol=1e-4)
+
+
+def test_series_norm_is_refused_on_a_causal_model_and_pinned_off_for_forecasting():
+    io = ModelIO(n_features=1, task=TaskKind.CLASSIFICATION, n_outputs=2, max_len=8, causal=True)
+    with pytest.raises(SpaceError, match="series_norm"):
+        build_model(ArchConfig("gru", {"d_model": 8, "series_norm": True}), io)
+    space = load_space()
+    shared = {p.name: p for p in space.under(Constraints(), TaskKind.FORECAST).shared}
+    assert shared["series_norm"].type == "fixed" and shared["series_norm"].value is False
+    shared = {p.name: p for p in space.under(Constraints(), TaskKind.CLASSIFICATION).shared}
+    assert shared["series_norm"].choices == (False, True)
+
+
+def outcome(val: float, seconds: float = 10.0, rounds: int = 10,
+            best: int = 5) -> TrialOutcome:
+    return TrialOutcome(TrialStatus.COMPLETED, None, rounds, best, val, None, seconds)
+
+
+def test_finalists_are_the_best_trial_of_each_competitive_family_within_the_time_left():
+    completed = {0: outcome(0.9), 1: outcome(0.95), 2: outcome(0.8), 3: outcome(0.7),
+                 4: outcome(0.85)}
+    families = {0: "gru", 1: "gru", 2: "fcn", 3: "lstm", 4: "resnet"}
+    picked = pick_finalists(completed, ACCURACY, families, n_families=3, k=5, slots=1,
+                            seconds_left=math.inf)
+    assert [number for number, _ in picked] == [1, 4, 2]  # gru's best, then resnet, fcn
+    # Each costs 5 folds x 5 rounds x 1 s: 25 s; 60 s leave room for two.
+    picked = pick_finalists(completed, ACCURACY, families, 3, 5, 1, seconds_left=60.0)
+    assert [number for number, _ in picked] == [1, 4]
+    assert pick_finalists(completed, ACCURACY, families, 3, 5, 1, seconds_left=1.0) == []
+    # A family too slow to re-score in time is passed over for the next one that fits.
+    completed[1] = outcome(0.95, seconds=1000.0)
+    picked = pick_finalists(completed, ACCURACY, families, 3, 5, 1, seconds_left=60.0)
+    assert [number for number, _ in picked] == [4, 2]
+
+
+def test_a_time_budget_caps_each_trial_at_its_share():
+    from archsearch.search.engine import MIN_TRIALS_PER_TIME_BUDGET, trial_constraints
+
+    assert trial_constraints(Constraints(), None, 2) == Constraints()
+    capped = trial_constraints(Constraints(max_params=10), 8.0, 2)
+    assert capped.max_trial_minutes == pytest.approx(16.0 / MIN_TRIALS_PER_TIME_BUDGET)
+    assert capped.max_params == 10
+    assert trial_constraints(Constraints(max_trial_minutes=0.5), 8.0, 2).max_trial_minutes == 0.5
+
+
+def test_a_family_may_set_a_shared_parameter_its_own_way():
+    from archsearch.search.sampling import params_for, sample_config
+
+    space = load_space()
+    assert "pooling" not in {p.name for p in space.shared_for("fcn")}
+    assert "pooling" in {p.name for p in space.shared_for("gru")}
+    import optuna
+
+    study = optuna.create_study()
+    study.enqueue_trial({"family": "fcn"})
+    arch, train = sample_config(study.ask(), space)
+    assert arch.hparams["pooling"] == "mean" and arch.hparams["d_model"] in (32, 64)
+    config = {"family": "fcn", "model": dict(arch.hparams), "train": dict(train.__dict__)}
+    params = params_for(space, config)
+    assert params is not None and "pooling" not in params
+
+
+def test_a_refit_trains_exactly_to_the_best_round_without_early_stopping():
+    spec = TrialSpec(ArchConfig("gru", {}), TrainConfig(max_steps=600, eval_every=30,
+                                                        patience=8))
+    refit = refit_spec(spec, best_round=4)
+    assert refit.train.max_steps == 120 and refit.train.patience == 0
+
+
+def test_every_measured_family_stays_in_the_ranking_with_finalists_first():
+    cv = {"cv_std": 0.05, "cv_folds": 5}
+    trials = [
+        trial_record(id=0, number=0, family="gru", val_score=1.0, cv_score=0.80, **cv),
+        trial_record(id=1, number=1, family="gru", val_score=0.9),
+        trial_record(id=2, number=2, family="fcn", val_score=0.9, cv_score=0.90, **cv),
+        # lucky on one small split, never re-scored
+        trial_record(id=3, number=3, family="lstm", val_score=1.0),
+    ]
+    chosen = selection_trials(trials)
+    assert sorted(t.number for t in chosen) == [0, 2, 3]
+    rec = recommend({"seq_len": 150, "task": "classification"}, ["fcn", "gru", "lstm"],
+                    ACCURACY, chosen)
+    assert rec.family == "fcn" and rec.trial_number == 2
+    ranked = {r.family: r for r in rec.ranking}
+    assert ranked["lstm"].measured == 1.0 and not ranked["lstm"].cross_validated
+    assert [r.family for r in rec.ranking] == ["fcn", "gru", "lstm"]
+
+
+def test_a_time_budget_leaves_room_for_the_finalists_and_the_report(tiny_data):
+    started = time.time()
+    request = SearchRequest(data="builtin:adding", budget_minutes=8)
+    assert request.budget_trials is None  # trials until the time is spent
+    assert SearchRequest(data="builtin:adding").budget_trials == 12
+    minutes, deadline = _time_plan(request, tiny_data, started)  # 97 sequences: small data
+    assert deadline == pytest.approx(started + 480 - 20, abs=1e-6)
+    assert minutes * 60 == pytest.approx(480 * (1 - FINALISTS_SHARE) - 20, abs=2)
+    big = SearchRequest(data="builtin:adding", budget_minutes=8, cv_folds=0)
+    minutes, _ = _time_plan(big, tiny_data, started)
+    assert minutes * 60 == pytest.approx(480 - 20, abs=2)
+    assert _time_plan(SearchRequest(data="x"), tiny_data, started) == (None, None)
+
+
+def test_rounds_are_equal_compute_across_batch_sizes():
+    # Every trial of a search shares max_steps and eval_every, so rung k means the same number
+    # of optimizer steps whatever the batch size or the family.
+    a, b = TrainConfig(batch_size=16, max_steps=600, eval_every=30), TrainConfig(
+        batch_size=64, max_steps=600, eval_every=30)
+    assert a.max_rounds == b.max_rounds == 20
+    assert np.isclose(TrainConfig(max_steps=601, eval_every=30).max_rounds, 21)
