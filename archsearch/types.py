@@ -64,6 +64,14 @@ class Metric:
             return True
         return self.sign * a > self.sign * b
 
+    def utility(self, score: float) -> float:
+        """What comparisons across trials measure, higher is better: the score itself for a
+        maximised metric; minus the logarithm of an error, so that a 5x lower MSE counts the
+        same however badly the worst trial did."""
+        if self.direction == "maximize":
+            return score
+        return -math.log(max(score, 1e-12))
+
     @staticmethod
     def for_task(task: TaskKind) -> Metric:
         if task is TaskKind.CLASSIFICATION:

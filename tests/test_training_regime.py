@@ -205,3 +205,15 @@ def test_rounds_are_equal_compute_across_batch_sizes():
         batch_size=64, max_steps=600, eval_every=30)
     assert a.max_rounds == b.max_rounds == 20
     assert np.isclose(TrainConfig(max_steps=601, eval_every=30).max_rounds, 21)
+
+
+def test_a_five_times_lower_error_is_not_overruled_by_a_rule_of_thumb():
+    # One diverged trial stretches the measured range; on a linear scale the rules' prior for
+    # gru (short sequences) then outweighed a 5x lower MSE. Errors compare on a log scale.
+    trials = [trial_record(id=0, number=0, family="gru", val_score=0.0069),
+              trial_record(id=1, number=1, family="rnn_then_tf", val_score=0.0013),
+              trial_record(id=2, number=2, family="ssm", val_score=0.1636)]
+    rec = recommend({"seq_len": 100, "task": "regression"}, ["gru", "rnn_then_tf", "ssm"],
+                    Metric("mse", "minimize"), trials)
+    assert rec.family == "rnn_then_tf"
+    assert Metric("mse", "minimize").utility(0.01) > Metric("mse", "minimize").utility(0.05)

@@ -11,9 +11,10 @@ Three sources, each updating the one before:
    has picked clearly better than they did on this database's tasks.
 3. **This task's measured trials**, under the user's constraints: only completed trials that
    meet every constraint count (an infeasible trial never wins). Their best scores, normalised
-   over the measured range, decide; the belief from 1 and 2 breaks near-ties
-   (``PRIOR_SCALE`` of it) and orders the families not measured. Where finalists were
-   cross-validated (small data), their k-fold means rank above every single-split score.
+   over the measured range (errors on a log scale: :meth:`Metric.utility`), decide; the
+   belief from 1 and 2 breaks near-ties (``PRIOR_SCALE`` of it) and orders the families not
+   measured. Where finalists were cross-validated (small data), their k-fold means rank above
+   every single-split score.
 
 The rationale says which rules fired, what past data said and whether it overrode the rules,
 whether measurement overrode both, how many trials back the pick, how close the runner-up is,
@@ -176,7 +177,7 @@ def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
         held = best_by_family.get(trial.family)
         if held is None or metric.better(trial.val_score, held.val_score):
             best_by_family[trial.family] = trial
-    measured = [metric.sign * t.val_score for t in best_by_family.values()]
+    measured = [metric.utility(t.val_score) for t in best_by_family.values()]
     low, high = (min(measured), max(measured)) if measured else (0.0, 1.0)
     spread = (high - low) or 1.0
     belief = {family: _belief(family, priors, past, trust) for family in families}
@@ -186,7 +187,7 @@ def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
         if not measured:
             score = belief[family]
         elif best is not None:
-            score = (metric.sign * best.val_score - low) / spread + PRIOR_SCALE * belief[family]
+            score = (metric.utility(best.val_score) - low) / spread + PRIOR_SCALE * belief[family]
         else:
             score = -1.0 + PRIOR_SCALE * belief[family]  # below every measured family
         has_past = past is not None and family in past.scores
@@ -305,9 +306,10 @@ def _stability(best: TrialRecord | None, feasible: list[TrialRecord], metric: Me
     if len(same) < 2:
         return None
     scores = [t.val_score for t in same]
+    utilities = [metric.utility(score) for score in scores]
     return {"trials": sorted(t.number for t in same), "n": len(same), "min": min(scores),
             "max": max(scores), "std": statistics.stdev(scores),
-            "range_share": (max(scores) - min(scores)) / spread}
+            "range_share": (max(utilities) - min(utilities)) / spread}
 
 
 def _confidence(ranking: list[FamilyRank], n_feasible: int, past: PastEvidence | None,
@@ -431,10 +433,11 @@ def _rationale(priors: Priors, ranking: list[FamilyRank], belief: dict[str, floa
                   None)
     if runner is not None:
         gap = abs(best.val_score - runner.measured)
+        share = abs(metric.utility(best.val_score) - metric.utility(runner.measured)) / spread
         relative = gap / abs(best.val_score) if best.val_score else math.inf
         sentences.append(f"Runner-up: {runner.family} at {runner.measured:.4g} "
                          f"({runner.n_trials} trial(s)), {gap:.3g} behind ({relative:.1%}; "
-                         f"{gap / spread:.0%} of the measured range).")
+                         f"{share:.0%} of the measured range).")
     favoured = max(ranking, key=lambda r: r.prior)
     if favoured.prior > 1.0 and favoured.family != top.family:
         outcome = (f"measured {favoured.measured:.4g}" if favoured.measured is not None
@@ -455,7 +458,8 @@ def _rationale(priors: Priors, ranking: list[FamilyRank], belief: dict[str, floa
                          f"{best.number}, is its best-quality point.")
         cheaper = [t for t in front if t.number != best.number and t.latency_ms
                    and best.latency_ms and best.latency_ms / t.latency_ms >= CHEAPER_FACTOR
-                   and abs(best.val_score - t.val_score) / spread <= NEAR_EQUAL]
+                   and abs(metric.utility(best.val_score) - metric.utility(t.val_score))
+                   / spread <= NEAR_EQUAL]
         if cheaper:
             alt = min(cheaper, key=lambda t: t.latency_ms)
             sentences.append(f"A cheaper near-equal alternative: trial {alt.number} "
