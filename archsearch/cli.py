@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -250,7 +251,7 @@ def _search(args: argparse.Namespace) -> int:
         cv_folds=args.cv_folds, objectives=Objectives.parse(args.objectives),
         rung_seconds=args.rung_seconds,
     )
-    return _print_result(run_task(request), args.json)
+    return _print_result(run_task(request, started=args.started), args.json)
 
 
 def _print_result(result: dict, as_json: bool) -> int:
@@ -394,8 +395,10 @@ def _spaces(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.time()  # a --budget-minutes runs from here
     try:
         args = build_parser().parse_args(argv)
+        args.started = started
         handler = {"search": _search, "tasks": _tasks, "report": _report, "spaces": _spaces,
                    "recommend": _recommend, "datasets": _datasets, "db": _db,
                    "serve": _serve}[args.command]

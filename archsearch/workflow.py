@@ -64,8 +64,9 @@ Printer = Callable[[str], None]
 
 DEFAULT_BUDGET_TRIALS = 12  # without --budget-minutes; with it, trials run until time is up
 # Of a time budget, what the end of the run needs after the last trial: the recommendation, the
-# model export and the report (whose first render times families by length, ~5-10 s here).
-CONCLUSION_SECONDS = 20.0
+# model export, the report (whose first render times families by length, ~5-10 s here) and
+# stopping Ray and the trials still running.
+CONCLUSION_SECONDS = 30.0
 # On small data, the share of a time budget kept for cross-validating the finalists.
 FINALISTS_SHARE = 1 / 3
 
@@ -240,15 +241,19 @@ def submit(request: SearchRequest) -> int:
         store.close()
 
 
-def run_task(request: SearchRequest, printer: Printer = stderr_printer) -> dict[str, Any]:
-    """Submit and execute a search task; return its summary."""
-    return execute(submit(request), request.db_url, request.ray_address, printer)
+def run_task(request: SearchRequest, printer: Printer = stderr_printer,
+             started: float | None = None) -> dict[str, Any]:
+    """Submit and execute a search task; return its summary. ``started`` (time.time(); default
+    now) is when ``budget_minutes`` began to run: the CLI passes its own start."""
+    started = time.time() if started is None else started
+    return execute(submit(request), request.db_url, request.ray_address, printer, started)
 
 
 def execute(task_id: int, db_url: str, ray_address: str | None = None,
-            printer: Printer = stderr_printer) -> dict[str, Any]:
-    """Run the search of a stored task, then recommend, export and report."""
-    started = time.time()
+            printer: Printer = stderr_printer, started: float | None = None) -> dict[str, Any]:
+    """Run the search of a stored task, then recommend, export and report (``started``: see
+    :func:`run_task`; default now)."""
+    started = time.time() if started is None else started
     store = Store(db_url)
     try:
         task = store.get_task(task_id)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.blocks.base import lengths_to_mask
+from archsearch.blocks.base import SequenceBlock, lengths_to_mask
 
 
 def channel_mask(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
@@ -179,6 +179,16 @@ class ConvBlock(nn.Module):
         h = self.bn.step(h)  # (B, C_out)
         return (F.relu(h) if self.act else h), past  # (B, C_out)
 
+
+
+class ConvFamily(SequenceBlock):
+    """Base of the convolutional classifiers: they stream in their causal form only."""
+
+    supports_step = True  # the causal form
+
+    @property
+    def can_step(self) -> bool:
+        return self.causal
 
 
 def check_can_step(block: nn.Module) -> None:

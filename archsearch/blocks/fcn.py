@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from archsearch.blocks.base import SequenceBlock, check_positive, step_layers
-from archsearch.blocks.convolution import ConvBlock, channel_mask, check_can_step
+from archsearch.blocks.base import check_positive, step_layers
+from archsearch.blocks.convolution import ConvBlock, ConvFamily, channel_mask, check_can_step
 from archsearch.blocks.registry import register
 
 KERNEL_SIZES = (8, 5, 3)  # the paper's, fixed
@@ -32,9 +32,8 @@ class FCNConfig:
 
 
 @register("fcn")
-class FCNBlock(SequenceBlock):
+class FCNBlock(ConvFamily):
     Config = FCNConfig
-    supports_step = True  # the causal form
 
     def __init__(self, d_model: int, config: FCNConfig, causal: bool, dropout: float) -> None:
         super().__init__(d_model, config, causal, dropout)
@@ -48,14 +47,6 @@ class FCNBlock(SequenceBlock):
     @classmethod
     def check_config(cls, config: FCNConfig, causal: bool) -> None:
         check_positive(cls.family, width_mult=config.width_mult)
-
-    @property
-    def can_step(self) -> bool:
-        return self.causal
-
-    @property
-    def receptive_field(self) -> int:
-        return 1 + sum(k - 1 for k in KERNEL_SIZES)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = channel_mask(lengths, x.shape[1])  # (B, 1, T)

@@ -29,10 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.blocks.base import SequenceBlock, check_positive
+from archsearch.blocks.base import check_positive
 from archsearch.blocks.convolution import (
     Conv,
     ConvBlock,
+    ConvFamily,
     MaskedBatchNorm1d,
     MaxPool,
     channel_mask,
@@ -88,9 +89,8 @@ class InceptionModule(nn.Module):
 
 
 @register("inception")
-class InceptionBlock(SequenceBlock):
+class InceptionBlock(ConvFamily):
     Config = InceptionConfig
-    supports_step = True  # the causal form
 
     def __init__(self, d_model: int, config: InceptionConfig, causal: bool,
                  dropout: float) -> None:
@@ -110,14 +110,6 @@ class InceptionBlock(SequenceBlock):
         if config.kernel_size < 4:
             raise SpaceError(f"inception: kernel_size must be >= 4 (branches of k, k/2 and k/4 "
                              f"taps), got {config.kernel_size}.")
-
-    @property
-    def can_step(self) -> bool:
-        return self.causal
-
-    @property
-    def receptive_field(self) -> int:
-        return 1 + self.config.n_modules * (self.config.kernel_size - 1)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = channel_mask(lengths, x.shape[1])  # (B, 1, T)

@@ -49,9 +49,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.blocks.base import SequenceBlock
 from archsearch.blocks.convolution import (
     Conv,
+    ConvFamily,
     MaskedBatchNorm1d,
     SeparableConv,
     channel_mask,
@@ -69,9 +69,8 @@ class LITEConfig:
 
 
 @register("lite")
-class LITEBlock(SequenceBlock):
+class LITEBlock(ConvFamily):
     Config = LITEConfig
-    supports_step = True  # the causal form
 
     def __init__(self, d_model: int, config: LITEConfig, causal: bool, dropout: float) -> None:
         super().__init__(d_model, config, causal, dropout)
@@ -91,15 +90,6 @@ class LITEBlock(SequenceBlock):
         if config.kernel_size < 4:
             raise SpaceError(f"lite: kernel_size must be >= 4 (convolutions of k, k/2 and k/4 "
                              f"taps), got {config.kernel_size}.")
-
-    @property
-    def can_step(self) -> bool:
-        return self.causal
-
-    @property
-    def receptive_field(self) -> int:
-        k = self.config.kernel_size
-        return 1 + (k - 1) + DILATIONS[0] * (k // 2 - 1) + DILATIONS[1] * (k // 4 - 1)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = channel_mask(lengths, x.shape[1])  # (B, 1, T)

@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.blocks.base import SequenceBlock, check_positive, step_layers
+from archsearch.blocks.base import check_positive, step_layers
 from archsearch.blocks.convolution import (
     ConvBlock,
+    ConvFamily,
     MaskedBatchNorm1d,
     channel_mask,
     check_can_step,
@@ -76,9 +77,8 @@ class ResBlock(nn.Module):
 
 
 @register("resnet")
-class ResNetBlock(SequenceBlock):
+class ResNetBlock(ConvFamily):
     Config = ResNetConfig
-    supports_step = True  # the causal form
 
     def __init__(self, d_model: int, config: ResNetConfig, causal: bool, dropout: float) -> None:
         super().__init__(d_model, config, causal, dropout)
@@ -92,14 +92,6 @@ class ResNetBlock(SequenceBlock):
     @classmethod
     def check_config(cls, config: ResNetConfig, causal: bool) -> None:
         check_positive(cls.family, n_blocks=config.n_blocks)
-
-    @property
-    def can_step(self) -> bool:
-        return self.causal
-
-    @property
-    def receptive_field(self) -> int:
-        return 1 + sum(k - 1 for k in KERNEL_SIZES) * self.config.n_blocks
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = channel_mask(lengths, x.shape[1])  # (B, 1, T)

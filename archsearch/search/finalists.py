@@ -16,6 +16,10 @@ from archsearch.trial import TrialSpec
 from archsearch.trial.crossval import cross_validation_folds, fold_score, refit_spec, summarise
 from archsearch.types import Metric, TrialOutcome
 
+# What a fold costs besides its training: the cost measurement, a validation per round, the
+# final test and the Ray task's start (seconds, measured here at 3-5 s on small data).
+FOLD_OVERHEAD_SECONDS = 5.0
+
 
 @ray.remote
 def _score_fold(spec: TrialSpec, data: PreparedData, k: int, fold: int, seed: int) -> float | None:
@@ -41,7 +45,8 @@ def pick_finalists(completed: dict[int, TrialOutcome], metric: Metric, families:
     chosen, spent = [], 0.0
     for number, outcome in ranked:
         per_round = outcome.train_seconds / max(1, outcome.epochs_run)
-        cost = k * per_round * (outcome.best_epoch or outcome.epochs_run) / max(1, slots)
+        refit = per_round * (outcome.best_epoch or outcome.epochs_run) + FOLD_OVERHEAD_SECONDS
+        cost = k * refit / max(1, slots)
         if spent + cost > seconds_left:
             continue  # too slow to re-score in time; a cheaper family may still fit
         chosen.append((number, outcome))
