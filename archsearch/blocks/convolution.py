@@ -28,11 +28,13 @@ forward of an eval-mode model (as everything streamed is), whatever the module's
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.blocks.base import SequenceBlock, lengths_to_mask
+from archsearch.blocks.base import SequenceBlock, lengths_to_mask, step_layers
 
 
 def channel_mask(lengths: torch.Tensor, seq_len: int) -> torch.Tensor:
@@ -189,6 +191,30 @@ class ConvFamily(SequenceBlock):
     @property
     def can_step(self) -> bool:
         return self.causal
+
+
+class ConvStack(ConvFamily):
+    """A family that is a plain stack ``self.layers`` of blocks ``(h, mask) -> h`` with
+    ``init_state``/``step`` (FCN, ResNet); :meth:`between` runs after each layer."""
+
+    layers: nn.ModuleList
+
+    def between(self, h: torch.Tensor) -> torch.Tensor:
+        return h
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = channel_mask(lengths, x.shape[1])  # (B, 1, T)
+        h = x.transpose(1, 2)  # (B, D, T)
+        for layer in self.layers:
+            h = self.between(layer(h, mask))  # (B, C, T)
+        return h.transpose(1, 2)  # (B, T, D)
+
+    def init_state(self, batch: int, device: torch.device) -> Any:
+        check_can_step(self)
+        return [layer.init_state(batch, device) for layer in self.layers]
+
+    def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        return step_layers(self.layers, x_t, state)  # (B, D)
 
 
 def check_can_step(block: nn.Module) -> None:

@@ -14,13 +14,12 @@ Padding, BatchNorm and the causal (left-padded) form that streams: see ``convolu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from archsearch.blocks.base import check_positive, step_layers
-from archsearch.blocks.convolution import ConvBlock, ConvFamily, channel_mask, check_can_step
+from archsearch.blocks.base import check_positive
+from archsearch.blocks.convolution import ConvBlock, ConvStack
 from archsearch.blocks.registry import register
 
 KERNEL_SIZES = (8, 5, 3)  # the paper's, fixed
@@ -32,7 +31,7 @@ class FCNConfig:
 
 
 @register("fcn")
-class FCNBlock(ConvFamily):
+class FCNBlock(ConvStack):
     Config = FCNConfig
 
     def __init__(self, d_model: int, config: FCNConfig, causal: bool, dropout: float) -> None:
@@ -48,16 +47,5 @@ class FCNBlock(ConvFamily):
     def check_config(cls, config: FCNConfig, causal: bool) -> None:
         check_positive(cls.family, width_mult=config.width_mult)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        mask = channel_mask(lengths, x.shape[1])  # (B, 1, T)
-        h = x.transpose(1, 2)  # (B, D, T)
-        for layer in self.layers:
-            h = self.drop(layer(h, mask))  # (B, C, T)
-        return h.transpose(1, 2)  # (B, T, D)
-
-    def init_state(self, batch: int, device: torch.device) -> Any:
-        check_can_step(self)
-        return [layer.init_state(batch, device) for layer in self.layers]
-
-    def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        return step_layers(self.layers, x_t, state)  # (B, D)
+    def between(self, h: torch.Tensor) -> torch.Tensor:
+        return self.drop(h)  # (B, C, T)

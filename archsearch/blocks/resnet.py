@@ -22,14 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.blocks.base import check_positive, step_layers
-from archsearch.blocks.convolution import (
-    ConvBlock,
-    ConvFamily,
-    MaskedBatchNorm1d,
-    channel_mask,
-    check_can_step,
-)
+from archsearch.blocks.base import check_positive
+from archsearch.blocks.convolution import ConvBlock, ConvStack, MaskedBatchNorm1d
 from archsearch.blocks.registry import register
 
 KERNEL_SIZES = (8, 5, 3)  # the paper's, fixed
@@ -77,7 +71,7 @@ class ResBlock(nn.Module):
 
 
 @register("resnet")
-class ResNetBlock(ConvFamily):
+class ResNetBlock(ConvStack):
     Config = ResNetConfig
 
     def __init__(self, d_model: int, config: ResNetConfig, causal: bool, dropout: float) -> None:
@@ -92,17 +86,3 @@ class ResNetBlock(ConvFamily):
     @classmethod
     def check_config(cls, config: ResNetConfig, causal: bool) -> None:
         check_positive(cls.family, n_blocks=config.n_blocks)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        mask = channel_mask(lengths, x.shape[1])  # (B, 1, T)
-        h = x.transpose(1, 2)  # (B, D, T)
-        for layer in self.layers:
-            h = layer(h, mask)  # (B, C, T)
-        return h.transpose(1, 2)  # (B, T, D)
-
-    def init_state(self, batch: int, device: torch.device) -> Any:
-        check_can_step(self)
-        return [layer.init_state(batch, device) for layer in self.layers]
-
-    def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-        return step_layers(self.layers, x_t, state)  # (B, D)
