@@ -262,13 +262,17 @@ def _print_result(result: dict, as_json: bool) -> int:
             print(f"  - {sentence}")
     if best is not None:
         print(f"Best trial {best['trial_id']} ({best['family']}): validation "
-              f"{result['metric']['name']} {best['val_score']:.4g}, test {best['test_score']:.4g}")
+              f"{result['metric']['name']} {best['val_score']:.4g}, test {best['test_score']:.4g}"
+              + ("" if best["bag"] is None else f"; as a bag of its {best['bag']['members']} "
+                 f"fold models (the answer), test {best['bag']['test_score']:.4g}"))
     floor = result.get("floor")
     if floor is not None:  # the measured floor (docs/floor.md), and which model is the answer
         val = "n/a" if floor["val"] is None else f"{floor['val']:.4g}"
         test = "n/a" if floor["test"] is None else f"{floor['test']:.4g}"
+        bagged = ("" if floor["bag_test"] is None
+                  else f" (its fold models as a bag: {floor['bag_test']:.4g})")
         print(f"Floor ({floor['method']}): validation {result['metric']['name']} {val}, "
-              f"test {test}. Answer: " + ("the floor model, model/floor_model.joblib"
+              f"test {test}{bagged}. Answer: " + ("the floor model, model/floor_model.joblib"
                                           if result["answer"] == "floor"
                                           else "the best searched model"))
     counts = result["trials"]

@@ -324,3 +324,4 @@ class FloorResult:
     cv_mean: float | None = None  # k-fold cross-validation on the finalists' folds
     cv_std: float | None = None
     cv_folds: int | None = None
+    bag_test_score: float | None = None  # the fold models' bag on test (beside a bagged pick)

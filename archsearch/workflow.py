@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from archsearch.blocks import build_bag
 from archsearch.data import (
     LoadOptions,
     PreparedData,
@@ -42,7 +45,7 @@ from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
 from archsearch.space import load_space
 from archsearch.store import RecommendationRecord, Store, TaskRecord, TrialRecord
-from archsearch.trial.crossval import cross_validation_folds
+from archsearch.trial.crossval import bag_score, cross_validation_folds
 from archsearch.trial.runner import model_io
 from archsearch.types import (
     QUALITY_ONLY,
@@ -197,7 +200,15 @@ class StoreObserver:
                   else (outcome.error or "").splitlines()[0][:120])
         self._ended(number, outcome.status.value, detail)
 
-    def on_cross_validation(self, number: int, mean: float, std: float, folds: int) -> None:
+    def fold_states(self, number: int) -> Path:
+        """Where a cross-validated trial's fold models are kept until the bag is scored."""
+        return self.checkpoint_dir / f"trial-{number}-folds.pt"
+
+    def on_cross_validation(self, number: int, mean: float, std: float,
+                            fold_states: list[dict[str, torch.Tensor]]) -> None:
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(fold_states, self.fold_states(number))
+        folds = len(fold_states)
         self.store.record_cross_validation(self.task_id, number, mean, std, folds)
         self.printer(f"  trial {number} {self.families.get(number, '?')}: {folds}-fold "
                      f"{self.metric.name} {mean:.4g} ± {std:.2g}")
@@ -312,14 +323,21 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
             rec = recommend(facts, families, metric, selection_trials(trials), past=past)
             rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number, metric))
             best = next((t for t in trials if t.number == rec.trial_number), None)
+            bag = _bag_the_pick(store, task_id, best, observer, prepared, request.constraints,
+                                rec, printer)
+            if bag is not None:
+                trials = store.trials(task_id)
+                best = next(t for t in trials if t.number == best.number)
             model_files = {}
             if best is not None and observer.checkpoint(best.number).is_file():
                 model_files = export_model(
-                    observer.checkpoint(best.number),
+                    bag or observer.checkpoint(best.number),
                     ArchConfig(best.family, best.config["model"]),
                     model_io(prepared, request.constraints), report_dir / "model",
                     {"train": best.config["train"], "metric": metric.__dict__,
-                     "val_score": best.val_score, "test_score": best.test_score},
+                     "val_score": best.val_score, "test_score": best.test_score,
+                     "bag_test_score": best.bag_test_score},
+                    bag_members=best.cv_folds if bag else 0,
                 )
             model_files.update(_judge_floor(store, task_id, prepared, request, trials, best,
                                             rec, floor_model, report_dir / "model", printer))
@@ -343,6 +361,44 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
         raise
     finally:
         store.close()
+
+
+def _bag_the_pick(store: Store, task_id: int, best: TrialRecord | None,
+                  observer: StoreObserver, data: PreparedData, constraints: Constraints,
+                  rec: Recommendation, printer: Printer) -> Path | None:
+    """On small data the pick's fold models (from its cross-validation) are bagged into the
+    answer: scored on test, stored, and written as one state dict (its path; None when the pick
+    was not cross-validated, must stream, or would break a constraint as k copies)."""
+    if best is None or not observer.fold_states(best.number).is_file():
+        return None
+    states = torch.load(observer.fold_states(best.number))
+    k = len(states)
+    # k members: k times the weights and the time; memory counted k times too (an upper bound,
+    # the members run one after another).
+    refusals = constraints.violations(k * (best.params or 0), k * (best.latency_ms or 0.0),
+                                      k * (best.peak_memory_mb or 0.0))
+    if constraints.streaming or refusals:
+        why = "it must stream" if constraints.streaming else "; ".join(refusals)
+        rec.rationale.append(f"The pick's {k} fold models were not bagged ({why} as {k} "
+                             f"copies): the answer is the single model of trial {best.number}.")
+        return None
+    arch, io = ArchConfig(best.family, best.config["model"]), model_io(data, constraints)
+    test = bag_score(arch, io, states, data.test)
+    store.record_bag(task_id, best.number, test)
+    bag = build_bag(arch, io, k)
+    for member, state in zip(bag.members, states, strict=True):
+        member.load_state_dict(state)
+    path = observer.checkpoint_dir / f"trial-{best.number}-bag.pt"
+    torch.save(bag.state_dict(), path)
+    metric = store.get_task(task_id).metric
+    text = (f"The searched model exported is the bag of the pick's {k} fold models (each "
+            f"trained on {k - 1}/{k} of train+validation; their mean prediction): test "
+            f"{metric.name} {test:.4g}, vs {best.test_score:.4g} for the single model of trial "
+            f"{best.number} trained on the training split; latency and size are about {k}x "
+            f"the trial's.")
+    rec.rationale.append(text)
+    printer(text)
+    return path
 
 
 # -- the floor (archsearch.floor): fitted before the search, judged after it -----------------
@@ -387,9 +443,10 @@ def _judge_floor(store: Store, task_id: int, data: PreparedData, request: Search
             and any(t.cv_score is not None for t in trials)):
         try:
             folds = cross_validation_folds(data, request.cv_folds, request.seed)
-            mean, std = floor_cv(folds, request.seed)
-            store.record_floor_cross_validation(task_id, mean, std, len(folds))
-            floor = dataclasses.replace(floor, cv_mean=mean, cv_std=std, cv_folds=len(folds))
+            mean, std, bag_test = floor_cv(folds, request.seed, data.test)
+            store.record_floor_cross_validation(task_id, mean, std, len(folds), bag_test)
+            floor = dataclasses.replace(floor, cv_mean=mean, cv_std=std, cv_folds=len(folds),
+                                        bag_test_score=bag_test)
             printer(f"  floor {floor.method}: {len(folds)}-fold {metric.name} {mean:.4g} "
                     f"± {std:.2g}")
         except Exception as exc:  # noqa: BLE001  (then the floor compares on validation)
@@ -557,6 +614,9 @@ def summary(task: TaskRecord, trials: list[TrialRecord], rec: Recommendation | N
             "val_score": best.val_score, "test_score": best.test_score,
             "latency_ms": best.latency_ms, "params": best.params,
             "peak_memory_mb": best.peak_memory_mb,
+            # small data: the answer is the bag of the pick's cross-validation fold models
+            "bag": None if best.bag_test_score is None else {
+                "members": best.cv_folds, "test_score": best.bag_test_score},
         },
         # The measured floor, and which model is the answer: the best searched model only when
         # it beats the floor on selection scores (archsearch.floor.judge; never on test).

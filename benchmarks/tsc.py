@@ -102,13 +102,19 @@ def set_line(name: str, summary: dict[str, Any]) -> dict[str, Any]:
     metric = Metric(summary["metric"]["name"], summary["metric"]["direction"])
     best, floor = summary.get("best") or {}, summary.get("floor") or {}
     counts = summary["trials"]
+    bag = best.get("bag")
+    # On small data the searched answer is its fold models' bag; the floor is then compared as
+    # the bag of its own fold models (same folds, same data seen), else single against single.
     line.update({
         "metric": metric.name,
-        "archsearch_test": best.get("test_score"),
+        "archsearch_test": bag["test_score"] if bag else best.get("test_score"),
+        "archsearch_single_test": best.get("test_score"),
+        "bag_members": bag["members"] if bag else None,
         "archsearch_val": best.get("val_score"),
         "chosen_family": best.get("family"),
         "floor_method": floor.get("method"),
-        "floor_test": floor.get("test"),
+        "floor_test": floor.get("bag_test") if bag else floor.get("test"),
+        "floor_single_test": floor.get("test"),
         "floor_val": floor.get("val"),
         "answer": summary.get("answer"),
         "trials": sum(counts.values()), "trial_counts": counts,

@@ -1,9 +1,21 @@
-import numpy as np
+import dataclasses
 
+import numpy as np
+import pytest
+import torch
+
+from archsearch.blocks import Bag, build_bag, build_model
 from archsearch.data import PreparedData, Split
 from archsearch.trial import TrialSpec
-from archsearch.trial.crossval import cross_validation_folds, fold_score, summarise
-from archsearch.types import ArchConfig, TaskKind, TrainConfig
+from archsearch.trial.crossval import (
+    FoldFit,
+    bag_score,
+    cross_validation_folds,
+    fold_fit,
+    summarise,
+)
+from archsearch.trial.runner import evaluate, model_io
+from archsearch.types import ArchConfig, Constraints, TaskKind, TrainConfig
 
 
 def classification_data(n_per_class=(30, 10)) -> PreparedData:
@@ -40,10 +52,45 @@ def test_forecast_folds_are_in_time_order():
         assert fold.train.y.max() < fold.val.y.min()  # no future in training
 
 
-def test_fold_score_trains_a_real_model(tiny_data):
+def test_fold_fit_trains_a_real_model_and_keeps_its_weights(tiny_data):
     fold = cross_validation_folds(tiny_data, 3, seed=0)[0]
     spec = TrialSpec(ArchConfig("gru", {"d_model": 8}), TrainConfig(max_steps=4, eval_every=2))
-    score = fold_score(spec, fold)
-    assert score is not None and score > 0
-    assert summarise([1.0, 3.0]) == (2.0, 1.0)
-    assert summarise([1.0, None]) is None
+    fit = fold_fit(spec, fold)
+    assert fit is not None and fit.score > 0
+    model = build_model(spec.arch, model_io(fold, spec.constraints))
+    model.load_state_dict(fit.state)  # the fold's model, whole
+    state = {"w": torch.zeros(1)}
+    assert summarise([FoldFit(1.0, state), FoldFit(3.0, state)]) == (2.0, 1.0)
+    assert summarise([FoldFit(1.0, state), None]) is None
+
+
+@pytest.mark.parametrize("task", [TaskKind.CLASSIFICATION, TaskKind.REGRESSION])
+def test_a_bag_predicts_its_members_mean(task):
+    data = classification_data()
+    n_outputs = 3 if task is TaskKind.CLASSIFICATION else 1
+    io = dataclasses.replace(model_io(data, Constraints()), task=task, n_outputs=n_outputs)
+    arch = ArchConfig("gru", {"d_model": 8})
+    torch.manual_seed(0)
+    members = [build_model(arch, io).eval() for _ in range(3)]
+    x = torch.randn(5, 6, 1)
+    outputs = torch.stack([m(x) for m in members])
+    bagged = Bag(members).eval()(x)
+    if task is TaskKind.CLASSIFICATION:  # the log of the mean probability
+        torch.testing.assert_close(bagged.exp(), outputs.softmax(-1).mean(0))
+    else:
+        torch.testing.assert_close(bagged, outputs.mean(0))
+    rebuilt = build_bag(arch, io, 3)
+    rebuilt.load_state_dict(Bag(members).state_dict())
+    torch.testing.assert_close(rebuilt.eval()(x), bagged)
+
+
+def test_bag_score_scores_the_members_together(tiny_data):
+    folds = cross_validation_folds(tiny_data, 3, seed=0)
+    spec = TrialSpec(ArchConfig("gru", {"d_model": 8}), TrainConfig(max_steps=6, eval_every=3))
+    states = [fold_fit(spec, fold).state for fold in folds]
+    io = model_io(tiny_data, spec.constraints)
+    bag = build_bag(spec.arch, io, len(states))
+    for member, state in zip(bag.members, states, strict=True):
+        member.load_state_dict(state)
+    expected = evaluate(bag, tiny_data.test, tiny_data.task, torch.device("cpu"))
+    assert bag_score(spec.arch, io, states, tiny_data.test) == pytest.approx(expected)

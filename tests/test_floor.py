@@ -26,6 +26,7 @@ from archsearch.floor import (
     score,
     sentence,
 )
+from archsearch.floor.fit import bag_predict
 from archsearch.trial.crossval import cross_validation_folds
 from archsearch.trial.runner import evaluate
 from archsearch.types import FloorResult, Metric, TaskKind
@@ -126,9 +127,17 @@ def test_score_is_the_trials_metric(task):
 
 def test_cross_validation_on_the_finalists_folds_is_seeded(italy):
     folds = cross_validation_folds(italy, 5, seed=0)
-    mean, std = floor_cv(folds, seed=0)
+    mean, std, bag_test = floor_cv(folds, seed=0, test=italy.test)
     assert 0.8 < mean <= 1.0 and 0.0 <= std < 0.2
-    assert floor_cv(folds, seed=0) == (mean, std)
+    assert 0.8 < bag_test <= 1.0  # the fold models' majority vote on test
+    assert floor_cv(folds, seed=0, test=italy.test) == (mean, std, bag_test)
+    assert floor_cv(folds, seed=0)[2] is None
+
+
+def test_a_floor_bag_votes_for_classes_and_averages_values():
+    votes = [np.array([0, 1, 2]), np.array([1, 1, 0]), np.array([1, 2, 2])]
+    assert bag_predict(votes, TaskKind.CLASSIFICATION).tolist() == [1, 1, 2]
+    assert bag_predict([np.array([1.0]), np.array([3.0])], TaskKind.REGRESSION).tolist() == [2.0]
 
 
 # -- the decision: selection scores only, ties to the floor ---------------------------------
@@ -178,9 +187,11 @@ def test_lower_is_better_for_mse_and_the_summary_says_which_is_the_answer():
     task = task_record(best_trial_id=7, floor=floor)
     out = summary(task, [pick], None, None)
     assert out["answer"] == "searched" and out["best"]["trial_id"] == 3
+    assert out["best"]["bag"] is None  # not cross-validated: a single model
     assert out["floor"] == {"method": "minirocket+ridge", "val": 0.02, "test": 0.03,
                             "seconds": 0.1, "cv_mean": None, "cv_std": None, "cv_folds": None,
-                            "latency_ms": 1.0, "size_mb": 0.3, "train_series": 180,
+                            "bag_test": None, "latency_ms": 1.0, "size_mb": 0.3,
+                            "train_series": 180,
                             "beats_best": False, "compared_on": "validation"}
     losing = dataclasses.replace(pick, val_score=0.5)
     out = summary(task, [losing], None, None)

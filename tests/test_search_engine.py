@@ -144,3 +144,27 @@ def test_the_initial_design_runs_the_ranked_families_first_then_the_rest_by_name
     asked = [engine.ask(str(i)).arch.family for i in range(4)]
     rest = sorted(set(load_space().families) - {"resnet", "gru"})
     assert asked == ["resnet", "gru", *rest[:2]]
+
+
+class _Quiet:
+    """An observer that keeps nothing (the coordinator's own state is under test)."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def test_trials_started_near_the_end_of_a_time_budget_get_the_time_left():
+    import time
+
+    from archsearch.search.budget import within_time_left
+    from archsearch.search.tune_parts import Coordinator
+    from archsearch.types import Constraints
+
+    coordinator = Coordinator(bridge(), _Quiet(), Constraints(max_trial_minutes=2.0), seed=0)
+    early = coordinator.suggest("early")
+    assert early["constraints"]["max_trial_minutes"] == 2.0  # no time budget: the share
+    coordinator.trials_end = time.time() + 40.0
+    late = coordinator.suggest("late")
+    expected = within_time_left(Constraints(max_trial_minutes=2.0), 40.0).max_trial_minutes
+    assert late["constraints"]["max_trial_minutes"] == pytest.approx(expected, rel=0.05)
+    assert coordinator.specs[late["number"]].constraints.max_trial_minutes < 1.0

@@ -19,7 +19,7 @@ from archsearch.search.finalists import pick_finalists
 from archsearch.space import load_space
 from archsearch.trial import TrialSpec, run_trial
 from archsearch.trial.crossval import refit_spec
-from archsearch.trial.runner import warmup_cosine
+from archsearch.trial.runner import TrainingClock, warmup_cosine
 from archsearch.types import (
     ArchConfig,
     Constraints,
@@ -139,13 +139,50 @@ def test_finalists_are_the_best_trial_of_each_competitive_family_within_the_time
 
 
 def test_a_time_budget_caps_each_trial_at_its_share():
-    from archsearch.search.engine import MIN_TRIALS_PER_TIME_BUDGET, trial_constraints
+    from archsearch.search.budget import MIN_TRIALS_PER_TIME_BUDGET, trial_constraints
 
     assert trial_constraints(Constraints(), None, 2) == Constraints()
     capped = trial_constraints(Constraints(max_params=10), 8.0, 2)
     assert capped.max_trial_minutes == pytest.approx(16.0 / MIN_TRIALS_PER_TIME_BUDGET)
     assert capped.max_params == 10
     assert trial_constraints(Constraints(max_trial_minutes=0.5), 8.0, 2).max_trial_minutes == 0.5
+
+
+def test_a_trial_started_late_gets_the_time_left_not_more():
+    from archsearch.search.budget import (
+        TRAINING_SHARE_OF_TIME_LEFT,
+        TRIAL_START_SECONDS,
+        within_time_left,
+    )
+
+    capped = Constraints(max_trial_minutes=2.0)
+    assert within_time_left(capped, None) == capped  # no time budget
+    assert within_time_left(capped, 3600.0) == capped  # plenty left: its share stands
+    late = within_time_left(capped, 65.0)
+    assert late.max_trial_minutes * 60 == pytest.approx(
+        (65.0 - TRIAL_START_SECONDS) * TRAINING_SHARE_OF_TIME_LEFT)
+    assert within_time_left(capped, 0.0).max_trial_minutes * 60 == pytest.approx(1.0)
+
+
+def test_the_schedule_follows_the_clock_when_time_runs_out_first():
+    train = TrainConfig(max_steps=100, warmup_fraction=0.1)
+    clock = TrainingClock(limit_s=10.0)
+    factor = warmup_cosine(train, clock)
+    assert factor(50) == warmup_cosine(train)(50)  # no time used: the steps rule
+    clock.seconds = 5.5  # half the time limit, though only 20 steps were taken
+    assert factor(20) == pytest.approx(warmup_cosine(train)(55))
+    clock.seconds = 10.0
+    assert factor(20) == pytest.approx(0.0, abs=1e-9)  # annealed when the time is up
+
+
+def test_a_trial_stopped_by_its_time_limit_completes_annealed(tiny_data):
+    reports = []
+    spec = TrialSpec(ArchConfig("gru", {"d_model": 8}),
+                     TrainConfig(lr=3e-3, batch_size=16, max_steps=10_000, eval_every=5),
+                     Constraints(max_trial_minutes=0.02))  # 1.2 s of training
+    outcome = run_trial(spec, tiny_data, reports.append).outcome
+    assert outcome.status is TrialStatus.COMPLETED and outcome.test_score is not None
+    assert 1.2 <= outcome.train_seconds < 5.0 and len(reports) < 10_000 // 5
 
 
 def test_a_family_may_set_a_shared_parameter_its_own_way():

@@ -25,6 +25,7 @@ from archsearch.blocks import (  # noqa: F401  (registers the families)
     tf_enc_rnn_dec,
     transformer,
 )
+from archsearch.blocks.bag import Bag
 from archsearch.blocks.base import SequenceBlock
 from archsearch.blocks.model import ModelHParams, SequenceModel
 from archsearch.blocks.moe import moe_aux_loss
@@ -34,10 +35,12 @@ from archsearch.blocks.registry import FAMILIES, block_class
 from archsearch.types import ArchConfig, ModelIO
 
 __all__ = [
+    "Bag",
     "FAMILIES",
     "ModelHParams",
     "SequenceBlock",
     "SequenceModel",
+    "build_bag",
     "build_model",
     "deploy",
     "inference_model",
@@ -63,3 +66,8 @@ def build_model(arch: ArchConfig, io: ModelIO) -> SequenceModel:
     config = cls.parse_config(own, io.causal)
     block = cls(shared.d_model, config, io.causal, shared.dropout)
     return SequenceModel(io, shared, block)
+
+
+def build_bag(arch: ArchConfig, io: ModelIO, members: int) -> Bag:
+    """A :class:`Bag` of ``members`` fresh models of ``arch`` (load the fold weights into it)."""
+    return Bag([build_model(arch, io) for _ in range(members)])

@@ -83,14 +83,15 @@ def fit_floor(data: PreparedData, seed: int) -> FloorResult:
     return fit_floor_model(data, seed)[1]
 
 
-def floor_cv(folds: Sequence[PreparedData], seed: int,
-             max_series: int = MAX_SERIES) -> tuple[float, float]:
-    """(mean, population std) of the floor's validation score over ``folds``: pass
-    ``archsearch.trial.crossval.cross_validation_folds(data, k, seed)``, the folds the
-    search's finalists are scored on, so that the two compare on equal terms."""
+def floor_cv(folds: Sequence[PreparedData], seed: int, test: Split | None = None,
+             max_series: int = MAX_SERIES) -> tuple[float, float, float | None]:
+    """(mean, population std) of the floor's validation score over ``folds``, and the score on
+    ``test`` of the fold models' bag (None without ``test``): pass
+    ``archsearch.trial.crossval.cross_validation_folds(data, k, seed)``, the folds the search's
+    finalists are scored (and bagged) on, so that the two compare on equal terms."""
     if not folds:
         raise ValueError("floor_cv needs at least one fold")
-    scores = []
+    scores, test_predictions = [], []
     for fold in folds:
         train = training_subset(fold.train, max_series, seed)
         model = FloorModel(fold.task.value, seed=seed).fit(train.X, train.y)
@@ -98,4 +99,18 @@ def floor_cv(folds: Sequence[PreparedData], seed: int,
         if value is None:
             raise ValueError("a cross-validation fold has no validation series")
         scores.append(value)
-    return statistics.fmean(scores), statistics.pstdev(scores)
+        if test is not None and len(test):
+            test_predictions.append(model.predict(test.X))
+    bag_test = (score(bag_predict(test_predictions, folds[0].task), test, folds[0].task)
+                if test_predictions else None)
+    return statistics.fmean(scores), statistics.pstdev(scores), bag_test
+
+
+def bag_predict(predictions: Sequence[np.ndarray], task: TaskKind) -> np.ndarray:
+    """The bag's prediction from its members': the most voted class (ties: the lowest class
+    index; the ridge classifier gives no probabilities to average), else the mean."""
+    stacked = np.stack([np.asarray(p) for p in predictions])
+    if task is TaskKind.CLASSIFICATION:
+        votes = stacked.astype(np.int64)
+        return np.array([np.bincount(column).argmax() for column in votes.T])
+    return stacked.mean(axis=0)

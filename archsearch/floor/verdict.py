@@ -95,7 +95,8 @@ def floor_summary(floor: FloorResult | None, best: Scored | None,
     return {
         "method": floor.method, "val": floor.val_score, "test": floor.test_score,
         "seconds": floor.fit_seconds, "cv_mean": floor.cv_mean, "cv_std": floor.cv_std,
-        "cv_folds": floor.cv_folds, "latency_ms": floor.latency_ms, "size_mb": floor.size_mb,
+        "cv_folds": floor.cv_folds, "bag_test": floor.bag_test_score,
+        "latency_ms": floor.latency_ms, "size_mb": floor.size_mb,
         "train_series": floor.train_series, "beats_best": verdict.floor_wins,
         "compared_on": verdict.compared_on,
     }

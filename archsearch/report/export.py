@@ -10,11 +10,11 @@ from typing import Any
 
 import torch
 
-from archsearch.blocks import build_model
+from archsearch.blocks import build_bag, build_model
 from archsearch.types import ArchConfig, ModelIO
 
 LOAD_SNIPPET = '''import json, torch
-from archsearch.blocks import build_model
+from archsearch.blocks import build_bag, build_model
 from archsearch.types import ArchConfig, ModelIO, TaskKind
 
 cfg = json.load(open("config.json"))
@@ -29,19 +29,21 @@ model.eval()
 
 
 def export_model(checkpoint_file: Path, arch: ArchConfig, io: ModelIO, out_dir: Path,
-                 extra: dict[str, Any]) -> dict[str, str]:
-    """Write the model's files into ``out_dir``; returns name -> path of what was written."""
+                 extra: dict[str, Any], bag_members: int = 0) -> dict[str, str]:
+    """Write the model's files into ``out_dir``; returns name -> path of what was written.
+    With ``bag_members`` the checkpoint holds a :class:`~archsearch.blocks.Bag` of that many
+    models of ``arch``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     state_path = out_dir / "state_dict.pt"
     shutil.copyfile(checkpoint_file, state_path)
     written["state_dict"] = str(state_path)
     config = {"arch": {"family": arch.family, "hparams": dict(arch.hparams)},
-              "io": {**io.__dict__, "task": io.task.value}, **extra}
+              "io": {**io.__dict__, "task": io.task.value}, "bag_members": bag_members, **extra}
     config_path = out_dir / "config.json"
     config_path.write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
     written["config"] = str(config_path)
-    model = build_model(arch, io)
+    model = build_bag(arch, io, bag_members) if bag_members else build_model(arch, io)
     model.load_state_dict(torch.load(state_path, map_location="cpu"))
     model.eval()
     example = torch.zeros(1, io.max_len, io.n_features)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import tempfile
+import time
 from dataclasses import dataclass
 
 import ray
 from ray import tune
 
 from archsearch.data import PreparedData
+from archsearch.search.budget import trial_constraints
 from archsearch.search.finalists import cross_validate_finalists
 from archsearch.search.observer import SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
@@ -76,22 +77,6 @@ def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
         unregister_coordinator(key)
 
 
-# Under a time budget a trial trains at most the trials' minutes x parallel slots / this, so
-# that one slow configuration cannot take the budget: it is scored on its best round so far.
-MIN_TRIALS_PER_TIME_BUDGET = 8
-
-
-def trial_constraints(constraints: Constraints, budget_minutes: float | None,
-                      slots: int) -> Constraints:
-    """The constraints each trial runs under: the user's, with ``max_trial_minutes`` lowered to
-    a trial's share of a time budget (see :data:`MIN_TRIALS_PER_TIME_BUDGET`)."""
-    if budget_minutes is None:
-        return constraints
-    share = budget_minutes * slots / MIN_TRIALS_PER_TIME_BUDGET
-    limit = min(share, constraints.max_trial_minutes or math.inf)
-    return dataclasses.replace(constraints, max_trial_minutes=limit)
-
-
 def _max_rounds(space: SearchSpace) -> int:
     """Validation rounds of the largest fixed step budget in ``space`` (Hyperband's maximum
     resource and the median pruner's warm-up are counted in rounds)."""
@@ -139,6 +124,8 @@ def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSet
                 failure_config=tune.FailureConfig(max_failures=1),
             ),
         )
+        if settings.budget_minutes:  # Tune's time budget runs from fit()
+            lookup_coordinator(key).trials_end = time.time() + settings.budget_minutes * 60
         tuner.fit()
         coordinator = lookup_coordinator(key)
         n_small = len(data.train) + len(data.val)

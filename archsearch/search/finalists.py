@@ -13,7 +13,13 @@ from archsearch.data import PreparedData
 from archsearch.search.observer import SearchObserver
 from archsearch.search.tune_parts import Coordinator
 from archsearch.trial import TrialSpec
-from archsearch.trial.crossval import cross_validation_folds, fold_score, refit_spec, summarise
+from archsearch.trial.crossval import (
+    FoldFit,
+    cross_validation_folds,
+    fold_fit,
+    refit_spec,
+    summarise,
+)
 from archsearch.types import Metric, TrialOutcome
 
 # What a fold costs besides its training: the cost measurement, a validation per round, the
@@ -22,10 +28,10 @@ FOLD_OVERHEAD_SECONDS = 5.0
 
 
 @ray.remote
-def _score_fold(spec: TrialSpec, data: PreparedData, k: int, fold: int, seed: int) -> float | None:
+def _fit_fold(spec: TrialSpec, data: PreparedData, k: int, fold: int, seed: int) -> FoldFit | None:
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
-    return fold_score(spec, cross_validation_folds(data, k, seed)[fold])
+    return fold_fit(spec, cross_validation_folds(data, k, seed)[fold])
 
 
 def pick_finalists(completed: dict[int, TrialOutcome], metric: Metric, families: dict[int, str],
@@ -70,12 +76,14 @@ def cross_validate_finalists(coordinator: Coordinator, data_ref: ray.ObjectRef, 
     observer.on_note(f"Small data: re-scoring the best trial of {len(finalists)} families by "
                      f"{k}-fold cross-validation on train+validation (the test split stays "
                      f"unused): {names}.")
-    task = _score_fold.options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
+    task = _fit_fold.options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
     pending = {}
     for number, outcome in finalists:
         spec = refit_spec(coordinator.specs[number], outcome.best_epoch)
         pending[number] = [task.remote(spec, data_ref, k, fold, seed) for fold in range(k)]
     for number, refs in pending.items():
-        summary = summarise(ray.get(refs))
+        fits = ray.get(refs)
+        summary = summarise(fits)
         if summary is not None:
-            observer.on_cross_validation(number, summary[0], summary[1], len(refs))
+            observer.on_cross_validation(number, summary[0], summary[1],
+                                         [fit.state for fit in fits])

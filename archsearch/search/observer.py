@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import torch
+
 from archsearch.types import ArchConfig, CostMeasurement, EpochReport, TrainConfig, TrialOutcome
 
 
@@ -25,4 +27,4 @@ class SearchObserver(Protocol):
                      checkpoint_dir: str | None) -> None: ...
 
     def on_cross_validation(self, number: int, mean: float, std: float,
-                            folds: int) -> None: ...
+                            fold_states: list[dict[str, torch.Tensor]]) -> None: ...

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import time
 from typing import Any
 
 import ray
@@ -17,6 +18,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from archsearch.data import PreparedData
+from archsearch.search.budget import within_time_left
 from archsearch.search.observer import SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.trial import TrialSpec, run_trial
@@ -98,19 +100,21 @@ class Coordinator:
         self.costed: set[str] = set()
         self.specs: dict[int, TrialSpec] = {}
         self.completed: dict[int, TrialOutcome] = {}
+        self.trials_end: float | None = None  # time.time() when a time budget stops trials
 
     def suggest(self, tune_trial_id: str) -> dict[str, Any]:
         asked = self.bridge.ask(tune_trial_id)
         number = asked.trial.number
         self.numbers[tune_trial_id] = number
-        self.specs[number] = TrialSpec(asked.arch, asked.train, self.constraints,
-                                       self.seed + number)
+        seconds_left = None if self.trials_end is None else self.trials_end - time.time()
+        constraints = within_time_left(self.constraints, seconds_left)
+        self.specs[number] = TrialSpec(asked.arch, asked.train, constraints, self.seed + number)
         self.observer.on_trial_start(number, asked.arch, asked.train)
         return {
             "number": number,
             "arch": {"family": asked.arch.family, "hparams": dict(asked.arch.hparams)},
             "train": dataclasses.asdict(asked.train),
-            "constraints": self.constraints.to_dict(),
+            "constraints": constraints.to_dict(),
             "seed": self.seed + number,
         }
 

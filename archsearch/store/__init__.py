@@ -121,14 +121,16 @@ class Store:
             for name in _FLOOR_FIELDS:
                 setattr(row, name, getattr(floor, name))
 
-    def record_floor_cross_validation(self, task_id: int, mean: float, std: float,
-                                      folds: int) -> None:
-        """The floor's k-fold score on the folds the search's finalists were scored on."""
+    def record_floor_cross_validation(self, task_id: int, mean: float, std: float, folds: int,
+                                      bag_test_score: float | None = None) -> None:
+        """The floor's k-fold score on the folds the search's finalists were scored on, and the
+        test score of its fold models' bag."""
         with session_scope(self._sessions) as session:
             row = self._task_row(session, task_id).floor
             if row is None:
                 raise NotFoundError(f"task {task_id} has no floor to cross-validate.")
             row.cv_mean, row.cv_std, row.cv_folds = mean, std, folds
+            row.bag_test_score = bag_test_score
 
     # -- trials --------------------------------------------------------------------------------
     def start_trial(self, task_id: int, number: int, family: str, config: dict[str, Any],
@@ -187,6 +189,11 @@ class Store:
         with session_scope(self._sessions) as session:
             row = self._trial_row(session, task_id, number)
             row.cv_score, row.cv_std, row.cv_folds = mean, std, folds
+
+    def record_bag(self, task_id: int, number: int, test_score: float) -> None:
+        """The test score of the bag of a finalist's fold models (the answer on small data)."""
+        with session_scope(self._sessions) as session:
+            self._trial_row(session, task_id, number).bag_test_score = test_score
 
     def delete_trial(self, task_id: int, number: int) -> None:
         """Remove a trial and its epochs (an interrupted trial about to be run again)."""

@@ -73,6 +73,7 @@ class TrialRow(Base):
     cv_score: Mapped[float | None] = mapped_column(Float)  # mean over folds (small data)
     cv_std: Mapped[float | None] = mapped_column(Float)
     cv_folds: Mapped[int | None]
+    bag_test_score: Mapped[float | None] = mapped_column(Float)
     epochs_run: Mapped[int] = mapped_column(Integer, default=0)
     train_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -125,3 +126,4 @@ class FloorRow(Base):
     cv_mean: Mapped[float | None] = mapped_column(Float)
     cv_std: Mapped[float | None] = mapped_column(Float)
     cv_folds: Mapped[int | None]
+    bag_test_score: Mapped[float | None] = mapped_column(Float)

@@ -44,6 +44,7 @@ class TrialRecord:
     cv_std: float | None = None
     cv_folds: int | None = None
     node_id: str | None = None
+    bag_test_score: float | None = None  # the pick's fold models as a bag, on test
 
 
 @dataclass(frozen=True)

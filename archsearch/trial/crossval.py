@@ -2,20 +2,25 @@
 
 With few training sequences one validation split picks noise (a search was seen choosing a
 model with 100% accuracy on 7 validation sequences and 50% on the test set). Finalists are
-therefore retrained on k folds of train+validation; the test split is never touched.
+therefore retrained on k folds of train+validation; the test split is never touched. The fold
+models of the pick are then bagged (:func:`bag_score`): together they saw all of
+train+validation, and their mean varies less than any one of them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import statistics
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 
+from archsearch.blocks import Bag, build_model, deploy
 from archsearch.data import PreparedData, Split
-from archsearch.trial.runner import TrialSpec, run_trial
-from archsearch.types import TaskKind, TrialStatus
+from archsearch.trial.runner import TrialSpec, evaluate, run_trial
+from archsearch.types import ArchConfig, ModelIO, TaskKind, TrialStatus
 
 
 def fold_count(data: PreparedData, k: int) -> int:
@@ -64,18 +69,42 @@ def refit_spec(spec: TrialSpec, best_round: int | None) -> TrialSpec:
     return dataclasses.replace(spec, train=train)
 
 
-def fold_score(spec: TrialSpec, fold: PreparedData) -> float | None:
+@dataclass(frozen=True)
+class FoldFit:
+    """One fold of a finalist: its last round's validation score, and the weights of its best
+    round on the fold (early stopping on the fold's held-out part, as any trial does; the test
+    split stays untouched), which join the bag."""
+
+    score: float
+    state: dict[str, torch.Tensor]
+
+
+def fold_fit(spec: TrialSpec, fold: PreparedData) -> FoldFit | None:
     """Train ``spec`` for its whole step budget on the fold; the last round's validation score,
-    so that no round is chosen on the held-out fold (see :func:`refit_spec`)."""
+    so that no round is chosen on the held-out fold (see :func:`refit_spec`); None when the fold
+    failed."""
     scores: list[float] = []
     result = run_trial(spec, fold, lambda report: scores.append(report.val_score))
     if result.outcome.status is not TrialStatus.COMPLETED or not scores:
         return None
-    return scores[-1]
+    return FoldFit(scores[-1], result.state_dict)
 
 
-def summarise(scores: list[float | None]) -> tuple[float, float] | None:
-    """(mean, standard deviation) over the folds; None when any fold failed."""
-    if not scores or any(s is None for s in scores):
+def summarise(fits: list[FoldFit | None]) -> tuple[float, float] | None:
+    """(mean, standard deviation) of the folds' scores; None when any fold failed."""
+    if not fits or any(f is None for f in fits):
         return None
+    scores = [f.score for f in fits]
     return statistics.fmean(scores), statistics.pstdev(scores)
+
+
+def bag_score(arch: ArchConfig, io: ModelIO, states: list[dict[str, torch.Tensor]],
+              split: Split) -> float:
+    """The score on ``split`` of the :class:`~archsearch.blocks.Bag` of the fold models, each
+    as deployed (its int8 copy when configured so), on the CPU."""
+    members = []
+    for state in states:
+        model = build_model(arch, io)
+        model.load_state_dict(state)
+        members.append(deploy(model, torch.device("cpu"))[0])
+    return evaluate(Bag(members), split, io.task, torch.device("cpu"))

@@ -108,43 +108,75 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
     train = spec.train
     metric = Metric.for_task(data.task)
     optimizer = torch.optim.AdamW(param_groups(model, train.lr, train.weight_decay))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(train))
     amp_dtype = training_dtype(device)  # bf16 mixed precision on GPU only
     batches = _endless_batches(data.train, train.batch_size, device,
                                torch.Generator().manual_seed(spec.seed))
-    time_limit_s = (spec.constraints.max_trial_minutes or math.inf) * 60.0
+    clock = TrainingClock((spec.constraints.max_trial_minutes or math.inf) * 60.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(train, clock))
     best = _BestRound(metric)
-    train_seconds, steps_done, rounds = 0.0, 0, 0
+    steps_done, rounds = 0, 0
     while steps_done < train.max_steps:
         steps = min(train.eval_every, train.max_steps - steps_done)
-        start = time.perf_counter()
-        train_loss = _train_steps(model, batches, steps, optimizer, schedule, train, amp_dtype)
-        train_seconds += time.perf_counter() - start
+        with clock:
+            train_loss = _train_steps(model, batches, steps, optimizer, schedule, train,
+                                      amp_dtype)
         steps_done += steps
         rounds += 1
         if not math.isfinite(train_loss):
             outcome = TrialOutcome(TrialStatus.FAILED, cost, rounds, best.round, best.score,
-                                   None, train_seconds, error=f"training loss became "
+                                   None, clock.seconds, error=f"training loss became "
                                    f"{train_loss} in round {rounds} (step {steps_done})")
             return TrialResult(outcome, None)
         val_score, val_loss = _evaluate_deployed(model, data.val, data.task, device)
         best.offer(rounds, val_score, val_loss, model)
-        on_epoch(EpochReport(rounds, train_loss, val_score, train_seconds))
-        if train_seconds > time_limit_s or 0 < train.patience <= rounds - best.round:
+        on_epoch(EpochReport(rounds, train_loss, val_score, clock.seconds))
+        if clock.fraction >= 1.0 or 0 < train.patience <= rounds - best.round:
             break
     model.load_state_dict(best.state)
     test_score, _ = _evaluate_deployed(model, data.test, data.task, device)
     outcome = TrialOutcome(TrialStatus.COMPLETED, cost, rounds, best.round, best.score,
-                           test_score, train_seconds)
+                           test_score, clock.seconds)
     return TrialResult(outcome, best.state)
 
 
-def warmup_cosine(train: TrainConfig) -> Callable[[int], float]:
+class TrainingClock:
+    """A trial's training seconds (validation excluded; time it with ``with clock:``) against
+    its time limit (``max_trial_minutes``; inf: none)."""
+
+    def __init__(self, limit_s: float = math.inf) -> None:
+        self.limit_s = limit_s
+        self.seconds = 0.0
+        self._since: float | None = None
+
+    def __enter__(self) -> TrainingClock:
+        self._since = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.perf_counter() - self._since
+        self._since = None
+
+    @property
+    def fraction(self) -> float:
+        """The share of the time limit used so far, the running stretch included."""
+        running = 0.0 if self._since is None else time.perf_counter() - self._since
+        return (self.seconds + running) / self.limit_s
+
+
+def warmup_cosine(train: TrainConfig,
+                  clock: TrainingClock | None = None) -> Callable[[int], float]:
     """The learning-rate factor at optimizer step ``s``: linear warm-up over
-    ``warmup_fraction`` of the budget, then a cosine decay to zero at ``max_steps``."""
+    ``warmup_fraction`` of the budget, then a cosine decay to zero at ``max_steps``.
+
+    With a ``clock``, the schedule runs on whichever is further along, the steps or the time
+    limit (as a share of ``max_steps``): a trial that its time limit stops early (a slow
+    configuration under a time budget) has annealed by then instead of stopping at a high
+    learning rate (budget-aware schedules, Li et al. 2020, "Budgeted Training")."""
     warmup = max(1, round(train.warmup_fraction * train.max_steps))
 
     def factor(step: int) -> float:
+        if clock is not None:
+            step = max(step, clock.fraction * train.max_steps)
         if step < warmup:
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, train.max_steps - warmup)
