@@ -156,7 +156,7 @@ class _Quiet:
 def test_trials_started_near_the_end_of_a_time_budget_get_the_time_left():
     import time
 
-    from archsearch.search.budget import within_time_left
+    from archsearch.search.budget import MIN_TRIAL_SECONDS, within_time_left
     from archsearch.search.tune_parts import Coordinator
     from archsearch.types import Constraints
 
@@ -168,3 +168,6 @@ def test_trials_started_near_the_end_of_a_time_budget_get_the_time_left():
     expected = within_time_left(Constraints(max_trial_minutes=2.0), 40.0).max_trial_minutes
     assert late["constraints"]["max_trial_minutes"] == pytest.approx(expected, rel=0.05)
     assert coordinator.specs[late["number"]].constraints.max_trial_minutes < 1.0
+    coordinator.trials_end = time.time() + MIN_TRIAL_SECONDS / 2
+    assert coordinator.suggest("too late") is None  # Ray Tune asks again, then time is up
+    assert "too late" not in coordinator.numbers

@@ -261,3 +261,42 @@ def test_a_five_times_lower_error_is_not_overruled_by_a_rule_of_thumb():
                     Metric("mse", "minimize"), trials)
     assert rec.family == "rnn_then_tf"
     assert Metric("mse", "minimize").utility(0.01) > Metric("mse", "minimize").utility(0.05)
+
+
+def test_finalists_whose_folds_overrun_the_deadline_are_cancelled(tiny_data):
+    # The cost estimate says the folds fit (the trial's rounds took 0.01 s); the folds actually
+    # train 50,000 steps. The deadline must hold: the folds are cancelled, no score recorded.
+    import ray
+
+    from archsearch.search.finalists import cross_validate_finalists
+    from archsearch.search.optuna_bridge import OptunaBridge
+    from archsearch.search.runtime import ray_runtime
+    from archsearch.search.tune_parts import Coordinator
+    from archsearch.types import Objectives, TrialOutcome
+
+    class Notes:
+        def __init__(self):
+            self.notes, self.scored = [], []
+
+        def on_note(self, message):
+            self.notes.append(message)
+
+        def on_cross_validation(self, number, *args):
+            self.scored.append(number)
+
+    bridge = OptunaBridge.create(load_space(), ACCURACY, seed=0, sampler="tpe",
+                                 pruner="median", max_rounds=4, storage=None, study_name="cv",
+                                 objectives=Objectives.parse("quality"))
+    observer = Notes()
+    coordinator = Coordinator(bridge, observer, Constraints(), seed=0)
+    coordinator.specs[0] = TrialSpec(ArchConfig("gru", {"d_model": 8}),
+                                     TrainConfig(max_steps=50_000, eval_every=50_000))
+    coordinator.completed[0] = TrialOutcome(TrialStatus.COMPLETED, None, 1, 1, 0.5, 0.5, 0.01)
+    with ray_runtime(None):
+        started = time.time()
+        cross_validate_finalists(coordinator, ray.put(tiny_data), 2, 1, {"cpu": 1, "gpu": 0},
+                                 0, observer, slots=2, deadline=started + 12.0)
+        waited = time.time() - started
+    assert observer.scored == []
+    assert any("did not finish within the time budget" in note for note in observer.notes)
+    assert 11.0 < waited < 30.0

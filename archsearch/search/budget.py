@@ -29,6 +29,9 @@ def trial_constraints(constraints: Constraints, budget_minutes: float | None,
 # validation rounds and its test.
 TRAINING_SHARE_OF_TIME_LEFT = 0.7
 TRIAL_START_SECONDS = 5.0
+# No trial starts with less time left than this: it could not measure its cost and train a
+# round before Ray Tune's time budget stopped it (it would be stored `failed` and lost).
+MIN_TRIAL_SECONDS = 20.0
 
 
 def within_time_left(constraints: Constraints, seconds_left: float | None) -> Constraints:

@@ -82,6 +82,14 @@ def cross_validate_finalists(coordinator: Coordinator, data_ref: ray.ObjectRef, 
         spec = refit_spec(coordinator.specs[number], outcome.best_epoch)
         pending[number] = [task.remote(spec, data_ref, k, fold, seed) for fold in range(k)]
     for number, refs in pending.items():
+        timeout = None if deadline is None else max(0.0, deadline - time.time())
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        if len(done) < len(refs):  # the estimate was short (a loaded machine): keep the budget
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            observer.on_note(f"  trial {number} {families[number]}: its folds did not finish "
+                             "within the time budget; it keeps its single-split score.")
+            continue
         fits = ray.get(refs)
         summary = summarise(fits)
         if summary is not None:

@@ -18,7 +18,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from archsearch.data import PreparedData
-from archsearch.search.budget import within_time_left
+from archsearch.search.budget import MIN_TRIAL_SECONDS, within_time_left
 from archsearch.search.observer import SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.trial import TrialSpec, run_trial
@@ -102,11 +102,15 @@ class Coordinator:
         self.completed: dict[int, TrialOutcome] = {}
         self.trials_end: float | None = None  # time.time() when a time budget stops trials
 
-    def suggest(self, tune_trial_id: str) -> dict[str, Any]:
+    def suggest(self, tune_trial_id: str) -> dict[str, Any] | None:
+        """The next trial's config; None (Ray Tune asks again later) once too little of a time
+        budget is left for a trial to finish."""
+        seconds_left = None if self.trials_end is None else self.trials_end - time.time()
+        if seconds_left is not None and seconds_left < MIN_TRIAL_SECONDS:
+            return None
         asked = self.bridge.ask(tune_trial_id)
         number = asked.trial.number
         self.numbers[tune_trial_id] = number
-        seconds_left = None if self.trials_end is None else self.trials_end - time.time()
         constraints = within_time_left(self.constraints, seconds_left)
         self.specs[number] = TrialSpec(asked.arch, asked.train, constraints, self.seed + number)
         self.observer.on_trial_start(number, asked.arch, asked.train)
