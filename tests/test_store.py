@@ -52,7 +52,6 @@ def test_task_trial_epoch_roundtrip(db_url):
     assert [e.val_score for e in trials[0].epochs] == [0.5, 0.3, 0.4]
     assert trials[0].params == 100 and trials[0].test_score == 0.35
     assert trials[1].val_score == 0.9 and trials[1].best_epoch == 1  # best epoch, minimised
-    assert store.count_trials(task_id)["pruned"] == 1
     assert store.latest_recommendation(task_id).rationale == ["why"]
     assert [t.id for t in store.list_tasks()] == [task_id]
     store.close()

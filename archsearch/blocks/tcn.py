@@ -80,10 +80,6 @@ class TCNBlock(SequenceBlock):
         if config.kernel_size < 2:
             raise SpaceError(f"tcn: kernel_size must be >= 2, got {config.kernel_size}.")
 
-    @property
-    def receptive_field(self) -> int:
-        return 1 + 2 * (self.config.kernel_size - 1) * (2 ** self.config.n_layers - 1)
-
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         # Causal convolutions: steps past a sequence's length cannot reach its valid outputs.
         h = x.transpose(1, 2)  # (B, D, T)

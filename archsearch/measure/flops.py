@@ -49,7 +49,7 @@ def _r2c_flop(input_shape, dim, normalization, onesided, *args, out_shape=None, 
 
 
 def _c2r_flop(input_shape, dim, normalization, last_dim_size, *args,  # noqa: ANN001
-              out_shape=None, **kwargs) -> int:
+              out_shape=None, **kwargs) -> int:  # noqa: ANN001
     return _fft_flops(out_shape, dim, 2.5)
 
 

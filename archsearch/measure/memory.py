@@ -34,7 +34,7 @@ class LiveTensorPeak(TorchDispatchMode):
     def _release(self, key: int) -> None:
         self.current -= self.live.pop(key, 0)
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None) -> object:  # noqa: ANN001
         out = func(*args, **(kwargs or {}))
         for value in tree_flatten(out)[0]:
             if not isinstance(value, torch.Tensor):

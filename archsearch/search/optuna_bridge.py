@@ -211,6 +211,3 @@ class OptunaBridge:
                 self.study.tell(asked.trial, state=TrialState.FAIL)
         else:
             self.study.tell(asked.trial, state=TrialState.FAIL)
-
-    def number(self, tune_trial_id: str) -> int:
-        return self.asked[tune_trial_id].trial.number

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import selectinload, sessionmaker
 
 from archsearch.errors import NotFoundError
@@ -224,16 +224,6 @@ class Store:
                 .options(selectinload(TrialRow.epochs)).order_by(TrialRow.number)
             ).all()
             return [_trial_record(row) for row in rows]
-
-    def count_trials(self, task_id: int) -> dict[str, int]:
-        with session_scope(self._sessions) as session:
-            rows = session.execute(
-                select(TrialRow.status, func.count()).where(TrialRow.task_id == task_id)
-                .group_by(TrialRow.status)
-            ).all()
-        counts = {status.value: 0 for status in TrialStatus}
-        counts.update({status: n for status, n in rows})
-        return counts
 
     @staticmethod
     def _trial_row(session, task_id: int, number: int,  # noqa: ANN001

@@ -206,7 +206,7 @@ class _BestRound:
 
 
 def _batches(split: Split, batch_size: int, device: torch.device,
-             generator: torch.Generator | None):
+             generator: torch.Generator | None) -> Iterator[tuple[torch.Tensor, ...]]:
     order = (torch.randperm(len(split), generator=generator) if generator is not None
              else torch.arange(len(split)))
     for start in range(0, len(split), batch_size):
