@@ -5,8 +5,10 @@
 
 Each set runs the real CLI (``archsearch search builtin:NAME --budget-minutes M --json``, the
 embedded Ray runtime, its own SQLite database) with the official train/test split, and prints
-one JSON line: the test score of the best *searched* model (the recommendation's pick), the
-floor's test score from the same run (the classical model fitted before the search), the
+one JSON line: the test score of the best *searched* model (the recommendation's pick; on
+small data the bag of its cross-validation fold models, which is what is exported, with the
+single trial model's score beside it), the floor's test score from the same run (the
+classical model fitted before the search; and its own fold-model bag on the same folds), the
 answer archsearch gave (searched or floor), the chosen family, the trials run, each family's
 best validation score, the wall time, and the published ResNet / InceptionTime accuracy where
 known. Tuning sets: GunPoint, ItalyPowerDemand, JapaneseVowels, PickupGestureWiimoteZ and
@@ -103,8 +105,9 @@ def set_line(name: str, summary: dict[str, Any]) -> dict[str, Any]:
     best, floor = summary.get("best") or {}, summary.get("floor") or {}
     counts = summary["trials"]
     bag = best.get("bag")
-    # On small data the searched answer is its fold models' bag; the floor is then compared as
-    # the bag of its own fold models (same folds, same data seen), else single against single.
+    # On small data the searched model exported is its fold models' bag. It is checked against
+    # the floor as measured (fitted on the training split, as the issue defines it), and also
+    # against the floor's own fold-model bag (same folds, same data seen), shown beside.
     line.update({
         "metric": metric.name,
         "archsearch_test": bag["test_score"] if bag else best.get("test_score"),
@@ -113,8 +116,8 @@ def set_line(name: str, summary: dict[str, Any]) -> dict[str, Any]:
         "archsearch_val": best.get("val_score"),
         "chosen_family": best.get("family"),
         "floor_method": floor.get("method"),
-        "floor_test": floor.get("bag_test") if bag else floor.get("test"),
-        "floor_single_test": floor.get("test"),
+        "floor_test": floor.get("test"),
+        "floor_bag_test": floor.get("bag_test"),
         "floor_val": floor.get("val"),
         "answer": summary.get("answer"),
         "trials": sum(counts.values()), "trial_counts": counts,
@@ -124,6 +127,8 @@ def set_line(name: str, summary: dict[str, Any]) -> dict[str, Any]:
     test, floor_test = line["archsearch_test"], line["floor_test"]
     if test is not None and floor_test is not None:
         line["searched_beats_floor"] = not metric.better(floor_test, test)
+    if bag and test is not None and line["floor_bag_test"] is not None:
+        line["searched_bag_beats_floor_bag"] = not metric.better(line["floor_bag_test"], test)
     resnet = (PUBLISHED.get(name) or {}).get("resnet")
     if resnet is not None and test is not None:
         line["within_2pt_of_resnet"] = test >= resnet - 0.02
