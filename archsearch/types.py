@@ -53,8 +53,12 @@ class Metric:
     direction: str  # "maximize" | "minimize"
 
     @property
+    def maximizes(self) -> bool:
+        return self.direction == "maximize"
+
+    @property
     def sign(self) -> float:
-        return 1.0 if self.direction == "maximize" else -1.0
+        return 1.0 if self.maximizes else -1.0
 
     def better(self, a: float | None, b: float | None) -> bool:
         """True when score ``a`` beats ``b`` (None and NaN always lose)."""
@@ -68,7 +72,7 @@ class Metric:
         """What comparisons across trials measure, higher is better: the score itself for a
         maximised metric; minus the logarithm of an error, so that a 5x lower MSE counts the
         same however badly the worst trial did."""
-        if self.direction == "maximize":
+        if self.maximizes:
             return score
         return -math.log(max(score, 1e-12))
 
@@ -226,16 +230,35 @@ class Constraints:
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in CONSTRAINT_KEYS}
 
-    def violations(self, params: int, latency_ms: float, memory_mb: float) -> list[str]:
+    def violations(self, params: int | None, latency_ms: float | None,
+                   memory_mb: float | None) -> list[str]:
         """Reasons a measured configuration breaks these constraints (empty when feasible)."""
-        reasons = []
-        if self.max_params is not None and params > self.max_params:
-            reasons.append(f"{params} parameters > max_params={self.max_params}")
-        if self.max_latency_ms is not None and latency_ms > self.max_latency_ms:
-            reasons.append(f"latency {latency_ms:.3f} ms > max_latency_ms={self.max_latency_ms}")
-        if self.max_memory_mb is not None and memory_mb > self.max_memory_mb:
-            reasons.append(f"memory {memory_mb:.1f} MB > max_memory_mb={self.max_memory_mb}")
-        return reasons
+        return cost_violations({key: getattr(self, key) for key, _, _ in COST_LIMITS},
+                               {"params": params, "latency_ms": latency_ms,
+                                "peak_memory_mb": memory_mb})
+
+
+# The constraints on a model's measured cost: (constraint, cost it limits, how to say it).
+COST_LIMITS = (("max_params", "params", "{:.0f} parameters"),
+               ("max_latency_ms", "latency_ms", "latency {:.3f} ms"),
+               ("max_memory_mb", "peak_memory_mb", "memory {:.1f} MB"))
+
+
+def cost_violations(limits: Mapping[str, float | None],
+                    costs: Mapping[str, float | None]) -> list[str]:
+    """Why ``costs`` (``params``, ``latency_ms``, ``peak_memory_mb``) break ``limits`` (keyed by
+    constraint; None: no limit). A limited cost that was not measured breaks it: it cannot be
+    shown to meet it."""
+    reasons = []
+    for key, cost, phrase in COST_LIMITS:
+        limit, value = limits.get(key), costs.get(cost)
+        if limit is None:
+            continue
+        if value is None:
+            reasons.append(f"{cost} not measured (limit {key}={limit:g})")
+        elif value > limit:
+            reasons.append(f"{phrase.format(value)} > {key}={limit:g}")
+    return reasons
 
 
 def _parse_constraint_value(key: str, raw: str) -> Any:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from archsearch.api.schemas import Best, FloorView, LiveView, Point, TaskView, TrialView
 from archsearch.floor import judge
-from archsearch.report.charts import pareto_front
+from archsearch.recommend import pareto_front
 from archsearch.search import dashboard_hint
 from archsearch.store import TaskRecord, TrialRecord
 from archsearch.types import TaskStatus, TrialStatus, status_counts
@@ -94,7 +94,7 @@ def live_view(task: TaskRecord, trials: list[TrialRecord], dashboard_url: str,
             best_so_far.append(best_so_far[-1].model_copy(update={"x": trial.number}))
     measured = [t for t in completed if t.latency_ms is not None]
     labels = {(t.latency_ms, t.val_score): _label(t) for t in measured}
-    front = pareto_front(list(labels), maximize=task.metric.direction == "maximize")
+    front = pareto_front(list(labels), lambda p: p[0], lambda p: task.metric.sign * p[1])
     return LiveView(
         task=task_view(task, trials, dashboard_url, active), trials=[trial_view(t) for t in trials],
         best_so_far=best_so_far,

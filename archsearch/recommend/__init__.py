@@ -3,6 +3,7 @@ task's measured trials, combined into one ranked recommendation with its rationa
 
 from archsearch.recommend.advise import Advice, advise, evidence_for_task
 from archsearch.recommend.combine import FamilyRank, Recommendation, facts_for, recommend
+from archsearch.recommend.pareto import pareto_front
 from archsearch.recommend.ranker import (
     FamilyScoreRegressor,
     PastEvidence,
@@ -14,4 +15,4 @@ from archsearch.recommend.rules import Rule, apply_rules, load_rules
 
 __all__ = ["Advice", "FamilyRank", "FamilyScoreRegressor", "PastEvidence", "Recommendation",
            "Rule", "advise", "apply_rules", "evidence_for_task", "facts_for", "load_rules",
-           "meta_vector", "past_evidence", "recommend", "training_table"]
+           "meta_vector", "pareto_front", "past_evidence", "recommend", "training_table"]

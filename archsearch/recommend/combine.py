@@ -31,10 +31,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from archsearch.recommend.pareto import pareto_front
 from archsearch.recommend.ranker import HeldOutTask, PastEvidence
 from archsearch.recommend.rules import Priors, Rule, apply_rules, load_rules
 from archsearch.store.records import TrialRecord
-from archsearch.types import Constraints, Metric, TrialStatus
+from archsearch.types import COST_LIMITS, Constraints, Metric, TrialStatus, cost_violations
 
 # How much the prior belief (rules + past data) can move a family against measurements: a
 # prior weight of 1.5 is worth log(1.5) * PRIOR_SCALE ≈ 4% of the measured score range.
@@ -47,8 +48,7 @@ TRUST_FACTORS = (0.0, 0.5, 1.0, 2.0, 4.0, 16.0)
 # A cheaper point on the Pareto front is worth naming when its quality is within this share of
 # the measured range and its latency is at least CHEAPER_FACTOR times lower.
 NEAR_EQUAL, CHEAPER_FACTOR = 0.05, 1.5
-_COST_KEYS = (("max_params", "params"), ("max_latency_ms", "latency_ms"),
-              ("max_memory_mb", "peak_memory_mb"))
+
 
 
 @dataclass(frozen=True)
@@ -133,23 +133,13 @@ def _limits(facts: Mapping[str, Any],
         source: Mapping[str, Any] = constraints.to_dict()
     else:
         source = constraints if constraints is not None else facts
-    return {key: float(source[key]) for key, _ in _COST_KEYS
+    return {key: float(source[key]) for key, _, _ in COST_LIMITS
             if isinstance(source.get(key), (int, float)) and not isinstance(source[key], bool)}
 
 
 def violations(trial: TrialRecord, limits: Mapping[str, float]) -> list[str]:
-    """Why a measured trial breaks the constraints (a cost that was not measured breaks them:
-    it cannot be shown to meet them)."""
-    reasons = []
-    for key, attr in _COST_KEYS:
-        if key not in limits:
-            continue
-        value = getattr(trial, attr)
-        if value is None:
-            reasons.append(f"{attr} not measured")
-        elif value > limits[key]:
-            reasons.append(f"{attr} {value:.4g} > {key}={limits[key]:.4g}")
-    return reasons
+    """Why a measured trial breaks the constraints (:func:`archsearch.types.cost_violations`)."""
+    return cost_violations(limits, {cost: getattr(trial, cost) for _, cost, _ in COST_LIMITS})
 
 
 def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
@@ -278,14 +268,10 @@ def _pareto(trials: list[TrialRecord], metric: Metric) -> list[TrialRecord]:
     """Trials not dominated in (quality, latency) or in (quality, parameters)."""
     front: dict[int, TrialRecord] = {}
     for attr in ("latency_ms", "params"):
-        points = sorted((t for t in trials if getattr(t, attr) is not None),
-                        key=lambda t: (getattr(t, attr), -metric.sign * t.val_score))
-        best = -math.inf
-        for trial in points:
-            quality = metric.sign * trial.val_score
-            if quality > best:
-                front[trial.number] = trial
-                best = quality
+        measured = [t for t in trials if getattr(t, attr) is not None]
+        for trial in pareto_front(measured, lambda t, a=attr: getattr(t, a),
+                                  lambda t: metric.sign * t.val_score):
+            front[trial.number] = trial
     return list(front.values())
 
 

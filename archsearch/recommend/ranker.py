@@ -191,7 +191,7 @@ def training_table(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
                    else {f for _, best in rows for f in best})
     X, Y, tasks, bests = [], [], [], []
     for task, best in rows:
-        maximize = task.metric.direction == "maximize"
+        maximize = task.metric.maximizes
         scores = normalised_scores({f: t.val_score for f, t in best.items() if f in names},
                                    maximize)
         if not scores:

@@ -98,14 +98,3 @@ def scatter_chart(series: Sequence[Series], colors: dict[str, str], x_label: str
     return "".join(parts)
 
 
-def pareto_front(points: Sequence[tuple[float, float]],
-                 maximize: bool) -> list[tuple[float, float]]:
-    """Points not dominated in (lower cost x, better quality y), sorted by cost."""
-    front: list[tuple[float, float]] = []
-    best = -math.inf
-    for x, y in sorted(points, key=lambda p: (p[0], -p[1] if maximize else p[1])):
-        quality = y if maximize else -y
-        if quality > best:
-            front.append((x, y))
-            best = quality
-    return front

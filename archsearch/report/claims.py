@@ -48,8 +48,7 @@ def check_claims(task: TaskRecord, trials: Sequence[TrialRecord],
 
 
 def _rule_claims(task: TaskRecord, trials: Sequence[TrialRecord]) -> list[Claim]:
-    maximize = task.metric.direction == "maximize"
-    best = {t.family: t for t in best_per_family(trials, maximize)}
+    best = {t.family: t for t in best_per_family(trials, task.metric)}
     facts = facts_for(task.meta_features, task.task_kind, task.constraints)
     claims = []
     for rule in load_rules():
@@ -63,7 +62,7 @@ def _rule_claims(task: TaskRecord, trials: Sequence[TrialRecord]) -> list[Claim]
             missing = "none of " + ", ".join(favoured) if not tried else "no other family"
             claims.append(Claim(text, UNTESTED, f"{missing} completed a trial on this task."))
             continue
-        sign = 1.0 if maximize else -1.0
+        sign = task.metric.sign
         top_in = max(tried, key=lambda f: sign * best[f].val_score)
         top_out = max(others, key=lambda f: sign * best[f].val_score)
         a, b = best[top_in].val_score, best[top_out].val_score

@@ -14,12 +14,13 @@ import torch
 from archsearch import __version__
 from archsearch.floor import LOAD_FLOOR_SNIPPET, describe, judge
 from archsearch.floor import label as floor_label
-from archsearch.report.charts import Series, family_colors, pareto_front, scatter_chart
+from archsearch.recommend import pareto_front
+from archsearch.report.charts import Series, family_colors, scatter_chart
 from archsearch.report.claims import check_claims
 from archsearch.report.export import LOAD_SNIPPET
 from archsearch.report.scaling import ScalingTable, cached_scaling
 from archsearch.store import RecommendationRecord, TaskRecord, TrialRecord
-from archsearch.types import TrainConfig, TrialStatus, status_counts
+from archsearch.types import Metric, TrainConfig, TrialStatus, status_counts
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -51,7 +52,8 @@ def environment() -> dict[str, str]:
     }
 
 
-def _charts(trials: list[TrialRecord], maximize: bool, metric_name: str) -> dict[str, str]:
+def _charts(trials: list[TrialRecord], metric: Metric) -> dict[str, str]:
+    metric_name = metric.name
     done = [t for t in trials if t.status == TrialStatus.COMPLETED.value
             and t.val_score is not None]
     colors = family_colors({t.family for t in trials})
@@ -67,7 +69,8 @@ def _charts(trials: list[TrialRecord], maximize: bool, metric_name: str) -> dict
                                    f"{cost_key}={getattr(t, cost_key):.4g}" for t in items
                                    if getattr(t, cost_key)])
                   for family, items in sorted(by_family.items())]
-        front = pareto_front([p for s in series for p in s.points], maximize)
+        front = pareto_front([p for s in series for p in s.points], lambda p: p[0],
+                             lambda p: metric.sign * p[1])
         charts[f"pareto_{cost_key}"] = scatter_chart(series, colors, label,
                                                      f"validation {metric_name}", log, front)
     # Best-so-far per family over cumulative training compute (the guide's
@@ -81,7 +84,7 @@ def _charts(trials: list[TrialRecord], maximize: bool, metric_name: str) -> dict
             compute += trial.train_seconds
             for epoch in trial.epochs:
                 score = epoch.val_score
-                if best is None or (score > best if maximize else score < best):
+                if best is None or metric.better(score, best):
                     best = score
             if best is not None:
                 points.append((compute, best))
@@ -140,7 +143,6 @@ def render_report(inputs: ReportInputs, out_file: Path) -> Path:
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              undefined=jinja2.StrictUndefined)
     task = inputs.task
-    maximize = task.metric.direction == "maximize"
     counts = status_counts(t.status for t in inputs.trials)
     best = next((t for t in inputs.trials if t.id == task.best_trial_id), None)
     epochs_run = sum(t.epochs_run for t in inputs.trials)
@@ -155,7 +157,7 @@ def render_report(inputs: ReportInputs, out_file: Path) -> Path:
         "best": best,
         "rec": inputs.recommendation,
         "counts": counts,
-        "charts": _charts(inputs.trials, maximize, task.metric.name),
+        "charts": _charts(inputs.trials, task.metric),
         "env": environment(),
         "model_files": {k: Path(v).name if k != "torchscript_error" else v
                         for k, v in inputs.model_files.items()},

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.store import TaskRecord, TrialRecord
-from archsearch.types import ArchConfig, ModelIO, TaskKind, TrialStatus
+from archsearch.types import ArchConfig, Metric, ModelIO, TaskKind, TrialStatus
 
 MAX_LENGTH = 4096
 REPEATS = 3
@@ -101,7 +101,7 @@ def scaling_lengths(seq_len: int) -> list[int]:
     return sorted(lengths | {min(seq_len, MAX_LENGTH)})
 
 
-def best_per_family(trials: Sequence[TrialRecord], maximize: bool) -> list[TrialRecord]:
+def best_per_family(trials: Sequence[TrialRecord], metric: Metric) -> list[TrialRecord]:
     """Each family's best completed trial (by validation score), families sorted."""
     best: dict[str, TrialRecord] = {}
     for trial in trials:
@@ -109,8 +109,7 @@ def best_per_family(trials: Sequence[TrialRecord], maximize: bool) -> list[Trial
                 or not math.isfinite(trial.val_score) or "model" not in (trial.config or {}):
             continue
         held = best.get(trial.family)
-        if held is None or (trial.val_score > held.val_score if maximize
-                            else trial.val_score < held.val_score):
+        if held is None or metric.better(trial.val_score, held.val_score):
             best[trial.family] = trial
     return [best[f] for f in sorted(best)]
 
@@ -145,7 +144,7 @@ def measure_scaling(task: TaskRecord, trials: Sequence[TrialRecord],
         device = select_device(str(task.constraints.get("device") or "auto"))
     except RuntimeError:
         device = torch.device("cpu")
-    picks = best_per_family(trials, task.metric.direction == "maximize")
+    picks = best_per_family(trials, task.metric)
     results: dict[str, dict[str, Any]] = {
         t.family: {"family": t.family, "trial": t.number, "latency_ms": {}, "memory_mb": {}}
         for t in picks}
@@ -220,7 +219,7 @@ def cached_scaling(report_dir: Path, task: TaskRecord,
     now (and cached)."""
     cache = report_dir / CACHE_FILE
     wanted = sorted([t.family, t.number]
-                    for t in best_per_family(trials, task.metric.direction == "maximize"))
+                    for t in best_per_family(trials, task.metric))
     if cache.is_file():
         try:
             table = ScalingTable.from_dict(json.loads(cache.read_text(encoding="utf-8")))

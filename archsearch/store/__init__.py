@@ -215,7 +215,7 @@ class Store:
 
     @staticmethod
     def _signed(task: TaskRow, value: float) -> float:
-        return value if task.metric_direction == "maximize" else -value
+        return Metric(task.metric_name, task.metric_direction).sign * value
 
     def trials(self, task_id: int) -> list[TrialRecord]:
         with session_scope(self._sessions) as session:
