@@ -157,7 +157,7 @@ def test_trials_started_near_the_end_of_a_time_budget_get_the_time_left():
     import time
 
     from archsearch.search.budget import MIN_TRIAL_SECONDS, within_time_left
-    from archsearch.search.tune_parts import Coordinator
+    from archsearch.search.coordinator import Coordinator
     from archsearch.types import Constraints
 
     coordinator = Coordinator(bridge(), _Quiet(), Constraints(max_trial_minutes=2.0), seed=0)

@@ -6,8 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from archsearch.search import PRUNERS, SAMPLERS
-from archsearch.types import TaskKind
+from archsearch.types import PRUNERS, SAMPLERS, TaskKind
 
 Scalar = bool | int | float | str
 

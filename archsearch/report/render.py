@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 from dataclasses import dataclass
@@ -35,8 +36,6 @@ class ReportInputs:
 
 
 def environment() -> dict[str, str]:
-    import optuna
-    import ray
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return {
@@ -46,8 +45,9 @@ def environment() -> dict[str, str]:
         "cpu_count": str(os.cpu_count()),
         "gpu": gpu,
         "torch": torch.__version__,
-        "ray": ray.__version__,
-        "optuna": optuna.__version__,
+        # versions from the installed metadata: the report room does not import Ray or Optuna
+        "ray": importlib.metadata.version("ray"),
+        "optuna": importlib.metadata.version("optuna"),
         "archsearch": __version__,
     }
 

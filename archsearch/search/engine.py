@@ -12,12 +12,12 @@ from ray import tune
 
 from archsearch.data import PreparedData
 from archsearch.search.budget import trial_constraints
+from archsearch.search.coordinator import Coordinator
 from archsearch.search.finalists import cross_validate_finalists
 from archsearch.search.observer import SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.search.runtime import ray_runtime
 from archsearch.search.tune_parts import (
-    Coordinator,
     OptunaPrunerScheduler,
     OptunaSearcher,
     RelayCallback,

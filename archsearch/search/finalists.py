@@ -10,8 +10,8 @@ import ray
 import torch
 
 from archsearch.data import PreparedData
+from archsearch.search.coordinator import Coordinator
 from archsearch.search.observer import SearchObserver
-from archsearch.search.tune_parts import Coordinator
 from archsearch.trial import TrialSpec
 from archsearch.trial.crossval import (
     FoldFit,

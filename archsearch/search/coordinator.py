@@ -1,0 +1,123 @@
+"""The decisions of one search, without Ray: what the next trial is (and under which time
+limit), whether a result stops it (Optuna's pruner), and what its end means. The Ray Tune
+adapters in ``tune_parts.py`` only relay to it, so it is tested without a Ray runtime."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from archsearch.search.budget import MIN_TRIAL_SECONDS, within_time_left
+from archsearch.search.observer import SearchObserver
+from archsearch.search.optuna_bridge import OptunaBridge
+from archsearch.trial import TrialSpec
+from archsearch.types import (
+    Constraints,
+    CostMeasurement,
+    EpochReport,
+    TrialOutcome,
+    TrialStatus,
+)
+
+EVENT = "archsearch_event"  # the key of a trial's reports that says which event it is
+
+
+def _nested(result: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """``result[key]``: Ray Tune hands schedulers results flattened to ``key/field`` entries."""
+    if isinstance(result.get(key), dict):
+        return result[key]
+    prefix = key + "/"
+    fields = {k[len(prefix):]: v for k, v in result.items() if k.startswith(prefix)}
+    return fields or None
+
+
+def outcome_from_dict(values: dict[str, Any]) -> TrialOutcome:
+    cost = values.get("cost")
+    return TrialOutcome(**{**values, "status": TrialStatus(values["status"]),
+                           "cost": CostMeasurement(**cost) if cost else None})
+
+
+class Coordinator:
+    """Shared state of one search; the Searcher, scheduler and callback below delegate here."""
+
+    def __init__(self, bridge: OptunaBridge, observer: SearchObserver, constraints: Constraints,
+                 seed: int) -> None:
+        self.bridge = bridge
+        self.observer = observer
+        self.constraints = constraints
+        self.seed = seed
+        self.numbers: dict[str, int] = {}
+        self.ended: set[str] = set()
+        self.costed: set[str] = set()
+        self.specs: dict[int, TrialSpec] = {}
+        self.completed: dict[int, TrialOutcome] = {}
+        self.trials_end: float | None = None  # time.time() when a time budget stops trials
+
+    def suggest(self, tune_trial_id: str) -> dict[str, Any] | None:
+        """The next trial's config; None (Ray Tune asks again later) once too little of a time
+        budget is left for a trial to finish."""
+        seconds_left = None if self.trials_end is None else self.trials_end - time.time()
+        if seconds_left is not None and seconds_left < MIN_TRIAL_SECONDS:
+            return None
+        asked = self.bridge.ask(tune_trial_id)
+        number = asked.trial.number
+        self.numbers[tune_trial_id] = number
+        constraints = within_time_left(self.constraints, seconds_left)
+        self.specs[number] = TrialSpec(asked.arch, asked.train, constraints, self.seed + number)
+        self.observer.on_trial_start(number, asked.arch, asked.train)
+        return {
+            "number": number,
+            "arch": {"family": asked.arch.family, "hparams": dict(asked.arch.hparams)},
+            "train": dataclasses.asdict(asked.train),
+            "constraints": constraints.to_dict(),
+            "seed": self.seed + number,
+        }
+
+    def result(self, tune_trial_id: str, result: dict[str, Any]) -> bool:
+        """Relay one result; True when the trial must stop (pruned)."""
+        if tune_trial_id in self.ended:
+            return True  # pruned already: epochs it ran before Tune stopped it are not its own
+        number = self.numbers[tune_trial_id]
+        cost = _nested(result, "cost")
+        if cost and tune_trial_id not in self.costed:
+            self.costed.add(tune_trial_id)
+            measured = CostMeasurement(**cost)
+            self.bridge.note_cost(tune_trial_id, measured)
+            self.observer.on_trial_cost(number, measured, result.get("node_id"))
+        if result.get(EVENT) != "epoch":
+            return False
+        report = EpochReport(result["epoch"], result["train_loss"], result["val_score"],
+                             result["elapsed_s"])
+        self.observer.on_epoch(number, report)
+        if self.bridge.report(tune_trial_id, report.epoch, report.val_score, report.elapsed_s):
+            self._end(tune_trial_id, None, None, pruned_at=report.epoch)
+            return True
+        return False
+
+    def complete(self, tune_trial_id: str, result: dict[str, Any] | None,
+                 checkpoint_dir: str | None, error: str | None = None) -> None:
+        outcome = None
+        if result and result.get(EVENT) == "final":
+            outcome = outcome_from_dict(result["outcome"])
+        elif error is not None:
+            outcome = TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None, 0.0, error)
+        self._end(tune_trial_id, outcome, checkpoint_dir)
+
+    def _end(self, tune_trial_id: str, outcome: TrialOutcome | None, checkpoint_dir: str | None,
+             pruned_at: int | None = None) -> None:
+        if tune_trial_id in self.ended or tune_trial_id not in self.numbers:
+            return
+        self.ended.add(tune_trial_id)
+        number = self.numbers[tune_trial_id]
+        if pruned_at is not None:
+            self.bridge.tell(tune_trial_id, TrialStatus.PRUNED, None)
+            self.observer.on_trial_pruned(number, pruned_at)
+            return
+        if outcome is None:  # stopped without a final report (time budget, interruption)
+            outcome = TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None, 0.0,
+                                   "stopped by Ray Tune before it finished")
+        self.bridge.tell(tune_trial_id, outcome.status, outcome.val_score, outcome.cost)
+        if outcome.status is TrialStatus.COMPLETED and outcome.val_score is not None:
+            self.completed[number] = outcome
+        self.observer.on_trial_end(number, outcome, checkpoint_dir)
