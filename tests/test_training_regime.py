@@ -268,10 +268,10 @@ def test_finalists_whose_folds_overrun_the_deadline_are_cancelled(tiny_data):
     # train 50,000 steps. The deadline must hold: the folds are cancelled, no score recorded.
     import ray
 
+    from archsearch.search.coordinator import Coordinator
     from archsearch.search.finalists import cross_validate_finalists
     from archsearch.search.optuna_bridge import OptunaBridge
     from archsearch.search.runtime import ray_runtime
-    from archsearch.search.coordinator import Coordinator
     from archsearch.types import Objectives, TrialOutcome
 
     class Notes:
