@@ -16,10 +16,10 @@ Three sources, each updating the one before:
    measured. Where finalists were cross-validated (small data), their k-fold means rank above
    every single-split score.
 
-The rationale says which rules fired, what past data said and whether it overrode the rules,
-whether measurement overrode both, how many trials back the pick, how close the runner-up is,
-the Pareto front under the constraints, and the spread across seeds where a configuration was
-trained more than once.
+The rationale (:mod:`archsearch.recommend.rationale`) says which rules fired, what past data
+said and whether it overrode the rules, whether measurement overrode both, how many trials
+back the pick, how close the runner-up is, the Pareto front under the constraints, and the
+spread across seeds where a configuration was trained more than once.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from archsearch.recommend.evidence import UNCALIBRATED, DataTrust, Evidence, FamilyRank
 from archsearch.recommend.pareto import pareto_front
 from archsearch.recommend.ranker import HeldOutTask, PastEvidence
+from archsearch.recommend.rationale import rationale
 from archsearch.recommend.rules import Priors, Rule, apply_rules, load_rules
 from archsearch.store.records import TrialRecord
 from archsearch.types import COST_LIMITS, Constraints, Metric, TrialStatus, cost_violations
@@ -45,46 +47,7 @@ PRIOR_SCALE = 0.1
 DATA_LOGODDS = 1.2
 # Candidate trust factors on DATA_LOGODDS: 0 = the rules alone, 16 = past data all but decides.
 TRUST_FACTORS = (0.0, 0.5, 1.0, 2.0, 4.0, 16.0)
-# A cheaper point on the Pareto front is worth naming when its quality is within this share of
-# the measured range and its latency is at least CHEAPER_FACTOR times lower.
-NEAR_EQUAL, CHEAPER_FACTOR = 0.05, 1.5
 
-
-
-@dataclass(frozen=True)
-class FamilyRank:
-    family: str
-    prior: float
-    measured: float | None  # best feasible validation score of the family, in the metric's unit
-    n_trials: int  # completed trials that meet the constraints
-    score: float  # combined, higher is better
-    excluded_by: str | None = None
-    past: float | None = None  # past tasks' predicted normalised score (0 worst .. 1 best)
-    past_weight: float = 0.0  # trust in ``past`` (0..1)
-    n_infeasible: int = 0  # completed trials of the family that break a constraint
-    cross_validated: bool = False  # ``measured`` is a k-fold mean (a finalist), not one split
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "prior": self.prior, "measured": self.measured,
-                "n_trials": self.n_trials, "score": self.score, "excluded_by": self.excluded_by,
-                "past": self.past, "past_weight": self.past_weight,
-                "n_infeasible": self.n_infeasible, "cross_validated": self.cross_validated}
-
-
-@dataclass(frozen=True)
-class DataTrust:
-    """How far past data is trusted against the rules, and the held-out evidence for it."""
-
-    factor: float  # multiplies DATA_LOGODDS in the belief
-    regret: dict[float, float]  # candidate factor -> mean regret over the held-out tasks
-    n_tasks: int  # held-out past tasks the regrets average over (0: not calibrated)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"factor": self.factor, "n_tasks": self.n_tasks,
-                "regret": {str(k): round(v, 4) for k, v in self.regret.items()}}
-
-
-UNCALIBRATED = DataTrust(1.0, {}, 0)
 
 
 @dataclass(frozen=True)
@@ -200,8 +163,9 @@ def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
         config = dict(best_trial.config)
     elif past is not None and top.family in past.configs:
         config, source = dict(past.configs[top.family]), past.config_sources[top.family]
-    sentences = _rationale(priors, ranking, belief, metric, past, trust, limits, completed,
-                           feasible, best_trial, front, stability, spread, source)
+    sentences = rationale(Evidence(priors, ranking, belief, metric, past, trust, limits,
+                                   completed, feasible, best_trial, front, stability, spread,
+                                   source))
     return Recommendation(top.family, config, _confidence(ranking, len(feasible), past,
                                                           stability, spread),
                           sentences, ranking, best_trial.number if best_trial else None,
@@ -319,149 +283,3 @@ def _confidence(ranking: list[FamilyRank], n_feasible: int, past: PastEvidence |
     return round(confidence, 3)
 
 
-def _fmt_past(past: PastEvidence, ranking: list[FamilyRank]) -> str:
-    return ", ".join(f"{r.family} {past.scores[r.family]:.2f}"
-                     for r in sorted(ranking, key=lambda r: -(r.past or 0.0))
-                     if r.family in past.scores)
-
-
-def _trust_sentence(trust: DataTrust) -> str:
-    if not trust.n_tasks:
-        return ("Trust in past data: not calibrated (no past task could be held out and "
-                f"predicted from the others); weight x{trust.factor:g}.")
-    rules_only = trust.regret[0.0]
-    held_out = (f"{trust.n_tasks} past tasks, each predicted from the others, had mean regret "
-                f"{rules_only:.3f} with the rules alone (0 = always the best family)")
-    if trust.factor == 0.0:
-        best = min((f for f in trust.regret if f), key=lambda f: trust.regret[f])
-        return (f"Trust in past data: none. {held_out[0].upper()}{held_out[1:]}; no weight on "
-                f"past data did clearly better (its best, x{best:g}, {trust.regret[best]:.3f}), "
-                "so the rules set the prior.")
-    return (f"Trust in past data: weight x{trust.factor:g}. {held_out[0].upper()}"
-            f"{held_out[1:]}, and {trust.regret[trust.factor]:.3f} with past data at this "
-            "weight.")
-
-
-def _rationale(priors: Priors, ranking: list[FamilyRank], belief: dict[str, float],
-               metric: Metric, past: PastEvidence | None, trust: DataTrust | None,
-               limits: dict[str, float], completed: list[TrialRecord],
-               feasible: list[TrialRecord],
-               best: TrialRecord | None, front: list[TrialRecord],
-               stability: dict[str, Any] | None, spread: float,
-               config_source: str | None) -> list[str]:
-    sentences = [f"Rule {rule.id}: {rule.says}" for rule in priors.fired]
-    if not priors.fired:
-        sentences.append("No rule of thumb applies to this data set; the choice rests on "
-                         "measurement alone.")
-    top = ranking[0]
-    allowed = [r for r in ranking if r.excluded_by is None]
-    rules_top = max(allowed or ranking, key=lambda r: r.prior)
-    belief_top = max(allowed or ranking, key=lambda r: belief[r.family])
-
-    # -- past tasks --------------------------------------------------------------------------
-    if past is not None and not past.available:
-        sentences.append(f"Past tasks: {past.n_tasks} usable in the database (at least 2 "
-                         "completed searches that measured two or more families are needed); "
-                         "the ranker has no data, so the rules set the prior.")
-    elif past is not None:
-        near = "; ".join(f"{n.dataset_name} (task {n.task_id}, best {n.best_family}, distance "
-                         f"{n.distance:.2f})" for n in past.neighbours)
-        sentences.append(f"Past tasks: learned from {past.n_tasks} earlier searches; the "
-                         f"nearest by meta-features are {near}. They predict "
-                         f"{_fmt_past(past, ranking)} (1 = the best family on a similar task, "
-                         "0 = the worst).")
-        if trust is not None:
-            sentences.append(_trust_sentence(trust))
-        tied = belief[belief_top.family] - belief[rules_top.family] < 1e-9
-        if belief_top.family != rules_top.family and not tied and rules_top.prior > 1.0:
-            sentences.append(f"Past data overrode the rules: the rules alone favour "
-                             f"{rules_top.family} (prior x{rules_top.prior:.2g}); with past "
-                             f"tasks the prior favours {belief_top.family}.")
-        elif rules_top.prior > 1.0:
-            sentences.append(f"Past data agrees with the rules, which favour "
-                             f"{belief_top.family}.")
-        if past.same_data:
-            runs = ", ".join(f"task {task} (seed {seed}): {winner}"
-                             for task, seed, winner in past.same_data)
-            sentences.append(f"Earlier searches of the same data set: {runs}.")
-
-    # -- constraints -------------------------------------------------------------------------
-    if limits:
-        named = ", ".join(f"{k}={v:g}" for k, v in limits.items())
-        n_broken = len(completed) - len(feasible)
-        sentences.append(f"Constraints {named}: {len(feasible)} of {len(completed)} completed "
-                         f"trials meet them" + (f"; {n_broken} that break them cannot be "
-                                                "picked." if n_broken else "."))
-
-    # -- this task's measurements ------------------------------------------------------------
-    if best is None:
-        if completed and not feasible:
-            sentences.append("No measured trial meets the constraints: the pick below is the "
-                             "prior's, to be checked by a search with a looser budget or a "
-                             "smaller space.")
-        else:
-            sentences.append(f"No trial has been measured yet: {top.family} is the prior's "
-                             "choice (rules" + (" and past tasks" if past and past.available
-                                                 else "") + "), to be checked by a search.")
-        if config_source:
-            sentences.append(f"Suggested configuration: {top.family}'s best on the nearest "
-                             f"past task that measured it ({config_source}).")
-        for rank in ranking:
-            if rank.excluded_by:
-                sentences.append(f"{rank.family} was excluded by rule {rank.excluded_by}.")
-        return sentences
-    sentences.append(
-        f"{top.family} reached the best validation {metric.name} ({best.val_score:.4g}) in "
-        f"trial {best.number}; {top.n_trials} of the {len(feasible)} "
-        f"{'feasible' if limits else 'completed'} trials are {top.family}."
-    )
-    runner = next((r for r in ranking[1:] if r.measured is not None and r.excluded_by is None),
-                  None)
-    if runner is not None:
-        gap = abs(best.val_score - runner.measured)
-        share = abs(metric.utility(best.val_score) - metric.utility(runner.measured)) / spread
-        relative = gap / abs(best.val_score) if best.val_score else math.inf
-        sentences.append(f"Runner-up: {runner.family} at {runner.measured:.4g} "
-                         f"({runner.n_trials} trial(s)), {gap:.3g} behind ({relative:.1%}; "
-                         f"{share:.0%} of the measured range).")
-    favoured = max(ranking, key=lambda r: r.prior)
-    if favoured.prior > 1.0 and favoured.family != top.family:
-        outcome = (f"measured {favoured.measured:.4g}" if favoured.measured is not None
-                   else "was not measured")
-        sentences.append(f"The rules favoured {favoured.family} (prior x{favoured.prior:.2g}); "
-                         f"measurement overrode them: it {outcome}.")
-    elif favoured.prior > 1.0:
-        sentences.append(f"Measurement agrees with the rules, which favoured {top.family}.")
-    if (past is not None and past.available and belief_top.family != top.family
-            and belief_top.family != favoured.family):
-        sentences.append(f"Past tasks favoured {belief_top.family}; measurement on this task "
-                         "overrode them.")
-    # -- Pareto front, stability ---------------------------------------------------------------
-    if front:
-        numbers = ", ".join(str(t.number) for t in sorted(front, key=lambda t: t.number))
-        sentences.append(f"Pareto front{' under the constraints' if limits else ''} (quality "
-                         f"vs latency and parameters): trial(s) {numbers}; the pick, trial "
-                         f"{best.number}, is its best-quality point.")
-        cheaper = [t for t in front if t.number != best.number and t.latency_ms
-                   and best.latency_ms and best.latency_ms / t.latency_ms >= CHEAPER_FACTOR
-                   and abs(metric.utility(best.val_score) - metric.utility(t.val_score))
-                   / spread <= NEAR_EQUAL]
-        if cheaper:
-            alt = min(cheaper, key=lambda t: t.latency_ms)
-            sentences.append(f"A cheaper near-equal alternative: trial {alt.number} "
-                             f"({alt.family}), {best.latency_ms / alt.latency_ms:.1f}x lower "
-                             f"latency at {metric.name} {alt.val_score:.4g}.")
-    if stability is not None:
-        sentences.append(f"Stability across seeds: the chosen configuration was trained "
-                         f"{stability['n']} times (trials "
-                         f"{', '.join(map(str, stability['trials']))}): validation "
-                         f"{metric.name} {stability['min']:.4g} to {stability['max']:.4g} "
-                         f"(std {stability['std']:.2g}, {stability['range_share']:.0%} of the "
-                         "measured range).")
-    else:
-        sentences.append("Stability across seeds: not measured (the chosen configuration was "
-                         "trained once).")
-    for rank in ranking:
-        if rank.excluded_by:
-            sentences.append(f"{rank.family} was excluded by rule {rank.excluded_by}.")
-    return sentences
