@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import create_engine, func, select
@@ -45,6 +46,11 @@ def test_search_end_to_end(tmp_path):
     for key in ("val", "test", "seconds", "latency_ms", "size_mb", "cv_mean", "cv_std"):
         assert math.isfinite(floor[key]), (key, floor)
     assert "Floor: minirocket+ridge validation mse" in run.stderr
+    # Small data: the pick's fold models are the exported model, scored on test as a bag.
+    if summary["best"]["bag"] is not None:
+        assert summary["best"]["bag"]["members"] == floor["cv_folds"]
+        assert math.isfinite(summary["best"]["bag"]["test_score"])
+        assert math.isfinite(floor["bag_test"])
     assert summary["answer"] in ("searched", "floor")
     assert floor["beats_best"] == (summary["answer"] == "floor")
 
@@ -63,6 +69,14 @@ def test_search_end_to_end(tmp_path):
         assert any("beat the floor: " in sentence
                    for sentence in summary["recommendation"]["rationale"])
     assert (model_dir / "state_dict.pt").is_file() and (model_dir / "config.json").is_file()
+    exported = json.loads((model_dir / "config.json").read_text())
+    bag = summary["best"]["bag"]
+    assert exported["bag_members"] == (bag["members"] if bag else 0)
+    # The load snippet rebuilds what was exported, bag or single model, and it predicts.
+    snippet = subprocess.run([sys.executable, "-c", (model_dir / "load_model.py").read_text()
+                              + "\nprint(model(torch.zeros(2, 20, 2)).shape)"],
+                             cwd=model_dir, capture_output=True, text=True, timeout=120)
+    assert snippet.returncode == 0 and "torch.Size([2, 1])" in snippet.stdout, snippet.stderr
 
     engine = create_engine(db)
     with engine.connect() as conn:
@@ -129,6 +143,32 @@ families:
   gru: {n_layers: {type: int, low: 1, high: 2}, bidirectional: false}
   tcn: {n_layers: {type: int, low: 3, high: 4}, kernel_size: 2}
 """
+
+
+ENDLESS_SPACE = """\
+version: 1
+training: {lr: 1.0e-3, batch_size: 32, max_steps: 100000, eval_every: 20, patience: 0}
+shared: {d_model: 8, dropout: 0.0, pooling: mean}
+families:
+  gru: {n_layers: 1, bidirectional: false}
+"""
+
+
+def test_a_time_budget_ends_the_run_on_time_and_loses_no_trial(tmp_path):
+    # Trials that would train for ever: each ends at its time limit (its share, or the time
+    # left when it started late); none starts too late to finish, and when none can start the
+    # search ends at once (Ray Tune, told nothing, would poll the searcher for 600 s).
+    (tmp_path / "endless.yaml").write_text(ENDLESS_SPACE)
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    started = time.monotonic()
+    run = archsearch("search", "builtin:adding?length=16&n=600", "--budget-minutes", "1.25",
+                     "--space", "endless.yaml", "--cv-folds", "0", "--db", db, "--report-dir",
+                     str(tmp_path), "--json", cwd=tmp_path)
+    wall = time.monotonic() - started
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert wall < 75 + 5, wall  # the budget counts from the command's start; 5 s for Python
+    assert summary["trials"]["completed"] >= 2 and summary["trials"].get("failed", 0) == 0
 
 
 def test_twenty_trials_prune_some(tmp_path):

@@ -169,5 +169,5 @@ def test_trials_started_near_the_end_of_a_time_budget_get_the_time_left():
     assert late["constraints"]["max_trial_minutes"] == pytest.approx(expected, rel=0.05)
     assert coordinator.specs[late["number"]].constraints.max_trial_minutes < 1.0
     coordinator.trials_end = time.time() + MIN_TRIAL_SECONDS / 2
-    assert coordinator.suggest("too late") is None  # Ray Tune asks again, then time is up
+    assert coordinator.suggest("too late") is None  # no more trials: time only runs out
     assert "too late" not in coordinator.numbers

@@ -19,7 +19,9 @@ from archsearch.types import ArchConfig, ModelIO, TaskKind
 
 cfg = json.load(open("config.json"))
 io = ModelIO(**{**cfg["io"], "task": TaskKind(cfg["io"]["task"])})
-model = build_model(ArchConfig(cfg["arch"]["family"], cfg["arch"]["hparams"]), io)
+arch = ArchConfig(cfg["arch"]["family"], cfg["arch"]["hparams"])
+# bag_members > 0: the fold models of a cross-validated pick, predicting as their mean
+model = build_bag(arch, io, cfg["bag_members"]) if cfg["bag_members"] else build_model(arch, io)
 model.load_state_dict(torch.load("state_dict.pt"))
 model.eval()
 # Or, without archsearch installed (when model.torchscript.pt exists):

@@ -55,8 +55,8 @@ class Coordinator:
         self.trials_end: float | None = None  # time.time() when a time budget stops trials
 
     def suggest(self, tune_trial_id: str) -> dict[str, Any] | None:
-        """The next trial's config; None (Ray Tune asks again later) once too little of a time
-        budget is left for a trial to finish."""
+        """The next trial's config; None once too little of a time budget is left for a trial
+        to finish: no further trial will come (time only runs out)."""
         seconds_left = None if self.trials_end is None else self.trials_end - time.time()
         if seconds_left is not None and seconds_left < MIN_TRIAL_SECONDS:
             return None

@@ -100,8 +100,11 @@ class OptunaSearcher(_CoordinatorRef, Searcher):
         Searcher.__init__(self)
         _CoordinatorRef.__init__(self, key)
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        return self.coordinator.suggest(trial_id)
+    def suggest(self, trial_id: str) -> dict[str, Any] | str:
+        # FINISHED, not None: on None, Ray Tune with no trial running polls the searcher for up
+        # to 600 s before it looks at its time budget again (a run was seen stuck there).
+        config = self.coordinator.suggest(trial_id)
+        return Searcher.FINISHED if config is None else config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
