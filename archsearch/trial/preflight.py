@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from archsearch.data import PreparedData
-from archsearch.errors import DataError
+from archsearch.errors import DataError, SpaceError
 from archsearch.measure.estimate import CostEstimate, estimate_cost
 from archsearch.types import ArchConfig, Constraints, ModelIO, TrainConfig
 
@@ -75,10 +75,14 @@ def refuse_unfit_data(data: PreparedData, io: ModelIO, constraints: Constraints,
                       candidates: Iterable[tuple[ArchConfig, TrainConfig]],
                       available_mb: float) -> None:
     """Raise :class:`DataError` when none of ``candidates`` (the smallest configurations of
-    every family of the space) fits; return at the first that does."""
+    every family of the space) fits; return at the first that does. A candidate that cannot be
+    built (a space error) is skipped: its trials report that error, not this function."""
     cheapest: tuple[CostEstimate, ArchConfig, list[str]] | None = None
     for arch, train in candidates:
-        estimate = trial_estimate(arch, io, data, train.batch_size)
+        try:
+            estimate = trial_estimate(arch, io, data, train.batch_size)
+        except SpaceError:
+            continue
         reasons = estimate_violations(estimate, constraints, available_mb)
         if not reasons:
             return
