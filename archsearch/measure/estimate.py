@@ -3,7 +3,8 @@ predicted from its hyperparameters and the data shape without building the model
 
 A trial measures the cost of the model it built (:func:`archsearch.measure.measure_cost`), but
 building it and running one forward is already the allocation a long sequence makes fatal:
-softmax attention over T steps holds heads x T x T scores. :func:`estimate_cost` answers first.
+softmax attention over a padded batch of T steps holds T x T masks (and, with dropout, heads x
+T x T weights) per sequence. :func:`estimate_cost` answers first.
 
 - **Parameters: exact.** The model is built on PyTorch's ``meta`` device, where tensors have
   shapes and no storage, so the count is the real model's whatever the family.
@@ -26,8 +27,9 @@ The per-family counts (:data:`_PROFILES`) are written from each block's forward 
 against :func:`archsearch.measure.forward_peak_mb` and a measured training step at several
 lengths (tests/test_estimate.py: within 0.5x-3x). Left out: scratch memory inside one fused
 kernel (PyTorch's RNN and convolution workspaces, which the CPU measurement cannot see
-either), the allocator's fragmentation and caching on CUDA, the data batch itself, and Python
-and framework overhead (the process's baseline, a few hundred MB, not the configuration's).
+either), the allocator's fragmentation and caching on CUDA, Python and framework overhead (the
+process's baseline, a few hundred MB, not the configuration's), and int8 quantization (the
+estimate is of the float model; the deployed int8 copy is smaller).
 """
 
 from __future__ import annotations
