@@ -39,13 +39,15 @@ from archsearch.floor import (
     judge,
 )
 from archsearch.floor import sentence as floor_sentence
+from archsearch.measure import available_memory_mb
 from archsearch.recommend import Recommendation, evidence_for_task, facts_for, recommend
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
-from archsearch.space import load_space
+from archsearch.space import SearchSpace, load_space
 from archsearch.store import RecommendationRecord, Store, TaskRecord, TrialRecord
 from archsearch.trial.crossval import bag_score, cross_validation_folds
+from archsearch.trial.preflight import refuse_unfit_data
 from archsearch.trial.runner import model_io
 from archsearch.types import (
     QUALITY_ONLY,
@@ -237,7 +239,8 @@ def submit(request: SearchRequest) -> int:
     write. The search itself runs in :func:`execute` (here, in a worker process, or later)."""
     dataset = load_dataset(request.data, request.load)
     space = load_space(request.space)
-    prepare(dataset, request.seed)  # the split must be possible before we accept the task
+    prepared = prepare(dataset, request.seed)  # the split must be possible before we accept it
+    _refuse_if_nothing_fits(request, space, prepared)
     store = Store(request.db_url)
     try:
         return store.create_task(
@@ -250,6 +253,22 @@ def submit(request: SearchRequest) -> int:
         )
     finally:
         store.close()
+
+
+def _refuse_if_nothing_fits(request: SearchRequest, space: SearchSpace,
+                            prepared: PreparedData) -> None:
+    """Refuse the data set (DataError) when the estimated memory of every family's smallest
+    configuration breaks ``max_memory_mb`` or, for a search on this machine, the share of its
+    memory a trial may take (a Ray cluster's workers are not this machine: there only the
+    trials themselves can tell). The parameter budget does not depend on the data: a space
+    whose models are all too large is searched and its trials end infeasible, as before."""
+    constraints = dataclasses.replace(request.constraints, max_params=None)
+    space = space.under(constraints, prepared.task)
+    available = available_memory_mb() if request.ray_address is None else math.inf
+    candidates = (config for family in sorted(space.families)
+                  for config in space.smallest(family))
+    refuse_unfit_data(prepared, model_io(prepared, constraints), constraints, candidates,
+                      available)
 
 
 def run_task(request: SearchRequest, printer: Printer = stderr_printer,

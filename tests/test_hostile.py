@@ -585,3 +585,109 @@ def test_the_command_line_reuses_the_data_set_it_loaded_first(tmp_path):
         os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
         assert load_dataset(str(path)).n_sequences == 50  # the file changed: read again
     assert load_dataset(str(path)) is not load_dataset(str(path))
+
+
+# --------------------------------------------------------------------------- cost estimates
+
+# The data limits allow 20,000 steps; softmax attention over a padded batch of them needs tens
+# of GB, which its estimate says before any model exists, while a convolution trains.
+LONG_SPACE = """\
+version: 1
+training:
+  lr: 1.0e-3
+  batch_size: 16
+  max_steps: 2
+  eval_every: 1
+shared:
+  d_model: 8
+  dropout: 0.1
+  pooling: mean
+families:
+  transformer: {n_layers: 1, n_heads: 2, ff_mult: 2}
+  attn_rnn: {cell: gru, n_layers: 2, n_heads: 2, window: 16}
+  tcn: {n_layers: 3, kernel_size: 2}
+"""
+
+
+def ragged_long_npz(path: Path, n: int = 60, steps: int = 20_000) -> Path:
+    """n sequences of up to ``steps`` (every other one half as long), within the data limits."""
+    rng = np.random.default_rng(0)
+    lengths = np.where(np.arange(n) % 2 == 0, steps, steps // 2)
+    X = rng.normal(size=(n, steps)).astype(np.float32) * (np.arange(steps) < lengths[:, None])
+    np.savez_compressed(path, X=X, y=np.arange(n) % 2, lengths=lengths)
+    return path
+
+
+def _estimates(path: Path, space: Path) -> dict[str, float]:
+    """The estimated run memory (MB) of each family's configuration in ``space``."""
+    from archsearch.space import load_space
+    from archsearch.trial.preflight import trial_estimate
+    from archsearch.trial.runner import model_io
+    from archsearch.types import Constraints
+
+    data = prepare(load_dataset(str(path)), 0)
+    loaded = load_space(space)
+    io = model_io(data, Constraints())
+    return {family: trial_estimate(arch, io, data, train.batch_size).run_mb
+            for family in loaded.families for arch, train in loaded.smallest(family)}
+
+
+@pytest.mark.slow  # a real search with Ray: about 2.5 minutes on 2 cores, its report included
+def test_attention_over_long_sequences_ends_infeasible_by_estimate_and_the_rest_is_searched(
+        tmp_path):
+    from archsearch.measure import available_memory_mb
+    from archsearch.trial.preflight import MEMORY_SHARE
+
+    path = ragged_long_npz(tmp_path / "long.npz")
+    space = tmp_path / "long.yaml"
+    space.write_text(LONG_SPACE)
+    estimates = _estimates(path, space)
+    share = MEMORY_SHARE * available_memory_mb()
+    if min(estimates["transformer"], estimates["attn_rnn"]) < 2 * share:
+        pytest.skip(f"this machine's memory ({share:,.0f} MB for a trial) would hold attention "
+                    f"over 20,000 steps ({estimates})")
+    assert estimates["tcn"] < share / 3
+    db = tmp_path / "long.db"
+    watched = run_watched(
+        [sys.executable, "-m", "archsearch.cli", "search", str(path), "--space", str(space),
+         "--budget-trials", "3", "--cv-folds", "0", "--db", f"sqlite:///{db}",
+         "--report-dir", str(tmp_path / "reports")], tmp_path, tmp_path / "long.err",
+        timeout=300)
+    print(f"exit {watched.code} in {watched.seconds:.1f} s, peak "
+          f"{watched.peak_bytes / MIB:.0f} MiB")
+    assert watched.code == 0, watched.stderr[-3000:]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT family, status, epochs_run, error, params "
+                            "FROM archsearch_trials").fetchall()
+    by_family = {family: (status, epochs, error, params)
+                 for family, status, epochs, error, params in rows}
+    assert set(by_family) == {"transformer", "attn_rnn", "tcn"}
+    for family in ("transformer", "attn_rnn"):
+        status, epochs, error, params = by_family[family]
+        assert status == "infeasible" and epochs == 0, by_family[family]
+        assert "estimated before building the model" in error and "--lookback" in error
+        assert params is None  # never built, never measured
+    assert by_family["tcn"][0] == "completed", by_family["tcn"]
+    assert watched.peak_bytes < 4 * 2**30  # Ray included; no attention was ever allocated
+
+
+def test_a_data_set_too_long_for_every_family_is_refused_before_a_task_row(tmp_path):
+    path = ragged_long_npz(tmp_path / "long.npz", n=20, steps=4_000)
+    space = tmp_path / "attention.yaml"
+    space.write_text(LONG_SPACE.split("  transformer:")[0]
+                     + "  attn_rnn: {cell: gru, n_layers: 1, n_heads: 2, window: "
+                       "{type: categorical, choices: [16, 64]}}\n")
+    db = tmp_path / "refused.db"
+    # A windowed attention masks even one sequence: its batch-1 forward holds T x T masks
+    # (about 200 MB at 4,000 steps), whichever window, so no configuration of the space fits.
+    watched = run_watched(
+        [sys.executable, "-m", "archsearch.cli", "search", str(path), "--space", str(space),
+         "--constraint", "max_memory_mb=100", "--budget-trials", "2",
+         "--db", f"sqlite:///{db}", "--report-dir", str(tmp_path / "reports")],
+        tmp_path, tmp_path / "refused.err")
+    assert watched.code == 2, watched.stderr
+    message = _message(watched)
+    for fragment in ("sequences of 4,000 steps are too long for every family",
+                     "max_memory_mb=100", "--lookback", "d_model"):
+        assert fragment in message, message
+    assert watched.seconds < TIME_LIMIT_S and _task_rows(db) == 0

@@ -9,6 +9,7 @@ import torch
 
 from archsearch.blocks import build_model
 from archsearch.measure import (
+    available_memory_mb,
     count_flops,
     count_params,
     fixed_threads,
@@ -146,3 +147,9 @@ def test_cpu_peak_memory_tracks_live_tensors() -> None:
     mb, method = forward_peak_mb(lstm, torch.randn(1, 16, 2))
     assert mb > count_params(lstm) * 4 / 2**20 and method == CPU_METHOD
     assert model_size_mb(lstm) > 0
+
+
+def test_available_memory_is_positive_and_below_the_machines_total() -> None:
+    with open("/proc/meminfo") as fh:
+        total_mb = next(int(line.split()[1]) for line in fh if line.startswith("MemTotal:")) / 1024
+    assert 0 < available_memory_mb() <= total_mb

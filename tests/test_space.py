@@ -61,3 +61,18 @@ def test_spaces_validate_command(tmp_path, capsys):
     assert main(["spaces", "validate", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "families.gru.n_layers.high: must be a finite int" in err and "Traceback" not in err
+
+
+def test_smallest_configurations_take_the_low_ends_and_every_categorical_combination():
+    space = load_space().under(Constraints(streaming=True))
+    configs = list(space.smallest("attn_rnn"))
+    # cell x window x pooling x quantize x weight_decay; series_norm pinned by streaming
+    assert len(configs) == 2 * 3 * 2 * 2 * 2
+    for arch, train in configs:
+        assert arch.family == "attn_rnn" and train.batch_size == 16 and train.lr == 3.0e-4
+        assert arch.hparams["d_model"] == 32 and arch.hparams["n_layers"] == 1
+        assert arch.hparams["n_heads"] == 2 and arch.hparams["dropout"] == 0.0
+        assert arch.hparams["series_norm"] is False
+    assert {arch.hparams["window"] for arch, _ in configs} == {16, 64, 0}
+    fcn = {arch.hparams["pooling"] for arch, _ in load_space().smallest("fcn")}
+    assert fcn == {"mean"}  # a family's own setting of a shared parameter

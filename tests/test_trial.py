@@ -6,7 +6,9 @@ import torch
 
 from archsearch.blocks import build_model, inference_model
 from archsearch.data import PreparedData, Split
+from archsearch.measure.memory import LiveTensorPeak
 from archsearch.trial import TrialSpec, evaluate, run_trial
+from archsearch.trial.preflight import MEMORY_SHARE
 from archsearch.trial.runner import model_io
 from archsearch.types import ArchConfig, Constraints, TaskKind, TrainConfig, TrialStatus
 
@@ -66,11 +68,49 @@ def test_int8_trial_is_measured_and_scored_as_deployed(tiny_data):
 
 def test_infeasible_trial_trains_zero_epochs(tiny_data):
     reports = []
-    result = run_trial(TrialSpec(ArchConfig("transformer", {"d_model": 16}), TRAIN,
-                                 Constraints(max_params=100)), tiny_data, reports.append)
+    with LiveTensorPeak() as tracker:
+        result = run_trial(TrialSpec(ArchConfig("transformer", {"d_model": 16}), TRAIN,
+                                     Constraints(max_params=100)), tiny_data, reports.append)
     assert result.outcome.status is TrialStatus.INFEASIBLE
     assert result.outcome.epochs_run == 0 and reports == []
-    assert "max_params=100" in result.outcome.error
+    assert "parameters > max_params=100" in result.outcome.error
+    # Ended by its estimate: no model was built, nothing allocated, nothing measured.
+    assert "estimated before building the model" in result.outcome.error
+    assert tracker.peak == 0 and result.outcome.cost is None
+
+
+def test_a_configuration_whose_estimate_fits_is_built_and_measured(tiny_data):
+    # The estimate does not judge latency: the measurement after building does.
+    result = run_trial(TrialSpec(ArchConfig("lstm", {"d_model": 16}), TRAIN,
+                                 Constraints(max_latency_ms=1e-9)), tiny_data, lambda r: None)
+    assert result.outcome.status is TrialStatus.INFEASIBLE
+    assert result.outcome.cost is not None and "max_latency_ms" in result.outcome.error
+    assert "estimated" not in result.outcome.error
+
+
+def _ragged(n: int, seq_len: int) -> PreparedData:
+    """n series of up to seq_len steps (half of them shorter: padded batches), one channel."""
+    rng = np.random.default_rng(0)
+    lengths = np.where(np.arange(n) % 2 == 0, seq_len, seq_len // 2).astype(np.int64)
+    split = Split(X=rng.normal(size=(n, seq_len, 1)).astype(np.float32),
+                  y=(np.arange(n) % 2).astype(np.int64), lengths=lengths)
+    return PreparedData("ragged", TaskKind.CLASSIFICATION, split, split, split, n_features=1,
+                        n_outputs=2, seq_len=seq_len)
+
+
+def test_attention_too_long_for_this_worker_is_infeasible_before_anything_is_allocated():
+    data = _ragged(64, 20_000)  # the max_steps data limit; 5 MB of data
+    arch = ArchConfig("transformer", {"d_model": 32, "n_layers": 1, "n_heads": 2})
+    with LiveTensorPeak() as tracker:
+        result = run_trial(TrialSpec(arch, TRAIN), data, lambda r: None)
+    assert tracker.peak == 0
+    outcome = result.outcome
+    assert outcome.status is TrialStatus.INFEASIBLE and outcome.epochs_run == 0
+    assert f"> {MEMORY_SHARE:g} of the" in outcome.error  # the worker's memory, not a constraint
+    assert "MB this worker has available" in outcome.error and "20,000 steps" in outcome.error
+    assert "an evaluation at batch 64" in outcome.error  # 64 series: the evaluation is larger
+    assert "--lookback" in outcome.error and "d_model" in outcome.error
+    assert "estimated before building the model" in outcome.error
 
 
 def test_bad_config_fails_with_its_error(tiny_data):

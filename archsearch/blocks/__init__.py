@@ -10,6 +10,7 @@ Transformer part, and ``quantize: int8`` for any model (``quantize.py``).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from archsearch.blocks import (  # noqa: F401  (registers the families)
     attn_rnn,
@@ -46,6 +47,7 @@ __all__ = [
     "inference_model",
     "is_quantized",
     "moe_aux_loss",
+    "parse_arch",
     "param_groups",
     "quantize_int8",
     "set_optim_hints",
@@ -54,17 +56,23 @@ __all__ = [
 _SHARED_KEYS = {f.name for f in dataclasses.fields(ModelHParams)}
 
 
+def parse_arch(arch: ArchConfig, io: ModelIO) -> tuple[ModelHParams, Any]:
+    """``arch``'s shared hyperparameters and its family's own Config, checked as
+    :func:`build_model` checks them (raises :class:`SpaceError`), without building anything."""
+    cls = block_class(arch.family)
+    shared = ModelHParams(**{k: v for k, v in arch.hparams.items() if k in _SHARED_KEYS})
+    own = {k: v for k, v in arch.hparams.items() if k not in _SHARED_KEYS}
+    return shared, cls.parse_config(own, io.causal)
+
+
 def build_model(arch: ArchConfig, io: ModelIO) -> SequenceModel:
     """Build ``arch`` for ``io``; raises :class:`SpaceError` on unknown or invalid hparams.
 
     The model is the trainable float model, also when ``quantize: int8`` is set: pass it
     through :func:`inference_model` for what is measured and deployed.
     """
-    cls = block_class(arch.family)
-    shared = ModelHParams(**{k: v for k, v in arch.hparams.items() if k in _SHARED_KEYS})
-    own = {k: v for k, v in arch.hparams.items() if k not in _SHARED_KEYS}
-    config = cls.parse_config(own, io.causal)
-    block = cls(shared.d_model, config, io.causal, shared.dropout)
+    shared, config = parse_arch(arch, io)
+    block = block_class(arch.family)(shared.d_model, config, io.causal, shared.dropout)
     return SequenceModel(io, shared, block)
 
 

@@ -2,7 +2,8 @@
 
 :func:`measure_cost` is what a trial records; the pieces (:func:`count_flops`,
 :func:`latency_ms`, :func:`step_latency_ms`, :func:`train_step_ms`, :func:`forward_peak_mb`,
-:func:`fixed_threads`, :func:`time_interleaved`) are public for the benchmark.
+:func:`fixed_threads`, :func:`time_interleaved`) are public for the benchmark; what can be
+known before a model exists, its estimated cost, is in :mod:`archsearch.measure.estimate`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 
 from archsearch.measure.flops import FLOPS_METHOD, count_flops, rnn_flops
-from archsearch.measure.memory import forward_peak_mb, weights_bytes
+from archsearch.measure.memory import available_memory_mb, forward_peak_mb, weights_bytes
 from archsearch.measure.timing import (
     fixed_threads,
     latency_ms,
@@ -28,6 +29,7 @@ from archsearch.types import CostMeasurement
 
 __all__ = [
     "FLOPS_METHOD",
+    "available_memory_mb",
     "count_flops",
     "count_params",
     "fixed_threads",

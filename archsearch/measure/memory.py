@@ -12,7 +12,9 @@ parameters).
 from __future__ import annotations
 
 import io
+import os
 import weakref
+from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -74,3 +76,23 @@ def forward_peak_mb(model: torch.nn.Module, x: torch.Tensor) -> tuple[float, str
         with LiveTensorPeak() as tracker:
             model(x)
         return (weights_bytes(model) + tracker.peak) / 2**20, CPU_METHOD
+
+
+def available_memory_mb() -> float:
+    """Memory (MiB) this process can still take: the kernel's MemAvailable (free memory plus
+    what caches would give back), capped by the cgroup's limit less its usage where a container
+    sets one; free pages alone where /proc/meminfo is missing (not Linux)."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        available = next(int(line.split()[1]) * 1024 for line in meminfo.splitlines()
+                         if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:  # cgroup v2: "max" when unlimited
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if limit != "max":
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(available, 0) / 2**20

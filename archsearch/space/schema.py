@@ -16,8 +16,9 @@ sampled by index so the sampler sees the order), ``fixed`` (one ``value``).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import yaml
 
 from archsearch.blocks import FAMILIES, ModelHParams
 from archsearch.errors import SpaceError
-from archsearch.types import Constraints, TaskKind, TrainConfig
+from archsearch.types import ArchConfig, Constraints, TaskKind, TrainConfig
 
 PARAM_TYPES = ("int", "float", "categorical", "ordinal", "fixed")
 _ALLOWED_KEYS = {
@@ -82,6 +83,21 @@ class SearchSpace:
         own = {p.name for p in self.families[family]}
         return tuple(p for p in self.shared if p.name not in own)
 
+    def smallest(self, family: str) -> Iterator[tuple[ArchConfig, TrainConfig]]:
+        """``family``'s smallest configurations: every int and float at its low end, every
+        ordinal at its smallest choice, and one configuration per combination of categorical
+        choices (which of those is cheapest depends on the family: an attention window, a
+        bidirectional layer). The cost estimates before a search look at these."""
+        params = (*self.training, *self.shared_for(family), *self.families[family])
+        lowest = {p.name: _lowest(p) for p in params if p.type != "categorical"}
+        categorical = [p for p in params if p.type == "categorical"]
+        train_keys = {p.name for p in self.training}
+        for combination in itertools.product(*(p.choices for p in categorical)):
+            values = {**lowest, **{p.name: v for p, v in zip(categorical, combination,
+                                                               strict=True)}}
+            yield (ArchConfig(family, {k: v for k, v in values.items() if k not in train_keys}),
+                   TrainConfig(**{k: v for k, v in values.items() if k in train_keys}))
+
     def under(self, constraints: Constraints, task: TaskKind | None = None) -> SearchSpace:
         """This space with every rule that applies to ``constraints`` and ``task`` pinned."""
         pins: dict[str, Any] = {}
@@ -98,6 +114,16 @@ class SearchSpace:
             shared=pin(self.shared),
             families={f: pin(ps) for f, ps in self.families.items()},
         )
+
+
+def _lowest(param: Param) -> Any:
+    """A non-categorical parameter's smallest value (an ordinal's choices are ordered, but
+    their order need not be ascending)."""
+    if param.type == "fixed":
+        return param.value
+    if param.type == "ordinal":
+        return min(param.choices)
+    return int(param.low) if param.type == "int" else float(param.low)
 
 
 def default_space_path() -> Path:

@@ -22,7 +22,13 @@ from torch import nn
 from archsearch.blocks import SequenceModel, build_model, deploy, param_groups
 from archsearch.data import PreparedData, Split
 from archsearch.errors import ArchsearchError
-from archsearch.measure import measure_cost, select_device, training_dtype
+from archsearch.measure import available_memory_mb, measure_cost, select_device, training_dtype
+from archsearch.trial.preflight import (
+    EVAL_BATCH_SIZE,
+    estimate_violations,
+    infeasible_message,
+    trial_estimate,
+)
 from archsearch.types import (
     ArchConfig,
     Constraints,
@@ -63,10 +69,13 @@ def model_io(data: PreparedData, constraints: Constraints) -> ModelIO:
 
 def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
               on_cost: CostCallback | None = None) -> TrialResult:
-    """Cost first (on the untrained model), then train with per-epoch reports, then test.
+    """Cost first, then train with per-epoch reports, then test.
 
-    Configuration errors, exceptions and NaN losses end in a ``failed`` outcome carrying the
-    error; constraint violations in ``infeasible`` with zero epochs.
+    The cost is estimated before the model is built (``preflight``): a configuration whose
+    estimate breaks a constraint or would not fit this worker's memory ends ``infeasible``
+    without allocating anything. The rest are built and measured untrained, and a measured
+    violation ends them ``infeasible`` too. Configuration errors, exceptions and NaN losses end
+    in a ``failed`` outcome carrying the error; infeasible trials train zero epochs.
     """
     torch.manual_seed(spec.seed)
     np.random.seed(spec.seed)
@@ -76,7 +85,13 @@ def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
         return TrialResult(_ended(TrialStatus.FAILED, None, 0, str(exc)), None)
     try:
         spec.train.check()
-        model = build_model(spec.arch, model_io(data, spec.constraints)).to(device)
+        io = model_io(data, spec.constraints)
+        estimate = trial_estimate(spec.arch, io, data, spec.train.batch_size)
+        reasons = estimate_violations(estimate, spec.constraints, _available_mb(device))
+        if reasons:
+            return TrialResult(_ended(TrialStatus.INFEASIBLE, None, 0,
+                                      infeasible_message(reasons)), None)
+        model = build_model(spec.arch, io).to(device)
         cost = measure_cost(model, data.n_features, data.seq_len, device)
     except ArchsearchError as exc:
         return TrialResult(_ended(TrialStatus.FAILED, None, 0, str(exc)), None)
@@ -92,6 +107,13 @@ def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
             torch.cuda.empty_cache()
         message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
         return TrialResult(_ended(TrialStatus.FAILED, cost, 0, message), None)
+
+
+def _available_mb(device: torch.device) -> float:
+    """What the trial's device has free: the GPU's free memory, or the machine's."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] / 2**20
+    return available_memory_mb()
 
 
 def _ended(status: TrialStatus, cost, epochs: int, error: str) -> TrialOutcome:  # noqa: ANN001
@@ -262,13 +284,13 @@ def _evaluate_deployed(model: SequenceModel, split: Split, task: TaskKind,
 
 
 def evaluate(model: SequenceModel, split: Split, task: TaskKind, device: torch.device,
-             batch_size: int = 256) -> float:
+             batch_size: int = EVAL_BATCH_SIZE) -> float:
     """Accuracy (classification) or mean squared error (regression, forecast) on ``split``."""
     return evaluate_with_loss(model, split, task, device, batch_size)[0]
 
 
 def evaluate_with_loss(model: SequenceModel, split: Split, task: TaskKind, device: torch.device,
-                       batch_size: int = 256) -> tuple[float, float]:
+                       batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
     """(score, mean loss) on ``split``: accuracy and cross-entropy for classification, mean
     squared error twice otherwise."""
     model.eval()

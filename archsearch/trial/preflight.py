@@ -1,0 +1,93 @@
+"""Before a model is built: does its estimated cost fit the constraints and the worker?
+
+A trial estimates its configuration first (:mod:`archsearch.measure.estimate`, nothing
+allocated) and ends ``infeasible``, without building the model, when the estimate breaks
+``max_params``, ``max_memory_mb`` (the batch-1 forward, what the measurement after building
+would confirm) or the worker's memory: the larger of its training step and its evaluation must
+fit in MEMORY_SHARE of the memory available. Configurations that fit go on to be built and
+measured. :func:`refuse_unfit_data` applies the same test to the smallest configurations of
+every family, so that a data set nothing can train on is refused before a task is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from archsearch.data import PreparedData
+from archsearch.errors import DataError, SpaceError
+from archsearch.measure.estimate import CostEstimate, estimate_cost
+from archsearch.types import ArchConfig, Constraints, ModelIO, TrainConfig
+
+# Of the memory available to a worker when a trial starts, the share one trial may plan to use
+# (its training step or its evaluation, as estimated): half, because the estimate leaves out
+# the process itself, the data and PyTorch's scratch space, and a worker may run trials
+# beside others.
+MEMORY_SHARE = 0.5
+EVAL_BATCH_SIZE = 256  # sequences per batch of validation and test
+
+_ADVICE = ("To fit, shorten the sequences (forecasting: a smaller `--lookback`; otherwise cut or "
+           "downsample the series), search smaller models (a lower d_model, fewer layers or "
+           "heads, a smaller batch_size in the search space), or, for a deployment bound, set "
+           "`--constraint max_memory_mb=N`.")
+
+
+def trial_estimate(arch: ArchConfig, io: ModelIO, data: PreparedData,
+                   batch_size: int) -> CostEstimate:
+    """The estimate of ``arch`` on ``data`` as a trial runs it: batches of ``batch_size`` (at
+    most the training split), evaluation batches of EVAL_BATCH_SIZE (at most the larger of
+    validation and test), padding masks when some sequence is shorter than the longest."""
+    splits = (data.train, data.val, data.test)
+    padded = any(bool((split.lengths < data.seq_len).any()) for split in splits)
+    eval_batch = min(EVAL_BATCH_SIZE, max(len(data.val), len(data.test)))
+    return estimate_cost(arch, io, data.seq_len, max(1, min(batch_size, len(data.train))),
+                         eval_batch_size=max(1, eval_batch), padded=padded)
+
+
+def estimate_violations(estimate: CostEstimate, constraints: Constraints,
+                        available_mb: float) -> list[str]:
+    """Why ``estimate`` cannot run here (empty when it fits): the user's ``max_params`` and
+    ``max_memory_mb`` (against the batch-1 forward, as measured later), and MEMORY_SHARE of
+    ``available_mb`` (against the training step or the evaluation, whichever is larger)."""
+    # The constraints' own wording; latency is measured only once the model exists.
+    reasons = constraints.violations(estimate.params, 0.0, estimate.forward_mb)
+    budget = MEMORY_SHARE * available_mb
+    if estimate.run_mb > budget:
+        what = (f"a training step at batch {estimate.batch_size}"
+                if estimate.train_step_mb >= estimate.eval_mb
+                else f"an evaluation at batch {estimate.eval_batch_size}")
+        reasons.append(f"an estimated {estimate.run_mb:,.0f} MB for {what} of sequences of "
+                       f"{estimate.seq_len:,} steps > {MEMORY_SHARE:g} of the {available_mb:,.0f} "
+                       f"MB this worker has available ({budget:,.0f} MB)")
+    return reasons
+
+
+def infeasible_message(reasons: list[str]) -> str:
+    """The error of a trial ended by its estimate: the reasons, and what to change."""
+    return f"estimated before building the model: {'; '.join(reasons)}. {_ADVICE}"
+
+
+def refuse_unfit_data(data: PreparedData, io: ModelIO, constraints: Constraints,
+                      candidates: Iterable[tuple[ArchConfig, TrainConfig]],
+                      available_mb: float) -> None:
+    """Raise :class:`DataError` when none of ``candidates`` (the smallest configurations of
+    every family of the space) fits; return at the first that does. A candidate that cannot be
+    built (a space error) is skipped: its trials report that error, not this function."""
+    cheapest: tuple[CostEstimate, ArchConfig, list[str]] | None = None
+    for arch, train in candidates:
+        try:
+            estimate = trial_estimate(arch, io, data, train.batch_size)
+        except SpaceError:
+            continue
+        reasons = estimate_violations(estimate, constraints, available_mb)
+        if not reasons:
+            return
+        if cheapest is None or estimate.run_mb < cheapest[0].run_mb:
+            cheapest = (estimate, arch, reasons)
+    if cheapest is None:
+        return
+    estimate, arch, reasons = cheapest
+    raise DataError(
+        f"the data set's sequences of {data.seq_len:,} steps are too long for every family of "
+        f"the search space: even the cheapest configuration, {arch.family} at d_model "
+        f"{arch.hparams.get('d_model')}, breaks a limit ({'; '.join(reasons)}), so every "
+        f"trial would end infeasible. {_ADVICE}")
