@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 from archsearch.search.budget import MIN_TRIAL_SECONDS, within_time_left
@@ -32,6 +33,11 @@ def _nested(result: dict[str, Any], key: str) -> dict[str, Any] | None:
     return fields or None
 
 
+def outcome_to_dict(outcome: TrialOutcome) -> dict[str, Any]:
+    """A trial's final report (plain values: it travels through Ray Tune's results)."""
+    return {**dataclasses.asdict(outcome), "status": outcome.status.value}
+
+
 def outcome_from_dict(values: dict[str, Any]) -> TrialOutcome:
     cost = values.get("cost")
     return TrialOutcome(**{**values, "status": TrialStatus(values["status"]),
@@ -39,7 +45,8 @@ def outcome_from_dict(values: dict[str, Any]) -> TrialOutcome:
 
 
 class Coordinator:
-    """Shared state of one search; the Searcher, scheduler and callback below delegate here."""
+    """Shared state of one search. A backend drives it: Ray Tune through the adapters in
+    ``tune_parts.py``, or :mod:`archsearch.search.simulated`, which replays learning curves."""
 
     def __init__(self, bridge: OptunaBridge, observer: SearchObserver, constraints: Constraints,
                  seed: int) -> None:
@@ -52,12 +59,13 @@ class Coordinator:
         self.costed: set[str] = set()
         self.specs: dict[int, TrialSpec] = {}
         self.completed: dict[int, TrialOutcome] = {}
-        self.trials_end: float | None = None  # time.time() when a time budget stops trials
+        self.trials_end: float | None = None  # clock() when a time budget stops trials
+        self.clock: Callable[[], float] = time.time  # a simulated backend brings its own
 
     def suggest(self, tune_trial_id: str) -> dict[str, Any] | None:
         """The next trial's config; None once too little of a time budget is left for a trial
         to finish: no further trial will come (time only runs out)."""
-        seconds_left = None if self.trials_end is None else self.trials_end - time.time()
+        seconds_left = None if self.trials_end is None else self.trials_end - self.clock()
         if seconds_left is not None and seconds_left < MIN_TRIAL_SECONDS:
             return None
         asked = self.bridge.ask(tune_trial_id)

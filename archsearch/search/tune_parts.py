@@ -19,7 +19,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from archsearch.data import PreparedData
-from archsearch.search.coordinator import EVENT, Coordinator
+from archsearch.search.coordinator import EVENT, Coordinator, outcome_to_dict
 from archsearch.trial import TrialSpec, run_trial
 from archsearch.types import (
     ArchConfig,
@@ -27,7 +27,6 @@ from archsearch.types import (
     CostMeasurement,
     EpochReport,
     TrainConfig,
-    TrialOutcome,
 )
 
 MODEL_FILE = "model.pt"
@@ -53,19 +52,13 @@ def trainable(config: dict[str, Any], data: PreparedData) -> None:
         tune.report({EVENT: "epoch", **dataclasses.asdict(report), **cost_fields})
 
     result = run_trial(spec, data, on_epoch, on_cost)
-    final = {EVENT: "final", "outcome": _outcome_to_dict(result.outcome)}
+    final = {EVENT: "final", "outcome": outcome_to_dict(result.outcome)}
     if result.state_dict is None:
         tune.report(final)
         return
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(result.state_dict, os.path.join(tmp, MODEL_FILE))
         tune.report(final, checkpoint=Checkpoint.from_directory(tmp))
-
-
-def _outcome_to_dict(outcome: TrialOutcome) -> dict[str, Any]:
-    values = dataclasses.asdict(outcome)
-    values["status"] = outcome.status.value
-    return values
 
 
 # Ray Tune pickles its searcher, scheduler and callbacks into the experiment state; the
