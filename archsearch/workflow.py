@@ -71,6 +71,19 @@ CONCLUSION_SECONDS = 30.0
 FINALISTS_SHARE = 1 / 3
 
 
+REPORT_FILE, MODEL_DIR = "report.html", "model"  # in a task's folder (see task_folder)
+
+
+def task_folder(report_dir: Path | str, task_id: int) -> Path:
+    """Where a task's report, exported model and checkpoints are written."""
+    return Path(report_dir).resolve() / f"task-{task_id}"
+
+
+def model_folder(task: TaskRecord) -> Path:
+    """A stored task's exported model (found from its options, not through its report)."""
+    return task_folder(task.options["report_dir"], task.id) / MODEL_DIR
+
+
 def stderr_printer(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -269,7 +282,7 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                 f"{_budget_text(request)} over {', '.join(sorted(space.families))}.")
         floor_model = _measure_floor(store, task, prepared, request.seed, printer)
         finished, unfinished = _take_stock(store, task_id, printer)
-        report_dir = request.report_dir.resolve() / f"task-{task_id}"
+        report_dir = task_folder(request.report_dir, task_id)
         observer = StoreObserver(store, task_id, metric, request.budget_trials,
                                  report_dir / "checkpoints", printer, finished)
         status = TaskStatus.COMPLETED
@@ -313,25 +326,29 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
             rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number, metric))
             best = next((t for t in trials if t.number == rec.trial_number), None)
             model_files = {}
+            # A resumed task replaces what its earlier run exported.
+            shutil.rmtree(report_dir / MODEL_DIR, ignore_errors=True)
             if best is not None and observer.checkpoint(best.number).is_file():
                 model_files = export_model(
                     observer.checkpoint(best.number),
                     ArchConfig(best.family, best.config["model"]),
-                    model_io(prepared, request.constraints), report_dir / "model",
+                    model_io(prepared, request.constraints), report_dir / MODEL_DIR,
                     {"train": best.config["train"], "metric": metric.__dict__,
                      "val_score": best.val_score, "test_score": best.test_score},
                 )
             model_files.update(_judge_floor(store, task_id, prepared, request, trials, best,
-                                            rec, floor_model, report_dir / "model", printer))
+                                            rec, floor_model, report_dir / MODEL_DIR, printer))
         shutil.rmtree(observer.checkpoint_dir, ignore_errors=True)  # the pick is exported
         store.save_recommendation(task_id, _record(rec))
-        store.update_task(task_id, status=status, error=error,
-                          best_trial_id=best.id if best else None)
-        report = render_report(ReportInputs(store.get_task(task_id), trials,
-                                            store.latest_recommendation(task_id), model_files,
-                                            observer.dashboard_url),
-                               report_dir / "report.html")
-        store.update_task(task_id, report_path=str(report))
+        ending = {"status": status.value, "error": error,
+                  "best_trial_id": best.id if best else None}
+        # The report shows the final status, but the status is stored only once the report and
+        # the model are in place: a reader who sees "completed" can fetch both at once.
+        report = render_report(ReportInputs(
+            dataclasses.replace(store.get_task(task_id), **ending), trials,
+            store.latest_recommendation(task_id), model_files, observer.dashboard_url),
+            report_dir / REPORT_FILE)
+        store.update_task(task_id, **ending, report_path=str(report))
         return summary(store.get_task(task_id), trials, rec, observer.dashboard_url)
     except BaseException as exc:
         # Whatever ends the driver outside the search loop (a bug, Ctrl-C while loading), the
@@ -588,8 +605,8 @@ def rerender_report(db_url: str, task_id: int) -> Path:
     try:
         task = store.get_task(task_id)
         out = Path(task.report_path) if task.report_path else \
-            Path("reports").resolve() / f"task-{task_id}" / "report.html"
-        model_dir = out.parent / "model"
+            task_folder(task.options["report_dir"], task_id) / REPORT_FILE
+        model_dir = model_folder(task)
         model_files = ({p.stem: str(p) for p in sorted(model_dir.iterdir())}
                        if model_dir.is_dir() else {})
         report = render_report(ReportInputs(task, store.trials(task_id),

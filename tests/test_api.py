@@ -248,6 +248,19 @@ def test_two_tasks_run_at_once_and_the_live_page_fills(server, tmp_path):
 
 
 @pytest.mark.slow
+def test_completed_means_report_and_model_at_once(server):
+    """The first poll that reads ``completed`` can fetch the report and the model."""
+    task_id = server.submit(2)
+    deadline = time.monotonic() + 240
+    while (status := server.get(f"/tasks/{task_id}").json()["status"]) not in FINAL:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    assert status == "completed"
+    assert server.get(f"/tasks/{task_id}/report").status_code == 200
+    assert server.get(f"/tasks/{task_id}/model").status_code == 200
+
+
+@pytest.mark.slow
 def test_cancel_ends_a_running_task_interrupted(server):
     task_id = server.submit(200)
     deadline = time.monotonic() + 180

@@ -256,9 +256,12 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
     def get_model(task_id: TaskId) -> Response:
         """The exported model as a zip: state_dict.pt, config.json, model.torchscript.pt (when
         it traces) and load_model.py."""
+        from archsearch.workflow import model_folder
+
         task = store.get_task(task_id)
-        model_dir = Path(task.report_path).parent / "model" if task.report_path else None
-        if model_dir is None or not model_dir.is_dir():
+        model_dir = model_folder(task)
+        # Only a task that ended: a running (resumed) one may be rewriting its model folder.
+        if task.status not in FINAL or not model_dir.is_dir():
             raise HttpProblem(409, f"task {task_id} is {task.status} and has no exported model "
                                    "(a model is exported when a search ends with a completed "
                                    "trial).")
