@@ -145,6 +145,22 @@ def test_every_api_route_needs_the_token(server):
     assert server.get("/tasks").status_code == 200
 
 
+def test_the_token_is_checked_before_the_body_is_read(server):
+    """A client declares a body just under the limit and sends none of it: the 401 comes back
+    anyway, so the server answered without waiting for (reading) the body; and nothing was
+    spooled into the upload folder."""
+    host, port = server.url.removeprefix("http://").split(":")
+    for authorization in (b"", b"Authorization: Bearer wrong-token-0123456789\r\n"):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /tasks HTTP/1.1\r\nHost: x\r\n" + authorization
+                         + b"Content-Type: multipart/form-data; boundary=b\r\n"
+                         b"Content-Length: 1000000\r\n\r\n")
+            head = sock.recv(4096)  # a server that reads the body first would time out here
+        assert head.startswith(b"HTTP/1.1 401"), head
+    uploads = server.data_dir / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())
+
+
 def test_pages_are_public_escaped_shells(server):
     for path in ("/", "/ui/tasks/1"):
         page = requests.get(server.url + path, timeout=10)
