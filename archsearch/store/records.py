@@ -69,6 +69,9 @@ class TaskRecord:
     report_path: str | None
     error: str | None
     floor: FloorResult | None = None  # the measured floor (None: not fitted yet, or failed)
+    lease_owner: str | None = None  # the driver running it (None: no driver holds it)
+    lease_expires_at: datetime | None = None  # naive UTC; renewed while its driver lives
+    cancel_requested: bool = False  # asked to stop; its driver notices when it renews
 
 
 @dataclass(frozen=True)
