@@ -67,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a data file (.npz, .csv, .parquet) or builtin:NAME[?key=value&...] "
                         "(`archsearch datasets` lists them)")
     search.add_argument("--resume", type=_positive_int, metavar="TASK_ID",
-                        help="continue a stopped task (kept trials are not rerun)")
+                        help="continue a stopped task (kept trials are not rerun); refused while "
+                        "another live driver holds the task's lease")
+    # The lease owner id a server's driver runs as (the server took the lease for it).
+    search.add_argument("--lease-owner", help=argparse.SUPPRESS)
     _add_load_options(search)
     search.add_argument("--constraint", action="append", default=[], metavar="KEY=VALUE",
                         help="max_latency_ms, max_params, max_memory_mb, max_trial_minutes, "
@@ -241,7 +244,8 @@ def _search(args: argparse.Namespace) -> int:
         raise UsageError("give either DATA (a new search) or --resume TASK_ID (continue one), "
                          "not both and not neither.")
     if args.resume is not None:
-        return _print_result(resume(args.resume, args.db, args.ray_address), args.json)
+        return _print_result(resume(args.resume, args.db, args.ray_address,
+                                    owner=args.lease_owner), args.json)
     request = SearchRequest(
         data=args.data, constraints=Constraints.parse(args.constraint), load=_load_options(args),
         budget_trials=args.budget_trials, budget_minutes=args.budget_minutes, space=args.space,

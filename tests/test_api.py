@@ -293,6 +293,47 @@ def test_cancel_ends_a_running_task_interrupted(server):
 
 
 @pytest.mark.slow
+def test_a_driver_the_server_did_not_start_is_fenced(server, tmp_path):
+    """A driver started outside this server (as one that outlived its server): resume is
+    refused while its lease lives, a cancel reaches it through the database, and a resume
+    through the API then keeps its trials and meets the budget exactly."""
+    budget = 12
+    known = {t["task_id"] for t in server.get("/tasks").json()}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "archsearch", "search", TINY, "--space", str(server.space),
+         "--budget-trials", str(budget), "--cv-folds", "0", "--seed", "1",
+         "--db", f"sqlite:///{server.db_file}", "--report-dir", str(tmp_path)],
+        cwd=tmp_path, env={**os.environ, "ARCHSEARCH_LEASE_SECONDS": "6"},
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "driver.log", "wb"))
+    deadline = time.monotonic() + 180
+    while True:
+        assert driver.poll() is None and time.monotonic() < deadline, \
+            (tmp_path / "driver.log").read_text()[-3000:]
+        new = [t for t in server.get("/tasks").json() if t["task_id"] not in known]
+        if new and sum(new[0]["trials"].values()):
+            break
+        time.sleep(0.2)
+    task_id = new[0]["task_id"]
+    refused = server.post(f"/tasks/{task_id}/resume")
+    assert refused.status_code == 409 and "another live driver" in refused.json()["detail"]
+    cancelled = server.post(f"/tasks/{task_id}/cancel")
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "running"
+    assert driver.wait(120) == 130  # it stopped as Ctrl-C stops it, and stored the end itself
+    task = server.get(f"/tasks/{task_id}").json()
+    assert task["status"] == "interrupted" and task["error"] == "cancelled through the API"
+    assert task["report_ready"] and sum(task["trials"].values()) < budget
+    kept = {(t["number"], t["status"]) for t in server.get(f"/tasks/{task_id}/trials").json()}
+
+    resumed = server.post(f"/tasks/{task_id}/resume")
+    assert resumed.status_code == 202, resumed.text
+    task = server.wait(task_id)
+    assert task["status"] == "completed" and sum(task["trials"].values()) == budget
+    after = {(t["number"], t["status"]) for t in server.get(f"/tasks/{task_id}/trials").json()}
+    assert kept <= after and len(after) == budget
+    assert server.post(f"/tasks/{task_id}/resume").status_code == 409  # completed
+
+
+@pytest.mark.slow
 def test_openapi_fuzz_finds_no_server_error(server, tmp_path):
     schemathesis = Path(sys.executable).parent / "schemathesis"
     run = subprocess.run(

@@ -303,6 +303,26 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
         drivers.cancel(task_id)
         return view(store.get_task(task_id))
 
+    @app.post("/tasks/{task_id}/resume", status_code=202, dependencies=guarded,
+              responses=ERRORS)
+    def resume_task(task_id: TaskId) -> TaskView:
+        """Continue a task whose driver stopped (killed, cancelled, its server gone): finished
+        trials are kept and the budget is met exactly. Refused (409) for a completed task and
+        while another live driver holds the task's lease."""
+        from archsearch.workflow import LeaseHeld
+
+        task = store.get_task(task_id)
+        if task.status == TaskStatus.COMPLETED.value:
+            raise HttpProblem(409, f"task {task_id} already completed; nothing to resume.")
+        if drivers.running(task_id):
+            raise HttpProblem(409, f"task {task_id} is still run by its driver on this "
+                                   "server; cancel it first.")
+        try:
+            drivers.launch(task_id)
+        except LeaseHeld as exc:
+            raise HttpProblem(409, str(exc)) from None
+        return view(store.get_task(task_id))
+
     @app.post("/recommend", dependencies=guarded, responses=ERRORS)
     def recommend_now(dataset: Annotated[UploadFile | None, File(
                           description="the data set (as for POST /tasks)")] = None,
