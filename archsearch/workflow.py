@@ -200,6 +200,11 @@ class StoreObserver:
                               f"pruned by Optuna after validation round {epoch}")
         self._ended(number, TrialStatus.PRUNED.value, f"pruned after round {epoch}")
 
+    def on_trial_retry(self, number: int, reason: str) -> None:
+        retries = self.store.record_retry(self.task_id, number, reason)
+        self.printer(f"  trial {number} {self.families.get(number, '?')}: {reason}; Ray runs "
+                     f"it again (retry {retries}).")
+
     def on_trial_end(self, number: int, outcome: TrialOutcome,
                      checkpoint_dir: str | None) -> None:
         if checkpoint_dir:

@@ -259,6 +259,15 @@ class Store:
             _set_cost(row, cost)
             row.node_id = node_id
 
+    def record_retry(self, task_id: int, number: int, reason: str) -> int:
+        """Count a failed attempt that Ray runs again (its epochs are then reported afresh);
+        the reason stands as the trial's error until it ends. Returns the retries so far."""
+        with session_scope(self._sessions) as session:
+            row = self._trial_row(session, task_id, number)
+            row.retries += 1
+            row.error = f"attempt {row.retries} failed ({reason}); Ray runs it again"
+            return row.retries
+
     def record_cross_validation(self, task_id: int, number: int, mean: float, std: float,
                                 folds: int) -> None:
         with session_scope(self._sessions) as session:

@@ -89,6 +89,7 @@ class TrialRow(Base):
     cv_std: Mapped[float | None] = mapped_column(Float)
     cv_folds: Mapped[int | None]
     epochs_run: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)  # attempts Ray ran again
     train_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

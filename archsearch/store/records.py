@@ -44,6 +44,7 @@ class TrialRecord:
     cv_std: float | None = None
     cv_folds: int | None = None
     node_id: str | None = None
+    retries: int = 0  # times Ray ran it again after a failed attempt (its worker died)
 
 
 @dataclass(frozen=True)
