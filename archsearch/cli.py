@@ -1,5 +1,6 @@
 """The ``archsearch`` command line: parse, call down, print. Exit codes: 0 success, 1 internal
-failure, 2 invalid input (one paragraph, no traceback), 130 interrupted."""
+failure (with a traceback) or a task stopped by a failed write (one paragraph), 2 invalid input
+(one paragraph, no traceback), 130 interrupted."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from archsearch.types import PRUNERS, SAMPLERS, Constraints, Objectives, TaskKin
 if TYPE_CHECKING:
     from archsearch.data import LoadOptions
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 130  # input errors: ArchsearchError.exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -409,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except ArchsearchError as exc:
         print(f"archsearch: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        return exc.exit_code
     except KeyboardInterrupt:
         print("archsearch: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -26,7 +26,7 @@ from archsearch.data import (
     meta_features,
     prepare,
 )
-from archsearch.errors import ArchsearchError, UsageError
+from archsearch.errors import ArchsearchError, TaskStopped, UsageError
 from archsearch.floor import (
     FLOOR,
     SEARCHED,
@@ -43,7 +43,13 @@ from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
 from archsearch.space import load_space
-from archsearch.store import RecommendationRecord, Store, TaskRecord, TrialRecord
+from archsearch.store import (
+    RecommendationRecord,
+    Store,
+    TaskRecord,
+    TrialRecord,
+    write_failure,
+)
 from archsearch.store.lease import LeaseKeeper, lease_seconds, new_owner
 from archsearch.trial.crossval import cross_validation_folds
 from archsearch.trial.runner import model_io
@@ -385,12 +391,25 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
         # Whatever ends the driver outside the search loop (a bug, Ctrl-C while loading), the
         # task must not stay "running" forever; a driver that lost its lease writes nothing.
         keeper.stop()
-        if lost:
+        # A refused write stops the driver from the main thread, or from the lease keeper
+        # when it could not renew for a whole lease.
+        refused = write_failure(exc) or (keeper.error and write_failure(keeper.error))
+        if lost and not refused:
             raise LeaseLost(task_id, lost[0]) from None
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        _mark_ended(store, task_id, TaskStatus.INTERRUPTED if interrupted else TaskStatus.FAILED,
-                    _stop_reason(keeper) if interrupted else f"{type(exc).__name__}: {exc}",
-                    owner)
+        interrupted = not refused and isinstance(exc, KeyboardInterrupt)
+        reason = (_stop_reason(keeper) if interrupted else f"a write failed: {refused}"
+                  if refused else f"{type(exc).__name__}: {exc}")
+        ended = _mark_ended(store, task_id,
+                            TaskStatus.INTERRUPTED if interrupted else TaskStatus.FAILED,
+                            reason, owner)
+        if refused:
+            state = ("It is stored as failed." if ended else
+                     "Its end could not be stored either: it reads interrupted once its lease "
+                     f"lapses ({seconds:g} s).")
+            raise TaskStopped(
+                f"task {task_id} stopped: {reason}. {state} Free space (or bring the database "
+                f"back), then continue it with `archsearch search --resume {task_id}`: its "
+                "finished trials are kept.") from None
         raise
     finally:
         store.close()

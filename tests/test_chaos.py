@@ -103,3 +103,66 @@ def test_a_killed_worker_costs_one_retry_recorded_on_the_trial(tmp_path):
                               "retries are spent)")
     assert second["status"] == "completed" and second["retries"] == 1
     assert second["error"] is None and second["val_score"] is not None
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB file system of its own (tmpfs), to be filled up; mounting it needs root."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs",
+                              str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs (needs root): {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def test_a_database_that_fills_up_mid_search(tmp_path, small_disk):
+    """The disk under the SQLite file fills up mid-search: the driver stops with one paragraph
+    (exit 1), the task never reads running, and once there is room again a
+    resume keeps the finished trials and meets the budget exactly."""
+    budget = 6
+    space = tmp_path / "tiny.yaml"
+    space.write_text(SLOW_SPACE.replace("max_steps: 400", "max_steps: 40"))
+    db_file = small_disk / "full.db"
+    db = f"sqlite:///{db_file}"
+    env = {**os.environ, "ARCHSEARCH_LEASE_SECONDS": "4"}
+    base = [sys.executable, "-m", "archsearch", "search", "--db", db, "--report-dir",
+            str(tmp_path), "--cv-folds", "0"]
+    driver = subprocess.Popen([*base, "builtin:adding?length=12&n=120", "--space", str(space),
+                               "--budget-trials", str(budget)], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (trial_row(db_file, 0) or {}).get("finished_at"):
+        assert driver.poll() is None and time.monotonic() < deadline, driver.returncode
+        time.sleep(0.2)
+    filler = small_disk / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
+    stderr = driver.communicate(timeout=300)[1]
+    assert driver.returncode == 1, stderr[-3000:]
+    # archsearch's own answer is one paragraph. (When the refused write is one made in a Ray
+    # Tune callback as a trial ends, Tune's logger prints that callback's traceback above it.)
+    assert "internal error" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("archsearch: error: task 1 stopped: a write failed: database or "
+                           "disk is full.") and "--resume 1" in last, last
+    with sqlite3.connect(db_file) as conn:
+        kept = conn.execute("SELECT number, started_at, finished_at FROM archsearch_trials "
+                            "WHERE status != 'running'").fetchall()
+    time.sleep(5)  # a lease of 4 s: if the failed status could not be stored, it has lapsed
+    listed = subprocess.run([sys.executable, "-m", "archsearch", "tasks", "--db", db, "--json"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert json.loads(listed.stdout.strip().splitlines()[-1])[0]["status"] in (
+        "failed", "interrupted")
+
+    filler.unlink()
+    resumed = subprocess.run([*base, "--resume", "1", "--json"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "completed" and sum(summary["trials"].values()) == budget
+    with sqlite3.connect(db_file) as conn:
+        after = conn.execute("SELECT number, started_at, finished_at FROM archsearch_trials"
+                             ).fetchall()
+    assert set(kept) <= set(after) and len(after) == budget

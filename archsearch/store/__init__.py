@@ -36,6 +36,7 @@ from archsearch.store.session import (
     create_db_engine,
     session_scope,
     upgrade,
+    write_failure,
 )
 from archsearch.types import (
     CostMeasurement,
@@ -48,7 +49,7 @@ from archsearch.types import (
 )
 
 __all__ = ["DatabaseError", "EpochRecord", "RecommendationRecord", "Store", "TaskRecord",
-           "TrialRecord", "head_revision", "schema_revision_of"]
+           "TrialRecord", "head_revision", "schema_revision_of", "write_failure"]
 
 _TASK_FIELDS = {f.name for f in fields(TaskRecord)} - {"metric", "floor"}
 _FLOOR_FIELDS = [f.name for f in fields(FloorResult)]

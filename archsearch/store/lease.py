@@ -50,6 +50,7 @@ class LeaseKeeper:
         self._on_cancel, self._on_lost = on_cancel, on_lost
         self._stop = threading.Event()
         self.cancelled = False
+        self.error: Exception | None = None  # why the latest renewal failed (None: it did not)
         self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
 
     def start(self) -> None:
@@ -67,8 +68,9 @@ class LeaseKeeper:
         while not self._stop.wait(interval):
             try:
                 held, cancel = self._renew()
-                failing_since = None
+                failing_since, self.error = None, None
             except Exception as exc:  # noqa: BLE001  (the database may come back in time)
+                self.error = exc
                 failing_since = failing_since or time.monotonic()
                 if time.monotonic() - failing_since < self._seconds:
                     continue
