@@ -440,11 +440,12 @@ def claim(db_url: str, task_id: int, owner: str) -> None:
 def _take_lease(store: Store, task_id: int, owner: str, seconds: float) -> None:
     if not store.acquire_lease(task_id, owner, seconds):
         task = store.get_task(task_id)
+        until = (f", lease renewed until {task.lease_expires_at:%H:%M:%S} UTC"
+                 if task.lease_expires_at else "")
         raise LeaseHeld(
-            f"task {task_id} is being run by another live driver ({task.lease_owner}, lease "
-            f"renewed until {task.lease_expires_at:%H:%M:%S} UTC): cancel it first (POST "
-            f"/tasks/{task_id}/cancel), or wait until its lease lapses ({lease_seconds():g} s "
-            "after that driver stops) and resume then.")
+            f"task {task_id} is being run by another live driver ({task.lease_owner}{until}): "
+            f"cancel it first (POST /tasks/{task_id}/cancel), or wait until its lease lapses "
+            f"({seconds:g} s after that driver stops) and resume then.")
 
 
 def _interrupt_driver() -> None:
