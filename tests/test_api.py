@@ -90,9 +90,9 @@ class Server:
         raise AssertionError(f"task {task_id} did not end within {timeout} s: {task}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve")
+def start_server(root: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen,
+                                                                       Server]:
+    """`archsearch serve` on a free loopback port, over ``root/api.db``, once it answers."""
     port = free_port()
     space = root / "tiny.yaml"
     space.write_text(SPACE)
@@ -101,8 +101,8 @@ def server(tmp_path_factory):
          "--db", f"sqlite:///{root / 'api.db'}", "--data-dir", str(root / "data"),
          "--report-dir", str(root / "reports"), "--max-upload-mb", "1",
          "--dashboard-url", DASHBOARD],
-        cwd=root, env={**os.environ, "ARCHSEARCH_API_TOKEN": TOKEN},
-        stdout=subprocess.DEVNULL, stderr=open(root / "serve.log", "wb"))
+        cwd=root, env={**os.environ, "ARCHSEARCH_API_TOKEN": TOKEN, **(env or {})},
+        stdout=subprocess.DEVNULL, stderr=open(root / "serve.log", "ab"))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -114,7 +114,13 @@ def server(tmp_path_factory):
             pass
         assert time.monotonic() < deadline, "the server did not come up"
         time.sleep(0.3)
-    yield Server(url, root / "api.db", root / "data", space)
+    return process, Server(url, root / "api.db", root / "data", space)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    process, server = start_server(tmp_path_factory.mktemp("serve"))
+    yield server
     process.send_signal(signal.SIGINT)
     try:
         process.wait(60)
@@ -331,6 +337,59 @@ def test_a_driver_the_server_did_not_start_is_fenced(server, tmp_path):
     after = {(t["number"], t["status"]) for t in server.get(f"/tasks/{task_id}/trials").json()}
     assert kept <= after and len(after) == budget
     assert server.post(f"/tasks/{task_id}/resume").status_code == 409  # completed
+
+
+@pytest.mark.slow
+def test_a_server_killed_with_its_driver_is_found_out_after_a_restart(tmp_path):
+    """kill -9 of `archsearch serve` and of its driver mid-search: after a restart the task
+    reads interrupted once its lease lapsed (nobody wrote it), and a resume through the API
+    keeps every finished trial and meets the budget exactly."""
+    import psutil  # a dev dependency; Ray also ships it (ray/thirdparty_files)
+
+    budget, lease = 8, {"ARCHSEARCH_LEASE_SECONDS": "4"}
+    process, server = start_server(tmp_path, lease)
+    try:
+        task_id = server.submit(budget)
+        deadline = time.monotonic() + 180
+        while not any(t["status"] != "running"
+                      for t in server.get(f"/tasks/{task_id}/trials").json()):
+            assert time.monotonic() < deadline, server.get(f"/tasks/{task_id}").json()
+            time.sleep(0.3)
+        # The server, then its driver (in a session of its own) and the driver's Ray.
+        tree = psutil.Process(process.pid).children(recursive=True)
+        process.kill()
+        for child in tree:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    killed = time.monotonic()
+    with sqlite3.connect(server.db_file) as conn:
+        kept = set(conn.execute("SELECT number, status, finished_at FROM archsearch_trials "
+                                "WHERE status != 'running'").fetchall())
+        assert conn.execute("SELECT status FROM archsearch_tasks").fetchone() == ("running",)
+
+    process, server = start_server(tmp_path, lease)
+    try:
+        time.sleep(max(0.0, killed + 5 - time.monotonic()))
+        task = server.get(f"/tasks/{task_id}").json()
+        assert task["status"] == "interrupted" and f"--resume {task_id}" in task["error"], task
+        assert server.post(f"/tasks/{task_id}/cancel").status_code == 409  # already ended
+        assert server.post(f"/tasks/{task_id}/resume").status_code == 202
+        task = server.wait(task_id)
+        assert task["status"] == "completed" and sum(task["trials"].values()) == budget, task
+        with sqlite3.connect(server.db_file) as conn:
+            after = set(conn.execute("SELECT number, status, finished_at FROM "
+                                     "archsearch_trials").fetchall())
+        assert kept <= after and len(after) == budget
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
 
 
 @pytest.mark.slow
