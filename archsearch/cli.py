@@ -1,5 +1,6 @@
 """The ``archsearch`` command line: parse, call down, print. Exit codes: 0 success, 1 internal
-failure, 2 invalid input (one paragraph, no traceback), 130 interrupted."""
+failure (with a traceback) or a task stopped by a failed write (one paragraph), 2 invalid input
+(one paragraph, no traceback), 130 interrupted."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from archsearch.types import PRUNERS, SAMPLERS, Constraints, Objectives, TaskKin
 if TYPE_CHECKING:
     from archsearch.data import LoadOptions
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 130  # input errors: ArchsearchError.exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a data file (.npz, .csv, .parquet) or builtin:NAME[?key=value&...] "
                         "(`archsearch datasets` lists them)")
     search.add_argument("--resume", type=_positive_int, metavar="TASK_ID",
-                        help="continue a stopped task (kept trials are not rerun)")
+                        help="continue a stopped task (kept trials are not rerun); refused while "
+                        "another live driver holds the task's lease")
+    # The lease owner id a server's driver runs as (the server took the lease for it).
+    search.add_argument("--lease-owner", help=argparse.SUPPRESS)
     _add_load_options(search)
     search.add_argument("--constraint", action="append", default=[], metavar="KEY=VALUE",
                         help="max_latency_ms, max_params, max_memory_mb, max_trial_minutes, "
@@ -241,7 +245,8 @@ def _search(args: argparse.Namespace) -> int:
         raise UsageError("give either DATA (a new search) or --resume TASK_ID (continue one), "
                          "not both and not neither.")
     if args.resume is not None:
-        return _print_result(resume(args.resume, args.db, args.ray_address), args.json)
+        return _print_result(resume(args.resume, args.db, args.ray_address,
+                                    owner=args.lease_owner), args.json)
     request = SearchRequest(
         data=args.data, constraints=Constraints.parse(args.constraint), load=_load_options(args),
         budget_trials=args.budget_trials, budget_minutes=args.budget_minutes, space=args.space,
@@ -409,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except ArchsearchError as exc:
         print(f"archsearch: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        return exc.exit_code
     except KeyboardInterrupt:
         print("archsearch: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED

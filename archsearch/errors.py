@@ -1,13 +1,16 @@
 """User-facing errors.
 
 Every subclass of :class:`ArchsearchError` is something the user can fix (bad input, bad option,
-bad search space). The CLI prints its message as one paragraph and exits with code 2; anything
-else is an internal failure (exit code 1).
+bad search space). The CLI prints its message as one paragraph and exits with its
+``exit_code`` (2, but for a task stopped by its surroundings: 1); anything else is an internal
+failure (exit code 1, with a traceback).
 """
 
 
 class ArchsearchError(Exception):
     """A problem with the user's input; the message says what is wrong and how to fix it."""
+
+    exit_code = 2
 
 
 class UsageError(ArchsearchError):
@@ -28,3 +31,10 @@ class ConstraintError(ArchsearchError):
 
 class NotFoundError(ArchsearchError):
     """A task or trial id that is not in the database."""
+
+
+class TaskStopped(ArchsearchError):
+    """A task stopped because its surroundings failed it (a full disk, a database gone); the
+    message says what happened, in what state the task was left, and how to continue it."""
+
+    exit_code = 1

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -27,7 +29,7 @@ from archsearch.data import (
     meta_features,
     prepare,
 )
-from archsearch.errors import UsageError
+from archsearch.errors import ArchsearchError, TaskStopped, UsageError
 from archsearch.floor import (
     FLOOR,
     SEARCHED,
@@ -45,7 +47,14 @@ from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
 from archsearch.space import SearchSpace, load_space
-from archsearch.store import RecommendationRecord, Store, TaskRecord, TrialRecord
+from archsearch.store import (
+    RecommendationRecord,
+    Store,
+    TaskRecord,
+    TrialRecord,
+    write_failure,
+)
+from archsearch.store.lease import LeaseKeeper, lease_seconds, new_owner
 from archsearch.trial.crossval import bag_score, cross_validation_folds
 from archsearch.trial.preflight import refuse_unfit_data
 from archsearch.trial.runner import model_io
@@ -67,6 +76,7 @@ from archsearch.types import (
 
 Printer = Callable[[str], None]
 
+CANCELLED = "cancelled through the API"
 DEFAULT_BUDGET_TRIALS = 12  # without --budget-minutes; with it, trials run until time is up
 # Of a time budget, what the end of the run needs after the last trial: the recommendation, the
 # model export, the report (whose first render times families by length, ~5-10 s here) and
@@ -74,6 +84,19 @@ DEFAULT_BUDGET_TRIALS = 12  # without --budget-minutes; with it, trials run unti
 CONCLUSION_SECONDS = 30.0
 # On small data, the share of a time budget kept for cross-validating the finalists.
 FINALISTS_SHARE = 1 / 3
+
+
+REPORT_FILE, MODEL_DIR = "report.html", "model"  # in a task's folder (see task_folder)
+
+
+def task_folder(report_dir: Path | str, task_id: int) -> Path:
+    """Where a task's report, exported model and checkpoints are written."""
+    return Path(report_dir).resolve() / f"task-{task_id}"
+
+
+def model_folder(task: TaskRecord) -> Path:
+    """A stored task's exported model (found from its options, not through its report)."""
+    return task_folder(task.options["report_dir"], task.id) / MODEL_DIR
 
 
 def stderr_printer(line: str) -> None:
@@ -188,6 +211,11 @@ class StoreObserver:
                               f"pruned by Optuna after validation round {epoch}")
         self._ended(number, TrialStatus.PRUNED.value, f"pruned after round {epoch}")
 
+    def on_trial_retry(self, number: int, reason: str) -> None:
+        retries = self.store.record_retry(self.task_id, number, reason)
+        self.printer(f"  trial {number} {self.families.get(number, '?')}: {reason}; Ray runs "
+                     f"it again (retry {retries}).")
+
     def on_trial_end(self, number: int, outcome: TrialOutcome,
                      checkpoint_dir: str | None) -> None:
         if checkpoint_dir:
@@ -280,12 +308,30 @@ def run_task(request: SearchRequest, printer: Printer = stderr_printer,
 
 
 def execute(task_id: int, db_url: str, ray_address: str | None = None,
-            printer: Printer = stderr_printer, started: float | None = None) -> dict[str, Any]:
+            printer: Printer = stderr_printer, started: float | None = None,
+            owner: str | None = None) -> dict[str, Any]:
     """Run the search of a stored task, then recommend, export and report (``started``: see
-    :func:`run_task`; default now)."""
+    :func:`run_task`; default now). The driver holds the task's lease (as ``owner``, default a
+    new id) from start to end, and is refused while another live driver holds it."""
     started = time.time() if started is None else started
+    owner = owner or new_owner()
+    seconds = lease_seconds()
     store = Store(db_url)
     try:
+        _take_lease(store, task_id, owner, seconds)
+    except BaseException:
+        store.close()
+        raise
+    lost: list[str] = []
+
+    def lose(reason: str) -> None:
+        lost.append(reason)
+        _interrupt_driver()
+
+    keeper = LeaseKeeper(lambda: store.renew_lease(task_id, owner, seconds), seconds,
+                         on_cancel=_interrupt_driver, on_lost=lose)
+    try:
+        keeper.start()
         task = store.get_task(task_id)
         request = SearchRequest.from_options(task.options, db_url, ray_address)
         dataset = load_dataset(request.data, request.load)
@@ -299,7 +345,7 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                 f"{_budget_text(request)} over {', '.join(sorted(space.families))}.")
         floor_model = _measure_floor(store, task, prepared, request.seed, printer)
         finished, unfinished = _take_stock(store, task_id, printer)
-        report_dir = request.report_dir.resolve() / f"task-{task_id}"
+        report_dir = task_folder(request.report_dir, task_id)
         observer = StoreObserver(store, task_id, metric, request.budget_trials,
                                  report_dir / "checkpoints", printer, finished)
         status = TaskStatus.COMPLETED
@@ -332,7 +378,9 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                 if settings.budget_trials is None or settings.budget_trials > 0:
                     run_search(prepared, space, request.constraints, settings, observer)
             except KeyboardInterrupt:
-                status, error = TaskStatus.INTERRUPTED, "interrupted by the user"
+                if lost:
+                    raise LeaseLost(task_id, lost[0]) from None
+                status, error = TaskStatus.INTERRUPTED, _stop_reason(keeper)
                 printer("Interrupted: finishing the report with the trials done so far.")
             _close_unfinished(store, task_id, error or "the search ended before this trial did")
             trials = store.trials(task_id)
@@ -348,35 +396,57 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                 trials = store.trials(task_id)
                 best = next(t for t in trials if t.number == best.number)
             model_files = {}
+            # A resumed task replaces what its earlier run exported.
+            shutil.rmtree(report_dir / MODEL_DIR, ignore_errors=True)
             if best is not None and observer.checkpoint(best.number).is_file():
                 model_files = export_model(
                     bag or observer.checkpoint(best.number),
                     ArchConfig(best.family, best.config["model"]),
-                    model_io(prepared, request.constraints), report_dir / "model",
+                    model_io(prepared, request.constraints), report_dir / MODEL_DIR,
                     {"train": best.config["train"], "metric": metric.__dict__,
                      "val_score": best.val_score, "test_score": best.test_score,
                      "bag_test_score": best.bag_test_score},
                     bag_members=best.cv_folds if bag else 0,
                 )
             model_files.update(_judge_floor(store, task_id, prepared, request, trials, best,
-                                            rec, floor_model, report_dir / "model", printer))
+                                            rec, floor_model, report_dir / MODEL_DIR, printer))
         shutil.rmtree(observer.checkpoint_dir, ignore_errors=True)  # the pick is exported
         store.save_recommendation(task_id, _record(rec))
-        store.update_task(task_id, status=status, error=error,
-                          best_trial_id=best.id if best else None)
-        report = render_report(ReportInputs(store.get_task(task_id), trials,
-                                            store.latest_recommendation(task_id), model_files,
-                                            observer.dashboard_url),
-                               report_dir / "report.html")
-        store.update_task(task_id, report_path=str(report))
+        ending = {"status": status.value, "error": error,
+                  "best_trial_id": best.id if best else None}
+        # The report shows the final status, but the status is stored only once the report and
+        # the model are in place: a reader who sees "completed" can fetch both at once.
+        report = render_report(ReportInputs(
+            dataclasses.replace(store.get_task(task_id), **ending), trials,
+            store.latest_recommendation(task_id), model_files, observer.dashboard_url),
+            report_dir / REPORT_FILE)
+        keeper.stop()
+        if not store.settle(task_id, owner, **ending, report_path=str(report)):
+            raise LeaseLost(task_id, "its lease lapsed before the driver could store the end")
         return summary(store.get_task(task_id), trials, rec, observer.dashboard_url)
     except BaseException as exc:
         # Whatever ends the driver outside the search loop (a bug, Ctrl-C while loading), the
-        # task must not stay "running" forever.
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        _mark_ended(store, task_id,
-                    TaskStatus.INTERRUPTED if interrupted else TaskStatus.FAILED,
-                    "interrupted by the user" if interrupted else f"{type(exc).__name__}: {exc}")
+        # task must not stay "running" forever; a driver that lost its lease writes nothing.
+        keeper.stop()
+        # A refused write stops the driver from the main thread, or from the lease keeper
+        # when it could not renew for a whole lease.
+        refused = write_failure(exc) or (keeper.error and write_failure(keeper.error))
+        if lost and not refused:
+            raise LeaseLost(task_id, lost[0]) from None
+        interrupted = not refused and isinstance(exc, KeyboardInterrupt)
+        reason = (_stop_reason(keeper) if interrupted else f"a write failed: {refused}"
+                  if refused else f"{type(exc).__name__}: {exc}")
+        ended = _mark_ended(store, task_id,
+                            TaskStatus.INTERRUPTED if interrupted else TaskStatus.FAILED,
+                            reason, owner)
+        if refused:
+            state = ("It is stored as failed." if ended else
+                     "Its end could not be stored either: it reads interrupted once its lease "
+                     f"lapses ({seconds:g} s).")
+            raise TaskStopped(
+                f"task {task_id} stopped: {reason}. {state} Free space (or bring the database "
+                f"back), then continue it with `archsearch search --resume {task_id}`: its "
+                "finished trials are kept.") from None
         raise
     finally:
         store.close()
@@ -418,6 +488,49 @@ def _bag_the_pick(store: Store, task_id: int, best: TrialRecord | None,
     rec.rationale.append(text)
     printer(text)
     return path
+
+
+class LeaseHeld(UsageError):
+    """Another live driver holds the task's lease: this one must not run it."""
+
+
+class LeaseLost(ArchsearchError):
+    """The driver lost its task's lease mid-run (another driver took it after it lapsed)."""
+
+    def __init__(self, task_id: int, reason: str) -> None:
+        super().__init__(f"task {task_id}: this driver lost the task's lease ({reason}); it "
+                         "stopped without writing over the driver that holds it now.")
+
+
+def claim(db_url: str, task_id: int, owner: str) -> None:
+    """Take a task's lease for a driver about to start as ``owner`` (LeaseHeld while another
+    live driver holds it), so that a refusal comes before any process starts."""
+    store = Store(db_url)
+    try:
+        _take_lease(store, task_id, owner, lease_seconds())
+    finally:
+        store.close()
+
+
+def _take_lease(store: Store, task_id: int, owner: str, seconds: float) -> None:
+    if not store.acquire_lease(task_id, owner, seconds):
+        task = store.get_task(task_id)
+        until = (f", lease renewed until {task.lease_expires_at:%H:%M:%S} UTC"
+                 if task.lease_expires_at else "")
+        raise LeaseHeld(
+            f"task {task_id} is being run by another live driver ({task.lease_owner}{until}): "
+            f"cancel it first (POST /tasks/{task_id}/cancel), or wait until its lease lapses "
+            f"({seconds:g} s after that driver stops) and resume then.")
+
+
+def _interrupt_driver() -> None:
+    """Stop the search as Ctrl-C does (a cancel, a lost lease): the main thread gets
+    KeyboardInterrupt, the workflow ends the task and writes its report."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _stop_reason(keeper: LeaseKeeper) -> str:
+    return CANCELLED if keeper.cancelled else "interrupted by the user"
 
 
 # -- the floor (archsearch.floor): fitted before the search, judged after it -----------------
@@ -520,7 +633,7 @@ def _warm_start(store: Store, task: TaskRecord, printer: Printer) -> list[dict[s
 
 
 def resume(task_id: int, db_url: str, ray_address: str | None = None,
-           printer: Printer = stderr_printer) -> dict[str, Any]:
+           printer: Printer = stderr_printer, owner: str | None = None) -> dict[str, Any]:
     """Continue a task whose driver stopped (killed, crashed, interrupted): finished trials are
     kept, unfinished ones run again, and the budget is met exactly."""
     store = Store(db_url)
@@ -530,7 +643,7 @@ def resume(task_id: int, db_url: str, ray_address: str | None = None,
         store.close()
     if task.status == TaskStatus.COMPLETED.value:
         raise UsageError(f"task {task_id} already completed; its report is {task.report_path}.")
-    return execute(task_id, db_url, ray_address, printer)
+    return execute(task_id, db_url, ray_address, printer, owner=owner)
 
 
 def _take_stock(store: Store, task_id: int, printer: Printer) -> tuple[list[TrialRecord],
@@ -550,21 +663,36 @@ def _take_stock(store: Store, task_id: int, printer: Printer) -> tuple[list[Tria
     return finished, unfinished
 
 
-def _mark_ended(store: Store, task_id: int, status: TaskStatus, error: str) -> None:
+def _mark_ended(store: Store, task_id: int, status: TaskStatus, error: str,
+                owner: str | None) -> bool:
     try:
-        if store.get_task(task_id).status in (TaskStatus.QUEUED.value, TaskStatus.RUNNING.value):
-            _close_unfinished(store, task_id, error)
-            store.update_task(task_id, status=status, error=error[:2000])
-    except Exception:  # noqa: BLE001  (the original error is what the caller must see)
-        pass
+        return store.end_unfinished(task_id, status, error, owner)
+    except Exception:  # noqa: BLE001  (the original error is what the caller must see; if
+        return False   # even this write fails, readers see the lease lapse)
 
 
-def end_unfinished_task(db_url: str, task_id: int, status: TaskStatus, reason: str) -> None:
+def end_unfinished_task(db_url: str, task_id: int, status: TaskStatus, reason: str,
+                        owner: str | None = None) -> bool:
     """End a task whose driver is gone (killed, cancelled, crashed) if it still reads queued or
-    running; a task its driver already ended keeps its status."""
+    running and no live driver but ``owner`` holds its lease; a task its driver already ended,
+    or another live driver runs, keeps its status. True when it was ended here."""
     store = Store(db_url)
     try:
-        _mark_ended(store, task_id, status, reason)
+        return _mark_ended(store, task_id, status, reason, owner)
+    finally:
+        store.close()
+
+
+def cancel_task(db_url: str, task_id: int) -> bool:
+    """Cancel a task this process did not start: ask its live driver through the database
+    (it stops within a renewal, lease/6 s), or end it at once when no live driver holds it.
+    True when a live driver was asked."""
+    store = Store(db_url)
+    try:
+        if store.request_cancel(task_id):
+            return True
+        _mark_ended(store, task_id, TaskStatus.INTERRUPTED, CANCELLED, None)
+        return False
     finally:
         store.close()
 
@@ -667,8 +795,8 @@ def rerender_report(db_url: str, task_id: int) -> Path:
     try:
         task = store.get_task(task_id)
         out = Path(task.report_path) if task.report_path else \
-            Path("reports").resolve() / f"task-{task_id}" / "report.html"
-        model_dir = out.parent / "model"
+            task_folder(task.options["report_dir"], task_id) / REPORT_FILE
+        model_dir = model_folder(task)
         model_files = ({p.stem: str(p) for p in sorted(model_dir.iterdir())}
                        if model_dir.is_dir() else {})
         report = render_report(ReportInputs(task, store.trials(task_id),

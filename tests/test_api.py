@@ -90,9 +90,9 @@ class Server:
         raise AssertionError(f"task {task_id} did not end within {timeout} s: {task}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve")
+def start_server(root: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen,
+                                                                       Server]:
+    """`archsearch serve` on a free loopback port, over ``root/api.db``, once it answers."""
     port = free_port()
     space = root / "tiny.yaml"
     space.write_text(SPACE)
@@ -101,8 +101,8 @@ def server(tmp_path_factory):
          "--db", f"sqlite:///{root / 'api.db'}", "--data-dir", str(root / "data"),
          "--report-dir", str(root / "reports"), "--max-upload-mb", "1",
          "--dashboard-url", DASHBOARD],
-        cwd=root, env={**os.environ, "ARCHSEARCH_API_TOKEN": TOKEN},
-        stdout=subprocess.DEVNULL, stderr=open(root / "serve.log", "wb"))
+        cwd=root, env={**os.environ, "ARCHSEARCH_API_TOKEN": TOKEN, **(env or {})},
+        stdout=subprocess.DEVNULL, stderr=open(root / "serve.log", "ab"))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -114,7 +114,13 @@ def server(tmp_path_factory):
             pass
         assert time.monotonic() < deadline, "the server did not come up"
         time.sleep(0.3)
-    yield Server(url, root / "api.db", root / "data", space)
+    return process, Server(url, root / "api.db", root / "data", space)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    process, server = start_server(tmp_path_factory.mktemp("serve"))
+    yield server
     process.send_signal(signal.SIGINT)
     try:
         process.wait(60)
@@ -143,6 +149,22 @@ def test_every_api_route_needs_the_token(server):
     refused = requests.post(server.url + "/tasks", data={"builtin": TINY}, timeout=10)
     assert refused.status_code == 401
     assert server.get("/tasks").status_code == 200
+
+
+def test_the_token_is_checked_before_the_body_is_read(server):
+    """A client declares a body just under the limit and sends none of it: the 401 comes back
+    anyway, so the server answered without waiting for (reading) the body; and nothing was
+    spooled into the upload folder."""
+    host, port = server.url.removeprefix("http://").split(":")
+    for authorization in (b"", b"Authorization: Bearer wrong-token-0123456789\r\n"):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /tasks HTTP/1.1\r\nHost: x\r\n" + authorization
+                         + b"Content-Type: multipart/form-data; boundary=b\r\n"
+                         b"Content-Length: 1000000\r\n\r\n")
+            head = sock.recv(4096)  # a server that reads the body first would time out here
+        assert head.startswith(b"HTTP/1.1 401"), head
+    uploads = server.data_dir / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())
 
 
 def test_pages_are_public_escaped_shells(server):
@@ -248,6 +270,19 @@ def test_two_tasks_run_at_once_and_the_live_page_fills(server, tmp_path):
 
 
 @pytest.mark.slow
+def test_completed_means_report_and_model_at_once(server):
+    """The first poll that reads ``completed`` can fetch the report and the model."""
+    task_id = server.submit(2)
+    deadline = time.monotonic() + 240
+    while (status := server.get(f"/tasks/{task_id}").json()["status"]) not in FINAL:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    assert status == "completed"
+    assert server.get(f"/tasks/{task_id}/report").status_code == 200
+    assert server.get(f"/tasks/{task_id}/model").status_code == 200
+
+
+@pytest.mark.slow
 def test_cancel_ends_a_running_task_interrupted(server):
     task_id = server.submit(200)
     deadline = time.monotonic() + 180
@@ -261,6 +296,100 @@ def test_cancel_ends_a_running_task_interrupted(server):
     assert sum(task["trials"].values()) < 200 and task["trials"]["running"] == 0
     # SIGINT let the driver finish properly: a report of the trials done.
     assert task["report_ready"] and server.get(f"/tasks/{task_id}/report").status_code == 200
+
+
+@pytest.mark.slow
+def test_a_driver_the_server_did_not_start_is_fenced(server, tmp_path):
+    """A driver started outside this server (as one that outlived its server): resume is
+    refused while its lease lives, a cancel reaches it through the database, and a resume
+    through the API then keeps its trials and meets the budget exactly."""
+    budget = 12
+    known = {t["task_id"] for t in server.get("/tasks").json()}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "archsearch", "search", TINY, "--space", str(server.space),
+         "--budget-trials", str(budget), "--cv-folds", "0", "--seed", "1",
+         "--db", f"sqlite:///{server.db_file}", "--report-dir", str(tmp_path)],
+        cwd=tmp_path, env={**os.environ, "ARCHSEARCH_LEASE_SECONDS": "6"},
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "driver.log", "wb"))
+    deadline = time.monotonic() + 180
+    while True:
+        assert driver.poll() is None and time.monotonic() < deadline, \
+            (tmp_path / "driver.log").read_text()[-3000:]
+        new = [t for t in server.get("/tasks").json() if t["task_id"] not in known]
+        if new and sum(new[0]["trials"].values()):
+            break
+        time.sleep(0.2)
+    task_id = new[0]["task_id"]
+    refused = server.post(f"/tasks/{task_id}/resume")
+    assert refused.status_code == 409 and "another live driver" in refused.json()["detail"]
+    cancelled = server.post(f"/tasks/{task_id}/cancel")
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "running"
+    assert driver.wait(120) == 130  # it stopped as Ctrl-C stops it, and stored the end itself
+    task = server.get(f"/tasks/{task_id}").json()
+    assert task["status"] == "interrupted" and task["error"] == "cancelled through the API"
+    assert task["report_ready"] and sum(task["trials"].values()) < budget
+    kept = {(t["number"], t["status"]) for t in server.get(f"/tasks/{task_id}/trials").json()}
+
+    resumed = server.post(f"/tasks/{task_id}/resume")
+    assert resumed.status_code == 202, resumed.text
+    task = server.wait(task_id)
+    assert task["status"] == "completed" and sum(task["trials"].values()) == budget
+    after = {(t["number"], t["status"]) for t in server.get(f"/tasks/{task_id}/trials").json()}
+    assert kept <= after and len(after) == budget
+    assert server.post(f"/tasks/{task_id}/resume").status_code == 409  # completed
+
+
+@pytest.mark.slow
+def test_a_server_killed_with_its_driver_is_found_out_after_a_restart(tmp_path):
+    """kill -9 of `archsearch serve` and of its driver mid-search: after a restart the task
+    reads interrupted once its lease lapsed (nobody wrote it), and a resume through the API
+    keeps every finished trial and meets the budget exactly."""
+    import psutil  # a dev dependency; Ray also ships it (ray/thirdparty_files)
+
+    budget, lease = 8, {"ARCHSEARCH_LEASE_SECONDS": "4"}
+    process, server = start_server(tmp_path, lease)
+    try:
+        task_id = server.submit(budget)
+        deadline = time.monotonic() + 180
+        while not any(t["status"] != "running"
+                      for t in server.get(f"/tasks/{task_id}/trials").json()):
+            assert time.monotonic() < deadline, server.get(f"/tasks/{task_id}").json()
+            time.sleep(0.3)
+        # The server, then its driver (in a session of its own) and the driver's Ray.
+        tree = psutil.Process(process.pid).children(recursive=True)
+        process.kill()
+        for child in tree:
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    killed = time.monotonic()
+    with sqlite3.connect(server.db_file) as conn:
+        kept = set(conn.execute("SELECT number, status, finished_at FROM archsearch_trials "
+                                "WHERE status != 'running'").fetchall())
+        assert conn.execute("SELECT status FROM archsearch_tasks").fetchone() == ("running",)
+
+    process, server = start_server(tmp_path, lease)
+    try:
+        time.sleep(max(0.0, killed + 5 - time.monotonic()))
+        task = server.get(f"/tasks/{task_id}").json()
+        assert task["status"] == "interrupted" and f"--resume {task_id}" in task["error"], task
+        assert server.post(f"/tasks/{task_id}/cancel").status_code == 409  # already ended
+        assert server.post(f"/tasks/{task_id}/resume").status_code == 202
+        task = server.wait(task_id)
+        assert task["status"] == "completed" and sum(task["trials"].values()) == budget, task
+        with sqlite3.connect(server.db_file) as conn:
+            after = set(conn.execute("SELECT number, status, finished_at FROM "
+                                     "archsearch_trials").fetchall())
+        assert kept <= after and len(after) == budget
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
 
 
 @pytest.mark.slow

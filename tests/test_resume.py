@@ -1,4 +1,5 @@
-"""kill -9 of the driver mid-search, then --resume: nothing finished is lost or rerun, and the
+"""kill -9 of the driver mid-search, then --resume: refused while the driver's lease is live,
+the task read as interrupted once it lapsed, and then nothing finished is lost or rerun, and the
 trial counts add up to the budget."""
 
 import json
@@ -13,6 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 BUDGET = 10
+LEASE_S = 6  # the drivers' lease (a setting): a killed driver's task lapses within seconds
 
 
 def finished_trials(db_file) -> list[tuple]:
@@ -27,25 +29,51 @@ def finished_trials(db_file) -> list[tuple]:
         return []
 
 
+def trials(db_file) -> list[tuple]:
+    if not db_file.exists():
+        return []
+    try:
+        with sqlite3.connect(db_file) as conn:
+            return conn.execute("SELECT number FROM archsearch_trials").fetchall()
+    except sqlite3.OperationalError:  # no database or tables yet
+        return []
+
+
 def test_kill_9_then_resume(tmp_path):
     db_file = tmp_path / "k.db"
     db = f"sqlite:///{db_file}"
     base = [sys.executable, "-m", "archsearch", "search", "--db", db, "--report-dir",
             str(tmp_path), "--json"]
+    env = {**os.environ, "ARCHSEARCH_LEASE_SECONDS": str(LEASE_S)}
     driver = subprocess.Popen([*base, "builtin:adding?length=24&n=300", "--budget-trials",
-                               str(BUDGET), "--seed", "2"], cwd=tmp_path,
+                               str(BUDGET), "--seed", "2"], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
+    while not trials(db_file) and time.monotonic() < deadline:
+        assert driver.poll() is None, driver.returncode
+        time.sleep(0.2)
+    # A second driver while the first one lives: refused, and the first one runs on.
+    refused = subprocess.run([*base, "--resume", "1"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "another live driver" in refused.stderr and "Traceback" not in refused.stderr
     while len(finished_trials(db_file)) < 3 and time.monotonic() < deadline:
         assert driver.poll() is None, "the search ended before it could be killed"
         time.sleep(0.2)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
+    killed = time.monotonic()
     before = finished_trials(db_file)
     assert 3 <= len(before) < BUDGET
 
-    resumed = subprocess.run([*base, "--resume", "1"], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=600)
+    # Nothing wrote "interrupted": the lapsed lease says so to every reader.
+    time.sleep(max(0.0, killed + LEASE_S + 1 - time.monotonic()))
+    listed = subprocess.run([sys.executable, "-m", "archsearch", "tasks", "--db", db, "--json"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert json.loads(listed.stdout.strip().splitlines()[-1])[0]["status"] == "interrupted"
+
+    resumed = subprocess.run([*base, "--resume", "1"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     summary = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert summary["status"] == "completed"

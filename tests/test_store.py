@@ -168,3 +168,48 @@ def test_upgrade_from_the_first_schema_keeps_rows(db_url):
     store.record_cross_validation(1, 0, 0.5, 0.1, 5)
     assert store.trials(1)[0].cv_folds == 5
     store.close()
+
+
+def test_a_lease_is_taken_by_one_driver_at_a_time_and_lapses(db_url):
+    store = Store(db_url)
+    task_id = new_task(store, status=TaskStatus.RUNNING)
+    assert store.acquire_lease(task_id, "first", 60)
+    assert not store.acquire_lease(task_id, "second", 60)  # a live holder: refused
+    assert store.acquire_lease(task_id, "first", 60)  # its holder may take it again
+    assert store.renew_lease(task_id, "first", 60) == (True, False)
+    assert store.renew_lease(task_id, "second", 60) == (False, False)
+    assert store.get_task(task_id).status == "running"
+    # A live driver is asked to stop through the database, and is not written over.
+    assert store.request_cancel(task_id)
+    assert store.renew_lease(task_id, "first", 60) == (True, True)
+    assert not store.end_unfinished(task_id, TaskStatus.INTERRUPTED, "cancelled")
+    assert not store.settle(task_id, "second", status=TaskStatus.COMPLETED)
+    # The holder stops renewing: readers see the task interrupted, and it can be taken over.
+    store.start_trial(task_id, 0, "gru", {})
+    assert store.renew_lease(task_id, "first", 0.5)[0]
+    time.sleep(0.6)
+    lapsed = store.get_task(task_id)
+    assert lapsed.status == "interrupted" and f"--resume {task_id}" in lapsed.error
+    assert [t.status for t in store.list_tasks() if t.id == task_id] == ["interrupted"]
+    assert not store.request_cancel(task_id)  # nobody left to ask
+    assert store.acquire_lease(task_id, "second", 60)
+    assert not store.get_task(task_id).cancel_requested  # a new holder starts afresh
+    assert store.get_task(task_id).status == "running"
+    assert store.renew_lease(task_id, "first", 60) == (False, False)  # the old one lost it
+    assert store.settle(task_id, "second", status=TaskStatus.COMPLETED, error=None)
+    ended = store.get_task(task_id)
+    assert ended.status == "completed" and ended.lease_owner is None
+    store.close()
+
+
+def test_a_task_without_a_live_driver_is_ended_with_its_running_trials(db_url):
+    store = Store(db_url)
+    task_id = new_task(store, status=TaskStatus.RUNNING)
+    store.start_trial(task_id, 0, "gru", {})
+    store.record_epoch(task_id, 0, EpochReport(1, 1.0, 0.4, 0.1))
+    assert store.end_unfinished(task_id, TaskStatus.FAILED, "driver died")
+    assert store.get_task(task_id).status == "failed"
+    (trial,) = store.trials(task_id)
+    assert trial.status == "failed" and trial.error == "driver died" and trial.val_score == 0.4
+    assert not store.end_unfinished(task_id, TaskStatus.INTERRUPTED, "again")  # already ended
+    store.close()

@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, Security, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -42,6 +42,7 @@ TaskId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]  # beyond: not a row id i
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (401, 404, 409, 411, 413, 422)}
 FINAL = {TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.INTERRUPTED.value}
+PAGES = "/ui/"  # the live pages' shells: public, they hold no task data
 
 
 class HttpProblem(Exception):
@@ -75,6 +76,31 @@ class BodyLimit:
                 await JSONResponse({"detail": problem[1]}, problem[0])(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class BearerAuth:
+    """Check the bearer token on the request's headers before anything reads its body: a request
+    without the right token is answered 401 without a single call to ``receive``, so an upload
+    from a stranger is never spooled to disk. Every path but the public ones is guarded, so a
+    route added later is guarded too."""
+
+    def __init__(self, app: ASGIApp, token: str, public: frozenset[str]) -> None:
+        self.app, self.token, self.public = app, token.encode(), public
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self._public(scope["path"]):
+            scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+            if scheme.lower() != b"bearer" or not secrets.compare_digest(given.strip(),
+                                                                         self.token):
+                await JSONResponse(
+                    {"detail": "missing or wrong bearer token: send `Authorization: Bearer "
+                               "TOKEN` with the token `archsearch serve` printed."},
+                    401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _public(self, path: str) -> bool:
+        return path in self.public or path.startswith(PAGES)
 
 
 class Uploads:
@@ -119,19 +145,17 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
                   "architectures on Ray and recommends one. Every /tasks and /recommend route "
                   "takes `Authorization: Bearer TOKEN`.")
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
+    # Added last, so it runs first: no token, no look at the body (not even its length).
+    app.add_middleware(BearerAuth, token=token, public=frozenset(
+        {"/", "/health", app.openapi_url, app.docs_url, app.redoc_url,
+         app.swagger_ui_oauth2_redirect_url}))
+    # BearerAuth checks the token; this only declares the scheme in the OpenAPI spec (for
+    # /docs and API clients).
     bearer = HTTPBearer(auto_error=False, description="the token of `archsearch serve`")
-
-    def authorised(credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                          Depends(bearer)]) -> None:
-        if credentials is None or not secrets.compare_digest(
-                credentials.credentials.encode(), token.encode()):
-            raise HttpProblem(401, "missing or wrong bearer token: send `Authorization: Bearer "
-                                   "TOKEN` with the token `archsearch serve` printed.")
 
     @app.exception_handler(HttpProblem)
     async def _problem(_: Request, exc: HttpProblem) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"detail": exc.detail}, exc.status, headers=headers)
+        return JSONResponse({"detail": exc.detail}, exc.status)
 
     @app.exception_handler(NotFoundError)
     async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
@@ -161,7 +185,7 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
                 "base-uri 'none'; form-action 'self'")
         return response
 
-    guarded = [Depends(authorised)]
+    guarded = [Security(bearer)]
 
     def view(task: TaskRecord) -> TaskView:
         return task_view(task, store.trials(task.id), dashboard, drivers.running(task.id))
@@ -174,7 +198,7 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
     def front_page() -> str:
         return pages.front_page()
 
-    @app.get("/ui/tasks/{task_id}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get(PAGES + "tasks/{task_id}", response_class=HTMLResponse, include_in_schema=False)
     def live_page(task_id: TaskId) -> str:
         return pages.live_page(task_id, dashboard)
 
@@ -256,9 +280,12 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
     def get_model(task_id: TaskId) -> Response:
         """The exported model as a zip: state_dict.pt, config.json, model.torchscript.pt (when
         it traces) and load_model.py."""
+        from archsearch.workflow import model_folder
+
         task = store.get_task(task_id)
-        model_dir = Path(task.report_path).parent / "model" if task.report_path else None
-        if model_dir is None or not model_dir.is_dir():
+        model_dir = model_folder(task)
+        # Only a task that ended: a running (resumed) one may be rewriting its model folder.
+        if task.status not in FINAL or not model_dir.is_dir():
             raise HttpProblem(409, f"task {task_id} is {task.status} and has no exported model "
                                    "(a model is exported when a search ends with a completed "
                                    "trial).")
@@ -274,6 +301,26 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
         if task.status in FINAL:
             raise HttpProblem(409, f"task {task_id} already ended ({task.status}).")
         drivers.cancel(task_id)
+        return view(store.get_task(task_id))
+
+    @app.post("/tasks/{task_id}/resume", status_code=202, dependencies=guarded,
+              responses=ERRORS)
+    def resume_task(task_id: TaskId) -> TaskView:
+        """Continue a task whose driver stopped (killed, cancelled, its server gone): finished
+        trials are kept and the budget is met exactly. Refused (409) for a completed task and
+        while another live driver holds the task's lease."""
+        from archsearch.workflow import LeaseHeld
+
+        task = store.get_task(task_id)
+        if task.status == TaskStatus.COMPLETED.value:
+            raise HttpProblem(409, f"task {task_id} already completed; nothing to resume.")
+        if drivers.running(task_id):
+            raise HttpProblem(409, f"task {task_id} is still run by its driver on this "
+                                   "server; cancel it first.")
+        try:
+            drivers.launch(task_id)
+        except LeaseHeld as exc:
+            raise HttpProblem(409, str(exc)) from None
         return view(store.get_task(task_id))
 
     @app.post("/recommend", dependencies=guarded, responses=ERRORS)

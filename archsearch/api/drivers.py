@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archsearch.api.config import ServeConfig
+from archsearch.store.lease import new_owner
 from archsearch.types import TaskStatus
-from archsearch.workflow import end_unfinished_task
-
-CANCELLED = "cancelled through the API"
+from archsearch.workflow import CANCELLED, cancel_task, claim, end_unfinished_task
 
 
 @dataclass
 class _Driver:
     process: subprocess.Popen
+    owner: str  # the lease owner id it runs as
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -39,9 +39,12 @@ class DriverPool:
         return self.log_dir / f"task-{task_id}.log"
 
     def launch(self, task_id: int) -> None:
-        """Start the driver of a stored ``queued`` task."""
+        """Start the driver of a stored task (a new one, or one to resume). Its lease is taken
+        here first, atomically: LeaseHeld while another live driver holds it."""
+        owner = new_owner()
+        claim(self.config.db_url, task_id, owner)
         command = [sys.executable, "-m", "archsearch", "search", "--resume", str(task_id),
-                   "--db", self.config.db_url]
+                   "--db", self.config.db_url, "--lease-owner", owner]
         if self.config.ray_address:
             command += ["--ray-address", self.config.ray_address]
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -53,9 +56,9 @@ class DriverPool:
                                            start_new_session=True)
         except OSError as exc:
             end_unfinished_task(self.config.db_url, task_id, TaskStatus.FAILED,
-                                f"the driver process could not start: {exc}")
+                                f"the driver process could not start: {exc}", owner)
             raise
-        driver = _Driver(process)
+        driver = _Driver(process, owner)
         with self._lock:
             self._drivers[task_id] = driver
         threading.Thread(target=self._supervise, args=(task_id, driver), daemon=True,
@@ -68,12 +71,13 @@ class DriverPool:
     def cancel(self, task_id: int) -> None:
         """Interrupt a task: SIGINT lets its driver store it ``interrupted`` and write the report
         of the trials done; a driver that has not exited after the grace period is killed with
-        its process group. A task with no driver here (left by an earlier server) is ended at
-        once."""
+        its process group. A task with no driver here (one started by an earlier server, or
+        from the CLI) is cancelled through the database: its live driver is asked to stop and
+        does as SIGINT would; with no live driver, it is ended at once."""
         with self._lock:
             driver = self._drivers.get(task_id)
         if driver is None:
-            end_unfinished_task(self.config.db_url, task_id, TaskStatus.INTERRUPTED, CANCELLED)
+            cancel_task(self.config.db_url, task_id)
             return
         if driver.cancelled.is_set():
             return
@@ -112,7 +116,7 @@ class DriverPool:
             status = TaskStatus.FAILED
             reason = (f"the driver process exited with code {code} before ending the task; see "
                       f"{self.log_file(task_id)}")
-        end_unfinished_task(self.config.db_url, task_id, status, reason)
+        end_unfinished_task(self.config.db_url, task_id, status, reason, driver.owner)
         with self._lock:
             self._drivers.pop(task_id, None)
 

@@ -124,6 +124,7 @@ class TrialView(BaseModel):
     peak_memory_mb: float | None
     epochs_run: int
     train_seconds: float
+    retries: int  # attempts Ray ran again after a failure (a worker that died)
     error: str | None
     config: dict[str, Any]
 

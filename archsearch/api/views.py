@@ -79,7 +79,8 @@ def trial_view(trial: TrialRecord) -> TrialView:
         val_score=_finite(trial.val_score), test_score=_finite(trial.test_score),
         cv_score=_finite(trial.cv_score), params=trial.params, latency_ms=trial.latency_ms,
         peak_memory_mb=trial.peak_memory_mb, epochs_run=trial.epochs_run,
-        train_seconds=trial.train_seconds, error=trial.error, config=trial.config,
+        train_seconds=trial.train_seconds, retries=trial.retries, error=trial.error,
+        config=trial.config,
     )
 
 

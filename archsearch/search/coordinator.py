@@ -112,6 +112,11 @@ class Coordinator:
             outcome = TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None, 0.0, error)
         self._end(tune_trial_id, outcome, checkpoint_dir)
 
+    def retry(self, tune_trial_id: str, reason: str) -> None:
+        """A failed attempt that Ray runs again (FailureConfig.max_failures)."""
+        if tune_trial_id in self.numbers and tune_trial_id not in self.ended:
+            self.observer.on_trial_retry(self.numbers[tune_trial_id], reason)
+
     def _end(self, tune_trial_id: str, outcome: TrialOutcome | None, checkpoint_dir: str | None,
              pruned_at: int | None = None) -> None:
         if tune_trial_id in self.ended or tune_trial_id not in self.numbers:

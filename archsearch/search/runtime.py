@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import ray
 from archsearch.errors import UsageError
 
 TOKEN_FILE = Path.home() / ".ray" / "auth_token"
+LOOPBACK = "127.0.0.1"  # where the embedded runtime listens, every service of it
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,13 @@ def ray_runtime(address: str | None) -> Iterator[RayRuntime]:
     try:
         # "local" always starts a fresh runtime: with address=None Ray would join whatever
         # cluster /tmp/ray/ray_current_cluster names, and hang on one that has died. The
-        # embedded runtime binds to loopback only.
-        local = {"address": "local", "_node_ip_address": "127.0.0.1"}
-        context = ray.init(**(local if address is None else {"address": address}),
-                           include_dashboard=True, dashboard_host="127.0.0.1",
-                           logging_level=logging.WARNING, log_to_driver=False,
-                           namespace="archsearch")
+        # embedded runtime binds every service to loopback (see _loopback_node).
+        local = {"address": "local", "_node_ip_address": LOOPBACK}
+        with _loopback_node() if address is None else nullcontext():
+            context = ray.init(**(local if address is None else {"address": address}),
+                               include_dashboard=True, dashboard_host=LOOPBACK,
+                               logging_level=logging.WARNING, log_to_driver=False,
+                               namespace="archsearch")
     except (ConnectionError, ValueError, RuntimeError) as exc:
         if address is None:
             raise
@@ -74,6 +76,27 @@ def ray_runtime(address: str | None) -> Iterator[RayRuntime]:
                          embedded=address is None)
     finally:
         ray.shutdown()
+
+
+@contextmanager
+def _loopback_node() -> Iterator[None]:
+    """Keep the node's address 127.0.0.1 while the embedded runtime starts.
+
+    Ray 2.60's ray.init replaces ``_node_ip_address="127.0.0.1"`` with the machine's routable
+    address (services.resolve_ip_for_localhost), unless Ray clusters are switched off (its
+    default on Windows and macOS: ray_constants.ENABLE_RAY_CLUSTER). Every service takes its
+    bind address from the node's: with 127.0.0.1 the GCS, the raylet, the workers, the dashboard
+    agent (gRPC, HTTP, metrics export) and the runtime-env agent listen on loopback only; with
+    the routable one they listen on all interfaces. So clusters are off for the start alone
+    (afterwards Ray reads the address from the running node)."""
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def _send_token_when_at_hand() -> None:

@@ -12,8 +12,10 @@ import tempfile
 from typing import Any
 
 import ray
+import ray.cloudpickle as cloudpickle
 import torch
 from ray import tune
+from ray.exceptions import RayActorError, RayTaskError
 from ray.tune import Callback, Checkpoint
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
@@ -127,10 +129,38 @@ class RelayCallback(_CoordinatorRef, Callback):
         self.coordinator.complete(trial.trial_id, trial.last_result,
                                   checkpoint.path if checkpoint is not None else None)
 
+    def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:  # noqa: ANN001
+        self.coordinator.retry(trial.trial_id, failure(trial))
+
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:  # noqa: ANN001
-        error = str(trial.error_file or "trial raised in the Ray worker")
-        try:
-            error = trial.get_error().__class__.__name__ + ": " + str(trial.get_error())
-        except Exception:  # noqa: BLE001  (best effort: the error file path is the fallback)
-            pass
+        attempts = trial.num_failures
+        error = failure(trial) + (f" (on each of its {attempts} attempts; Ray's retries are "
+                                  "spent)" if attempts > 1 else "")
         self.coordinator.complete(trial.trial_id, None, None, error=error[:2000])
+
+
+def failure(trial) -> str:  # noqa: ANN001
+    """A trial's latest failure in one readable line: a worker that died is said so, an
+    exception the trial raised is its type and message (without Ray's wrapper, its traceback or
+    Tune's "Failure # N" header)."""
+    error: object = None
+    if trial.pickled_error_file and os.path.isfile(trial.pickled_error_file):
+        try:
+            with open(trial.pickled_error_file, "rb") as file:
+                error = cloudpickle.load(file)
+        except Exception:  # noqa: BLE001  (the text below says it too)
+            error = None
+    if isinstance(error, RayTaskError):
+        error = error.cause
+    if isinstance(error, RayActorError):
+        return ("its Ray worker process died before the trial finished (killed, out of "
+                "memory, or crashed)")
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {_first_line(str(error))}"
+    text = trial.get_error() or ""
+    last = text.rsplit("Failure # ", 1)[-1].splitlines()[1:]  # the latest, without its header
+    return _first_line("\n".join(last)) or "the trial failed in its Ray worker"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")[:500]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import fields
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import ColumnElement, Engine, or_, select, update
 from sqlalchemy.orm import selectinload, sessionmaker
 
 from archsearch.errors import NotFoundError
@@ -35,6 +36,7 @@ from archsearch.store.session import (
     create_db_engine,
     session_scope,
     upgrade,
+    write_failure,
 )
 from archsearch.types import (
     CostMeasurement,
@@ -47,11 +49,12 @@ from archsearch.types import (
 )
 
 __all__ = ["DatabaseError", "EpochRecord", "RecommendationRecord", "Store", "TaskRecord",
-           "TrialRecord", "head_revision", "schema_revision_of"]
+           "TrialRecord", "head_revision", "schema_revision_of", "write_failure"]
 
 _TASK_FIELDS = {f.name for f in fields(TaskRecord)} - {"metric", "floor"}
 _FLOOR_FIELDS = [f.name for f in fields(FloorResult)]
 _TRIAL_FIELDS = {f.name for f in fields(TrialRecord)} - {"epochs"}
+_UNFINISHED = (TaskStatus.QUEUED.value, TaskStatus.RUNNING.value)
 
 
 class Store:
@@ -101,6 +104,81 @@ class Store:
         with session_scope(self._sessions) as session:
             rows = session.scalars(select(TaskRow).order_by(TaskRow.id)).all()
             return [_task_record(row) for row in rows]
+
+    # -- leases: which driver runs a task (see archsearch.store.lease) ----------------------
+    def acquire_lease(self, task_id: int, owner: str, seconds: float) -> bool:
+        """Take the task's lease for ``owner`` in one compare-and-set UPDATE: only when no
+        driver holds it, its holder let it lapse, or ``owner`` holds it already. A new holder
+        starts without a cancel request."""
+        now = utcnow()
+        with session_scope(self._sessions) as session:
+            self._task_row(session, task_id)  # NotFoundError for a task that does not exist
+            taken = session.execute(
+                update(TaskRow).where(TaskRow.id == task_id, _lease_free(now, owner))
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds),
+                        cancel_requested=False))
+            return taken.rowcount == 1
+
+    def renew_lease(self, task_id: int, owner: str, seconds: float) -> tuple[bool, bool]:
+        """Extend ``owner``'s lease; (still held, a cancel was requested)."""
+        now = utcnow()
+        with session_scope(self._sessions) as session:
+            renewed = session.execute(
+                update(TaskRow).where(TaskRow.id == task_id, TaskRow.lease_owner == owner)
+                .values(lease_expires_at=now + timedelta(seconds=seconds),
+                        updated_at=TaskRow.updated_at))  # a renewal is not a change of the task
+            if renewed.rowcount != 1:
+                return False, False
+            return True, bool(session.scalar(select(TaskRow.cancel_requested)
+                                             .where(TaskRow.id == task_id)))
+
+    def request_cancel(self, task_id: int) -> bool:
+        """Ask the live driver of a queued or running task to stop (it reads the request when
+        it renews its lease); False when no live driver holds the task."""
+        now = utcnow()
+        with session_scope(self._sessions) as session:
+            self._task_row(session, task_id)
+            asked = session.execute(
+                update(TaskRow).where(TaskRow.id == task_id, TaskRow.status.in_(_UNFINISHED),
+                                      TaskRow.lease_owner.is_not(None),
+                                      TaskRow.lease_expires_at >= now)
+                .values(cancel_requested=True))
+            return asked.rowcount == 1
+
+    def settle(self, task_id: int, owner: str, **values: Any) -> bool:
+        """Write a task's ending (status, error, report path, ...) and release the lease, only
+        while ``owner`` holds it: a driver that lost its lease writes nothing over the new
+        holder. False when the lease was lost."""
+        with session_scope(self._sessions) as session:
+            unknown = set(values) - _TASK_FIELDS
+            if unknown:
+                raise AttributeError(f"TaskRow has no column {sorted(unknown)[0]}")
+            settled = session.execute(
+                update(TaskRow).where(TaskRow.id == task_id, TaskRow.lease_owner == owner)
+                .values(**{k: v.value if isinstance(v, TaskStatus) else v
+                           for k, v in values.items()},
+                        lease_owner=None, lease_expires_at=None, cancel_requested=False))
+            return settled.rowcount == 1
+
+    def end_unfinished(self, task_id: int, status: TaskStatus, error: str,
+                       owner: str | None = None) -> bool:
+        """End a queued or running task, and fail its running trials, in one transaction; only
+        when no live driver but ``owner`` holds its lease (a task someone else runs, or that
+        already ended, is left alone). True when it was ended here."""
+        now = utcnow()
+        with session_scope(self._sessions) as session:
+            ended = session.execute(
+                update(TaskRow).where(TaskRow.id == task_id, TaskRow.status.in_(_UNFINISHED),
+                                      _lease_free(now, owner))
+                .values(status=status.value, error=error[:2000], lease_owner=None,
+                        lease_expires_at=None, cancel_requested=False))
+            if ended.rowcount != 1:
+                return False
+            for row in session.scalars(select(TrialRow).where(
+                    TrialRow.task_id == task_id,
+                    TrialRow.status == TrialStatus.RUNNING.value)).all():
+                self._mark(row, TrialStatus.FAILED, error)
+            return True
 
     @staticmethod
     def _task_row(session, task_id: int) -> TaskRow:  # noqa: ANN001
@@ -184,6 +262,15 @@ class Store:
             _set_cost(row, cost)
             row.node_id = node_id
 
+    def record_retry(self, task_id: int, number: int, reason: str) -> int:
+        """Count a failed attempt that Ray runs again (its epochs are then reported afresh);
+        the reason stands as the trial's error until it ends. Returns the retries so far."""
+        with session_scope(self._sessions) as session:
+            row = self._trial_row(session, task_id, number)
+            row.retries += 1
+            row.error = f"attempt {row.retries} failed ({reason}); Ray runs it again"
+            return row.retries
+
     def record_cross_validation(self, task_id: int, number: int, mean: float, std: float,
                                 folds: int) -> None:
         with session_scope(self._sessions) as session:
@@ -207,11 +294,14 @@ class Store:
                    error: str | None = None) -> None:
         """Change a trial's status only (pruned, or failed by the scheduler)."""
         with session_scope(self._sessions) as session:
-            row = self._trial_row(session, task_id, number)
-            row.status, row.error, row.finished_at = status.value, error, utcnow()
-            if row.epochs:
-                best = max(row.epochs, key=lambda e: self._signed(row.task, e.val_score))
-                row.val_score, row.best_epoch = best.val_score, best.epoch
+            self._mark(self._trial_row(session, task_id, number), status, error)
+
+    @classmethod
+    def _mark(cls, row: TrialRow, status: TrialStatus, error: str | None) -> None:
+        row.status, row.error, row.finished_at = status.value, error, utcnow()
+        if row.epochs:
+            best = max(row.epochs, key=lambda e: cls._signed(row.task, e.val_score))
+            row.val_score, row.best_epoch = best.val_score, best.epoch
 
     @staticmethod
     def _signed(task: TaskRow, value: float) -> float:
@@ -305,8 +395,23 @@ def _set_cost(row: TrialRow, cost: CostMeasurement) -> None:
     row.device = cost.device
 
 
+def _lease_free(now: datetime, owner: str | None) -> ColumnElement[bool]:
+    """No live driver holds the task's lease, or ``owner`` does."""
+    free = or_(TaskRow.lease_owner.is_(None), TaskRow.lease_expires_at < now)
+    return free if owner is None else or_(free, TaskRow.lease_owner == owner)
+
+
 def _task_record(row: TaskRow) -> TaskRecord:
     values = {name: getattr(row, name) for name in _TASK_FIELDS}
+    if (row.status in _UNFINISHED and row.lease_expires_at is not None
+            and row.lease_expires_at < utcnow()):
+        # Its driver stopped renewing (killed, or its machine or database went away): the
+        # stored status cannot be trusted, and the task can be resumed.
+        values["status"] = TaskStatus.INTERRUPTED.value
+        values["error"] = (
+            f"its driver stopped renewing its lease (lapsed at "
+            f"{row.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC, while {row.status}): continue it "
+            f"with `archsearch search --resume {row.id}` or POST /tasks/{row.id}/resume.")
     floor = (None if row.floor is None
              else FloorResult(**{name: getattr(row.floor, name) for name in _FLOOR_FIELDS}))
     return TaskRecord(metric=Metric(row.metric_name, row.metric_direction), floor=floor,

@@ -6,7 +6,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -42,6 +52,11 @@ class TaskRow(Base):
     best_trial_id: Mapped[int | None]
     report_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    # The driver running the task holds a lease it renews (archsearch.store.lease); a task
+    # whose lease lapsed while running is read as interrupted.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
     trials: Mapped[list[TrialRow]] = relationship(back_populates="task", order_by="TrialRow.number")
     floor: Mapped[FloorRow | None] = relationship(lazy="selectin")
@@ -75,6 +90,7 @@ class TrialRow(Base):
     cv_folds: Mapped[int | None]
     bag_test_score: Mapped[float | None] = mapped_column(Float)
     epochs_run: Mapped[int] = mapped_column(Integer, default=0)
+    retries: Mapped[int] = mapped_column(Integer, default=0)  # attempts Ray ran again
     train_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

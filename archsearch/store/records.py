@@ -45,6 +45,7 @@ class TrialRecord:
     cv_folds: int | None = None
     node_id: str | None = None
     bag_test_score: float | None = None  # the pick's fold models as a bag, on test
+    retries: int = 0  # times Ray ran it again after a failed attempt (its worker died)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class TaskRecord:
     report_path: str | None
     error: str | None
     floor: FloorResult | None = None  # the measured floor (None: not fitted yet, or failed)
+    lease_owner: str | None = None  # the driver running it (None: no driver holds it)
+    lease_expires_at: datetime | None = None  # naive UTC; renewed while its driver lives
+    cancel_requested: bool = False  # asked to stop; its driver notices when it renews
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from archsearch.errors import ArchsearchError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_REFUSED_WRITES = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # disk full, over quota, read-only
 
 
 class DatabaseError(ArchsearchError):
@@ -29,6 +31,24 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """What was refused, when ``exc`` or an error it was raised from (Ray Tune re-raises the
+    errors of its callbacks as a TuneError) is a write the database or the disk refused: a full
+    disk, a read-only file system, a database gone. None for any other error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OperationalError):
+            reason = str(current.orig) if current.orig is not None else str(current)
+            return reason.strip().splitlines()[0] if reason.strip() else "the database failed"
+        if isinstance(current, OSError) and current.errno in _REFUSED_WRITES:
+            return f"{current.strerror}: {current.filename}" if current.filename else \
+                str(current.strerror)
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def create_db_engine(url: str) -> Engine:
