@@ -379,3 +379,11 @@ def test_every_hand_made_bad_file_gives_a_clear_data_error(tmp_path):
         assert bad.expect in message.lower(), (bad.name, message)
         assert "\n" not in message and "Traceback" not in message, bad.name
         assert len(message) < 700, (bad.name, len(message))
+
+
+def test_regression_targets_beyond_float32_are_refused(tmp_path):
+    path = tmp_path / "huge.npz"
+    X = np.zeros((6, 4, 1), dtype=np.float32)
+    np.savez(path, X=X, y=np.array([1.0, 2.0, 1e300, 3.0, 4.0, 5.0]))
+    with pytest.raises(DataError, match="too large for float32.*flat index 2"):
+        load_dataset(str(path), LoadOptions(task=TaskKind.REGRESSION))

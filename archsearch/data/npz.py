@@ -27,6 +27,7 @@ from archsearch.data.validate import (
     check_target,
     clean_features,
     encode_labels,
+    float32_targets,
     infer_task,
     quote,
     quote_list,
@@ -101,8 +102,8 @@ def load_npz(path: Path, options: LoadOptions | None = None) -> SequenceDataset:
         if y_test is not None and y_test.dtype.kind in "US":
             raise DataError(f"{where}: y is numeric but y_test holds strings; both splits must "
                             "use the same kind of target.")
-        y = y.astype(np.float32)
-        y_test = None if y_test is None else y_test.astype(np.float32)
+        y = float32_targets(y, where)
+        y_test = None if y_test is None else float32_targets(y_test, where, "y_test")
     return SequenceDataset(
         name=path.name,
         task=task,

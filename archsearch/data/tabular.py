@@ -31,9 +31,9 @@ from archsearch.data.limits import HEADER_BYTES_PER_COLUMN, MIB, DataLimits
 from archsearch.data.options import LoadOptions
 from archsearch.data.validate import (
     check_size,
-    check_target,
     clean_features,
     encode_labels,
+    float32_targets,
     infer_task,
     quote,
     quote_list,
@@ -341,8 +341,7 @@ def _long(frame: pd.DataFrame, name: str, where: str, options: LoadOptions) -> S
     if task is TaskKind.CLASSIFICATION:
         y, _, class_names = encode_labels(y, where)
     else:
-        check_target(y, where, f"target column {quote(target)}")
-        y = y.astype(np.float32)
+        y = float32_targets(y, where, f"target column {quote(target)}")
     return SequenceDataset(name=name, task=task, X=X, y=y, lengths=lengths,
                            feature_names=tuple(features), class_names=class_names,
                            target_name=target, n_missing=n_missing)

@@ -213,6 +213,19 @@ def check_target(y: np.ndarray, where: str, name: str = "y") -> None:
                             "remove those sequences or fix their targets.")
 
 
+def float32_targets(y: np.ndarray, where: str, name: str = "y") -> np.ndarray:
+    """Numeric targets as float32, what training uses; refused when a value is beyond float32's
+    range (it would become infinite: about 3.4e38)."""
+    check_target(y, where, name)
+    with np.errstate(over="ignore"):
+        y32 = y.astype(np.float32)
+    if y.dtype.kind == "f" and not np.isfinite(y32).all():
+        i = int(np.flatnonzero(~np.isfinite(y32.reshape(-1)))[0])
+        raise DataError(f"{where}: {name} holds values too large for float32 (beyond about "
+                        f"3.4e38; the first at flat index {i}); rescale the targets.")
+    return y32
+
+
 def _label_text(label: object) -> str:
     if isinstance(label, bytes):
         return label.decode("utf-8", "replace")
