@@ -42,8 +42,10 @@ def trials(db_file) -> list[tuple]:
 def test_kill_9_then_resume(tmp_path):
     db_file = tmp_path / "k.db"
     db = f"sqlite:///{db_file}"
+    # No cross-validation of finalists: what is tested is the resume (stored with the task,
+    # so the resumed driver skips it too).
     base = [sys.executable, "-m", "archsearch", "search", "--db", db, "--report-dir",
-            str(tmp_path), "--json"]
+            str(tmp_path), "--json", "--cv-folds", "0"]
     env = {**os.environ, "ARCHSEARCH_LEASE_SECONDS": str(LEASE_S)}
     driver = subprocess.Popen([*base, "builtin:adding?length=24&n=300", "--budget-trials",
                                str(BUDGET), "--seed", "2"], cwd=tmp_path, env=env,
@@ -95,7 +97,8 @@ def test_kill_9_then_resume(tmp_path):
 def test_resume_refuses_a_completed_task(tmp_path):
     db = f"sqlite:///{tmp_path / 'c.db'}"
     done = subprocess.run([sys.executable, "-m", "archsearch", "search",
-                           "builtin:adding?length=12&n=100", "--budget-trials", "1", "--db", db,
+                           "builtin:adding?length=12&n=100", "--budget-trials", "1",
+                           "--cv-folds", "0", "--db", db,
                            "--report-dir", str(tmp_path)], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
