@@ -391,10 +391,11 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
             rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number, metric))
             best = next((t for t in trials if t.number == rec.trial_number), None)
             bag = _bag_the_pick(store, task_id, best, observer, prepared, request.constraints,
-                                rec, printer)
-            if bag is not None:
-                trials = store.trials(task_id)
-                best = next(t for t in trials if t.number == best.number)
+                                metric, rec, printer)
+            if bag is not None:  # the stored bag score, without reading every trial again
+                best = dataclasses.replace(best, bag_test_score=bag[1])
+                trials = [best if t.number == best.number else t for t in trials]
+                bag = bag[0]
             model_files = {}
             # A resumed task replaces what its earlier run exported.
             shutil.rmtree(report_dir / MODEL_DIR, ignore_errors=True)
@@ -454,10 +455,12 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
 
 def _bag_the_pick(store: Store, task_id: int, best: TrialRecord | None,
                   observer: StoreObserver, data: PreparedData, constraints: Constraints,
-                  rec: Recommendation, printer: Printer) -> Path | None:
+                  metric: Metric, rec: Recommendation,
+                  printer: Printer) -> tuple[Path, float] | None:
     """On small data the pick's fold models (from its cross-validation) are bagged into the
-    answer: scored on test, stored, and written as one state dict (its path; None when the pick
-    was not cross-validated, must stream, or would break a constraint as k copies)."""
+    answer: scored on test, stored, and written as one state dict (its path and test score;
+    None when the pick was not cross-validated, must stream, or would break a constraint as k
+    copies)."""
     if best is None or not observer.fold_states(best.number).is_file():
         return None
     states = torch.load(observer.fold_states(best.number))
@@ -479,7 +482,6 @@ def _bag_the_pick(store: Store, task_id: int, best: TrialRecord | None,
         member.load_state_dict(state)
     path = observer.checkpoint_dir / f"trial-{best.number}-bag.pt"
     torch.save(bag.state_dict(), path)
-    metric = store.get_task(task_id).metric
     text = (f"The searched model exported is the bag of the pick's {k} fold models (each "
             f"trained on {k - 1}/{k} of train+validation; their mean prediction): test "
             f"{metric.name} {test:.4g}, vs {best.test_score:.4g} for the single model of trial "
@@ -487,7 +489,7 @@ def _bag_the_pick(store: Store, task_id: int, best: TrialRecord | None,
             f"the trial's.")
     rec.rationale.append(text)
     printer(text)
-    return path
+    return path, test
 
 
 class LeaseHeld(UsageError):
