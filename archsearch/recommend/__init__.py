@@ -7,12 +7,13 @@ from archsearch.recommend.pareto import pareto_front
 from archsearch.recommend.ranker import (
     FamilyScoreRegressor,
     PastEvidence,
-    meta_vector,
     past_evidence,
     training_table,
 )
 from archsearch.recommend.rules import Rule, apply_rules, load_rules
+from archsearch.recommend.similarity import meta_vector, pairwise_distances, task_distance
 
 __all__ = ["Advice", "FamilyRank", "FamilyScoreRegressor", "PastEvidence", "Recommendation",
            "Rule", "advise", "apply_rules", "evidence_for_task", "facts_for", "load_rules",
-           "meta_vector", "pareto_front", "past_evidence", "recommend", "training_table"]
+           "meta_vector", "pairwise_distances", "pareto_front", "past_evidence", "recommend",
+           "task_distance", "training_table"]

@@ -2,14 +2,15 @@
 
 Glossary:
 - *meta-features*: the data room's description of a data set (``archsearch.data.meta``);
-  :func:`meta_vector` turns the numeric ones into a fixed-length row (logs of the sizes, the
-  task kind one-hot, signal statistics; a missing key is NaN).
+  :func:`~archsearch.recommend.similarity.meta_vector` turns them into a fixed-length row and
+  :func:`~archsearch.recommend.similarity.pairwise_distances` says how far apart two rows are
+  (the one task distance of the recommender).
 - *normalised family score*: on one past task, ``(s_f - s_worst) / (s_best - s_worst)`` over
   the families measured there, with ``s`` the best validation score of each family, signed so
   that higher is better: 1 = the best measured family, 0 = the worst. A family not measured on
   a task is NaN there.
 - :class:`FamilyScoreRegressor`: a scikit-learn estimator, meta-feature rows -> one normalised
-  score per family (k nearest past tasks over standardised features, distance-weighted; one
+  score per family (k nearest past tasks by the task distance, distance-weighted; one
   neighbour model per family, fitted on the tasks that measured it).
 - :class:`PastEvidence`: the ranker's answer for one task, with what backs it (how many past
   tasks, the nearest ones, a configuration to start from), or why there is none.
@@ -26,45 +27,15 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.impute import SimpleImputer
-from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
-from sklearn.preprocessing import StandardScaler
+from sklearn.neighbors import KNeighborsRegressor
 
+from archsearch.recommend.similarity import FEATURE_NAMES, meta_vector, pairwise_distances
 from archsearch.store.records import TaskRecord, TrialRecord
 
 MIN_TASKS = 2  # with fewer usable past tasks the ranker has nothing to say
 # At most this many (the most recent) past tasks are held out one at a time, so that the
 # calibration costs O(n) fits, not O(n^2) work, on a large database.
 MAX_HELD_OUT = 50
-TASK_KINDS = ("classification", "regression", "forecast")
-# (meta-feature, transform): sizes on a log scale (a task twice as long is as far as one half
-# as long); statistics as they are. Keys the data room does not provide stay NaN (imputed).
-_LOG_KEYS = ("seq_len", "n_sequences", "n_features", "n_outputs", "length_mean",
-             "class_imbalance", "dominant_period")
-_RAW_KEYS = ("padding_ratio", "acf_lag1", "acf_long_lag", "hurst_exponent",
-             "spectral_energy_long", "spectral_energy_short", "dominant_period_power")
-FEATURE_NAMES: tuple[str, ...] = (tuple(f"log10_{k}" for k in _LOG_KEYS) + _RAW_KEYS
-                                  + tuple(f"is_{kind}" for kind in TASK_KINDS))
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return math.nan
-
-
-def meta_vector(meta: Mapping[str, Any], task_kind: str | None = None) -> np.ndarray:
-    """One row of :data:`FEATURE_NAMES` from a meta-feature dict (missing or odd values: NaN)."""
-    row = []
-    for key in _LOG_KEYS:
-        value = _number(meta.get(key))
-        row.append(math.log10(value) if value > 0 else math.nan)
-    row.extend(_number(meta.get(key)) for key in _RAW_KEYS)
-    kind = task_kind or meta.get("task")
-    row.extend(float(kind == k) if kind is not None else math.nan for k in TASK_KINDS)
-    return np.asarray(row, dtype=np.float64)
 
 
 def normalised_scores(best: Mapping[str, float], maximize: bool) -> dict[str, float]:
@@ -85,11 +56,12 @@ def normalised_scores(best: Mapping[str, float], maximize: bool) -> dict[str, fl
 class FamilyScoreRegressor(BaseEstimator):
     """Meta-features -> normalised score per family, from past tasks (scikit-learn estimator).
 
-    ``fit(X, Y)``: ``X`` (n_tasks, n_features) may hold NaN (imputed by the training median);
-    ``Y`` (n_tasks, n_families) holds normalised scores, NaN where a task did not measure a
-    family. Each family gets its own distance-weighted k-nearest-neighbour model over the
-    standardised features of the tasks that measured it. ``predict(X)`` returns
-    (n, n_families), NaN for a family no training task measured.
+    ``fit(X, Y)``: ``X`` (n_tasks, n_features) rows of
+    :func:`~archsearch.recommend.similarity.meta_vector` (NaN: missing); ``Y`` (n_tasks,
+    n_families) holds normalised scores, NaN where a task did not measure a family. Each family
+    gets its own distance-weighted k-nearest-neighbour model over the tasks that measured it,
+    by the recommender's task distance. ``predict(X)`` returns (n, n_families), NaN for a
+    family no training task measured.
 
     Parameters: ``n_neighbors`` (k, capped at the tasks available per family) and ``weights``
     (``"distance"`` or ``"uniform"``, as in :class:`~sklearn.neighbors.KNeighborsRegressor`).
@@ -107,50 +79,52 @@ class FamilyScoreRegressor(BaseEstimator):
         if X.ndim != 2 or len(X) != len(Y) or len(X) == 0:
             raise ValueError(f"X must be (n_tasks, n_features) and y (n_tasks, n_families) "
                              f"with n_tasks >= 1; got {X.shape} and {Y.shape}")
+        if X.shape[1] != len(FEATURE_NAMES):
+            raise ValueError(f"X must have the {len(FEATURE_NAMES)} columns of meta_vector, "
+                             f"got {X.shape[1]}")
         if self.n_neighbors < 1:
             raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
         self.n_features_in_ = X.shape[1]
         self.n_outputs_ = Y.shape[1]
-        self.imputer_ = SimpleImputer(strategy="median", keep_empty_features=True).fit(X)
-        self.scaler_ = StandardScaler().fit(self.imputer_.transform(X))
-        Z = self._transform(X)
+        self.X_ = X
+        distances = pairwise_distances(X, X)
         self.support_ = (~np.isnan(Y)).sum(axis=0)
+        self.rows_: list[np.ndarray] = []  # per family: the training tasks that measured it
         self.models_: list[KNeighborsRegressor | None] = []
         for j in range(self.n_outputs_):
-            rows = ~np.isnan(Y[:, j])
-            if not rows.any():
+            rows = np.flatnonzero(~np.isnan(Y[:, j]))
+            self.rows_.append(rows)
+            if not len(rows):
                 self.models_.append(None)
                 continue
-            k = min(self.n_neighbors, int(rows.sum()))
-            self.models_.append(KNeighborsRegressor(n_neighbors=k, weights=self.weights)
-                                .fit(Z[rows], Y[rows, j]))
-        self.neighbours_ = NearestNeighbors().fit(Z)
+            k = min(self.n_neighbors, len(rows))
+            self.models_.append(KNeighborsRegressor(n_neighbors=k, weights=self.weights,
+                                                    metric="precomputed")
+                                .fit(distances[np.ix_(rows, rows)], Y[rows, j]))
         return self
 
-    def _transform(self, X: np.ndarray) -> np.ndarray:
-        return self.scaler_.transform(self.imputer_.transform(X))
-
-    def _check(self, X: Any) -> np.ndarray:
+    def _distances(self, X: Any) -> np.ndarray:
+        """(n, n_tasks) distances from the rows of ``X`` to the training tasks."""
         if not hasattr(self, "models_"):
             raise ValueError("this FamilyScoreRegressor is not fitted yet; call fit(X, y) first")
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have {self.n_features_in_} columns, got shape {X.shape}")
-        return X
+        return pairwise_distances(X, self.X_)
 
     def predict(self, X: Any) -> np.ndarray:
-        Z = self._transform(self._check(X))
-        out = np.full((len(Z), self.n_outputs_), np.nan)
+        distances = self._distances(X)
+        out = np.full((len(distances), self.n_outputs_), np.nan)
         for j, model in enumerate(self.models_):
             if model is not None:
-                out[:, j] = np.clip(model.predict(Z), 0.0, 1.0)
+                out[:, j] = np.clip(model.predict(distances[:, self.rows_[j]]), 0.0, 1.0)
         return out
 
     def kneighbors(self, X: Any, n_neighbors: int = 3) -> tuple[np.ndarray, np.ndarray]:
         """(distances, row indices) of the nearest training tasks, over all families."""
-        Z = self._transform(self._check(X))
-        k = min(n_neighbors, self.neighbours_.n_samples_fit_)
-        return self.neighbours_.kneighbors(Z, n_neighbors=k)
+        distances = self._distances(X)
+        order = np.argsort(distances, axis=1, kind="stable")[:, :n_neighbors]
+        return np.take_along_axis(distances, order, axis=1), order
 
     def score(self, X: Any, y: Any) -> float:
         """Masked R^2 over the measured entries of ``y`` (higher is better, 1 is perfect)."""
