@@ -1,0 +1,90 @@
+"""The knowledge base: its corpus, and a resumable build of its matrix (tiny budget)."""
+
+import json
+
+import pytest
+
+from archsearch.data import load_dataset
+from archsearch.errors import UsageError
+from archsearch.recommend.knowledge import (
+    COMPLETED,
+    CellBudget,
+    load_corpus,
+    load_knowledge_base,
+    read_cells,
+    read_sidecar,
+)
+from benchmarks.knowledge import build, main, measure_cell
+
+TINY = CellBudget(trials=1, max_steps=4, cv_folds=0)
+
+
+def test_the_corpus_spans_the_axes_the_rules_reason_about():
+    corpus = load_corpus()
+    assert len(corpus.tasks) >= 30 and len({t.id for t in corpus.tasks}) == len(corpus.tasks)
+    data = {t.id: load_dataset(t.data) for t in corpus.tasks}
+    assert {d.task.value for d in data.values()} == {"classification", "regression",
+                                                      "forecast"}
+    lengths = [d.seq_len for d in data.values()]
+    assert min(lengths) < 30 and max(lengths) >= 2000
+    assert max(d.n_features for d in data.values()) >= 12
+    assert min(d.n_sequences for d in data.values()) <= 100 <= max(
+        d.n_sequences for d in data.values())
+    assert any(t.constraints.streaming for t in corpus.tasks)
+    assert "CardanoSentiment" in corpus.unseen["aeon"]
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path):
+    path = tmp_path / "corpus.yaml"
+    path.write_text("version: 1\ntasks:\n"
+                    "  - {id: parity-8, data: 'builtin:parity?length=8&n=64', axes: tiny}\n",
+                    encoding="utf-8")
+    return load_corpus(path)
+
+
+def test_a_stopped_build_keeps_its_finished_cells_and_resumes(tmp_path, tiny_corpus):
+    matrix = tmp_path / "matrix.csv"
+    calls = []
+
+    def stopped_at_the_second_cell(task, family, budget, run):
+        calls.append(family)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as Ctrl-C in the middle of a cell
+        return measure_cell(task, family, budget, run)
+
+    families = ["gru", "tcn"]
+    assert build(tiny_corpus, families, TINY, matrix, measure=stopped_at_the_second_cell,
+                 printer=lambda line: None) == 1
+    first = read_cells(matrix)
+    assert [(c.task, c.family, c.status) for c in first] == [("parity-8", "gru", COMPLETED)]
+    cell = first[0]
+    assert cell.device == "cpu" and cell.trials == 1 and 0 <= cell.test_score <= 1
+    assert cell.params > 0 and cell.latency_ms > 0 and cell.train_seconds > 0
+    # Run again: the finished cell is skipped, the interrupted one measured.
+    calls.clear()
+    assert build(tiny_corpus, families, TINY, matrix, measure=stopped_at_the_second_cell,
+                 printer=lambda line: None) == 1
+    assert calls == ["tcn"]
+    assert [(c.family, c.run) for c in read_cells(matrix)] == [("gru", 0), ("tcn", 1)]
+    sidecar = read_sidecar(matrix)
+    assert [run["cells"] for run in sidecar["runs"]] == [1, 1]
+    run = sidecar["runs"][0]
+    assert {"commit", "machine", "torch", "ray", "started", "budget"} <= set(run)
+    assert sidecar["budget"] == {"trials": 1, "max_steps": 4, "cv_folds": 0, "seed": 0}
+    assert sidecar["tasks"]["parity-8"]["meta_features"]["seq_len"] == 8
+    assert "Not the knowledge base" in sidecar["note"]
+    kb = load_knowledge_base(matrix)
+    assert set(kb.scores()["parity-8"]) == {"gru", "tcn"} and "2 cells" in kb.provenance()
+    # Nothing left: a third build measures nothing; another budget is refused.
+    assert build(tiny_corpus, families, TINY, matrix, printer=lambda line: None) == 0
+    with pytest.raises(UsageError, match="would not compare"):
+        build(tiny_corpus, families, CellBudget(), matrix, printer=lambda line: None)
+
+
+def test_a_quick_budget_never_writes_the_shipped_matrix(capsys):
+    with pytest.raises(SystemExit):
+        main(["build", "--trials", "1"])
+    assert "needs --out" in capsys.readouterr().err
+    main(["status", "--out", "/nonexistent/matrix.csv"])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["cells"] == 0
