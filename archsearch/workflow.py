@@ -43,6 +43,7 @@ from archsearch.floor import (
 from archsearch.floor import sentence as floor_sentence
 from archsearch.measure import available_memory_mb
 from archsearch.recommend import Recommendation, evidence_for_task, facts_for, recommend
+from archsearch.recommend.knowledge import load_knowledge_base
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
@@ -352,7 +353,7 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
         error = None
         families = sorted(space.families)
         facts = facts_for(task.meta_features, task.task_kind, request.constraints.to_dict())
-        past = evidence_for_task(store, task, families)
+        past = evidence_for_task(store, task, families, load_knowledge_base())
         # The instant recommendation orders the initial design: under a time budget the
         # likeliest families are measured before time runs out.
         instant = recommend(facts, families, metric, [], past=past)

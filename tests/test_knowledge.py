@@ -88,3 +88,66 @@ def test_a_quick_budget_never_writes_the_shipped_matrix(capsys):
     assert "needs --out" in capsys.readouterr().err
     main(["status", "--out", "/nonexistent/matrix.csv"])
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["cells"] == 0
+
+
+FAMILIES = ["gru", "lstm", "tcn", "transformer"]
+
+
+def write_matrix(path, winners):
+    """A hand-made matrix: on task ``name`` (length ``n``) the family ``winners[n]`` scores
+    0.9, the others 0.5 (accuracy); the sidecar as a build writes it."""
+    from archsearch.recommend.knowledge import Cell, append_cell, write_sidecar
+
+    tasks = {}
+    for n, winner in winners.items():
+        name = f"task-{n}"
+        for family in FAMILIES:
+            score = 0.9 if family == winner else 0.5
+            append_cell(path, Cell(name, family, "cpu", COMPLETED, score, score, None, None,
+                                   None, 1.0, 1.0, 1000, 1.0, 4, 10.0, 0, "2026-12-01T00:00Z"))
+        tasks[name] = {"data": f"builtin:parity?length={n}", "kind": "classification",
+                       "metric": {"name": "accuracy", "direction": "maximize"},
+                       "meta_features": {"seq_len": n, "n_sequences": 1000, "n_features": 1}}
+    write_sidecar(path, {"format": 1, "corpus_version": 1, "note": "Hand-made for a test.",
+                         "budget": {"trials": 4, "max_steps": 300, "cv_folds": 5, "seed": 0},
+                         "runs": [{"commit": "abc1234", "started": "2026-12-01T00:00:00Z"}],
+                         "tasks": tasks})
+
+
+def test_the_instant_pick_learns_from_the_matrix_and_names_its_nearest_tasks(tmp_path):
+    from archsearch.recommend import facts_for, past_evidence, recommend
+    from archsearch.types import Metric
+
+    # Against the rules (short sequences: recurrent), tcn wins every short task.
+    matrix = tmp_path / "matrix.csv"
+    write_matrix(matrix, {16: "tcn", 20: "tcn", 24: "tcn", 32: "tcn", 40: "tcn", 48: "tcn",
+                          2000: "transformer", 3000: "transformer", 4000: "transformer"})
+    knowledge = load_knowledge_base(matrix)
+    assert len(knowledge.tasks) == 9 and "abc1234" in knowledge.provenance()
+    meta = {"seq_len": 30, "n_sequences": 1000, "n_features": 1}
+    past = past_evidence([], meta, "classification", FAMILIES,
+                         corpus=knowledge.past_tasks(), knowledge=knowledge.provenance())
+    assert past.available and past.n_corpus == 9 and past.scores["tcn"] == 1.0
+    rec = recommend(facts_for(meta, "classification", {}), FAMILIES,
+                    Metric("accuracy", "maximize"), [], past=past)
+    assert rec.family == "tcn" and rec.trust.factor > 0
+    text = " ".join(rec.rationale)
+    assert "9 corpus tasks of the knowledge base" in text
+    assert "task-32 (corpus, best tcn" in text and "Knowledge base matrix.csv: 36 cells" in text
+
+
+def test_the_knowledge_base_benchmark_scores_leave_one_task_out(tmp_path, capsys):
+    from benchmarks.recommender import main as benchmark
+
+    matrix = tmp_path / "matrix.csv"
+    write_matrix(matrix, {16: "tcn", 20: "tcn", 24: "tcn", 32: "tcn", 40: "tcn", 48: "tcn",
+                          2000: "transformer", 3000: "transformer", 4000: "transformer"})
+    assert benchmark(["--knowledge-base", str(matrix)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["tasks"] == 9
+    assert set(result["regret"]) == {"instant", "rules_only", "random", "best_constant"}
+    regret = result["regret"]
+    assert regret["instant"] < regret["rules_only"] and regret["instant"] < regret["random"]
+    assert regret["instant"] <= regret["best_constant"]
+    assert 0.0 <= result["top3_rate"] <= 1.0 and result["best_family_share"] == pytest.approx(
+        6 / 9, abs=1e-3)

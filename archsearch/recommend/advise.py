@@ -1,7 +1,8 @@
 """The instant answer behind ``archsearch recommend DATA``: rules and past data, no training.
 
 It loads and describes the data set (meta-features: seconds at most), fits the past-task ranker
-on the database and combines both with the rules. When the database already holds a completed
+on the database and on the shipped knowledge base's corpus tasks (when it holds any), and
+combines both with the rules. When the database already holds a completed
 search of the same data (same fingerprint), that search's measured trials decide, under the
 constraints given now.
 """
@@ -17,18 +18,30 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from archsearch.recommend.combine import Recommendation, facts_for, recommend
-from archsearch.recommend.ranker import NO_PAST, PastEvidence, past_evidence
-from archsearch.store import DatabaseError, Store, TaskRecord
+from archsearch.recommend.knowledge import KnowledgeBase, load_knowledge_base
+from archsearch.recommend.ranker import PastEvidence, past_evidence
+from archsearch.store import DatabaseError, Store, TaskRecord, TrialRecord
 from archsearch.types import Constraints, Metric, TaskStatus
 
 if TYPE_CHECKING:
     from archsearch.data import LoadOptions
 
 
-def evidence_for_task(store: Store, task: TaskRecord, families: Sequence[str]) -> PastEvidence:
-    """The past-task evidence for a stored task: every other completed task in ``store``."""
-    return past_evidence(store.past_results(exclude=[task.id]), task.meta_features,
-                         task.task_kind, list(families), fingerprint=task.fingerprint)
+def evidence_for_task(store: Store, task: TaskRecord, families: Sequence[str],
+                      knowledge: KnowledgeBase | None = None) -> PastEvidence:
+    """The past-task evidence for a stored task: every other completed task in ``store``, and
+    the corpus tasks of ``knowledge`` (the shipped knowledge base) when given."""
+    return _with_knowledge(knowledge, store.past_results(exclude=[task.id]),
+                           task.meta_features, task.task_kind, list(families),
+                           fingerprint=task.fingerprint)
+
+
+def _with_knowledge(knowledge: KnowledgeBase | None, *args: Any, **kwargs: Any) -> PastEvidence:
+    """:func:`past_evidence` with the knowledge base's corpus tasks joining the stored ones."""
+    if knowledge is None:
+        return past_evidence(*args, **kwargs)
+    return past_evidence(*args, corpus=knowledge.past_tasks(),
+                         knowledge=knowledge.provenance(), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,9 @@ class Advice:
             "rationale": rec.rationale,
             "ranking": [r.to_dict() for r in rec.ranking],
             "measured_task_id": self.measured_task.id if self.measured_task else None,
-            "past_tasks": self.past.n_tasks,
+            "past_tasks": self.past.n_tasks - self.past.n_corpus,
+            "corpus_tasks": self.past.n_corpus,
+            "knowledge_base": self.past.knowledge,
             "trust": rec.trust.to_dict() if rec.trust else None,
             "dataset": self.dataset_name,
             "metric": {"name": self.metric.name, "direction": self.metric.direction},
@@ -95,7 +110,9 @@ def advise(source: str, constraints: Constraints | None = None, db_url: str | No
     digest = fingerprint(dataset)
     metric = Metric.for_task(dataset.task)
     families = sorted(load_space(space).families)
-    past, measured, trials = NO_PAST, None, []
+    knowledge = load_knowledge_base()
+    history: list[tuple[TaskRecord, dict[str, TrialRecord]]] = []
+    measured, trials = None, []
     skip = _readable_database(db_url) if db_url else "no database given"
     database = skip or f"read {make_url(db_url).render_as_string(hide_password=True)}"
     if skip is None:
@@ -109,11 +126,10 @@ def advise(source: str, constraints: Constraints | None = None, db_url: str | No
                 trials = store.trials(measured.id)
                 metric = measured.metric
                 families = sorted(set(families) | {t.family for t in trials})
-            past = past_evidence(history, meta, dataset.task.value, families,
-                                 exclude=[measured.id] if measured else [],
-                                 fingerprint=digest)
         finally:
             store.close()
+    past = _with_knowledge(knowledge, history, meta, dataset.task.value, families,
+                           exclude=[measured.id] if measured else [], fingerprint=digest)
     facts = facts_for(meta, dataset.task.value, constraints.to_dict())
     rec = recommend(facts, families, metric, trials, past=past, constraints=constraints)
     return Advice(rec, dataset.name, meta, metric, families, past, measured, database)

@@ -12,6 +12,9 @@ Glossary:
 - :class:`FamilyScoreRegressor`: a scikit-learn estimator, meta-feature rows -> one normalised
   score per family (k nearest past tasks by the task distance, distance-weighted; one
   neighbour model per family, fitted on the tasks that measured it).
+- :class:`PastTask`: one task learned from: a completed search in the user's database, or a
+  corpus task of the shipped knowledge base (:mod:`archsearch.recommend.knowledge`); the two
+  join in one table.
 - :class:`PastEvidence`: the ranker's answer for one task, with what backs it (how many past
   tasks, the nearest ones, a configuration to start from), or why there is none.
 - :class:`HeldOutTask`: one past task predicted from the other past tasks, beside what it
@@ -31,6 +34,7 @@ from sklearn.neighbors import KNeighborsRegressor
 
 from archsearch.recommend.similarity import FEATURE_NAMES, meta_vector, pairwise_distances
 from archsearch.store.records import TaskRecord, TrialRecord
+from archsearch.types import Metric
 
 MIN_TASKS = 2  # with fewer usable past tasks the ranker has nothing to say
 # At most this many (the most recent) past tasks are held out one at a time, so that the
@@ -141,47 +145,70 @@ class FamilyScoreRegressor(BaseEstimator):
 
 
 @dataclass(frozen=True)
+class PastTask:
+    """One task the ranker learns from: a completed search in the database, or a corpus task
+    of the shipped knowledge base (``task_id`` None; :mod:`archsearch.recommend.knowledge`)."""
+
+    name: str  # the data set's name, or the corpus task's id
+    task_id: int | None
+    task_kind: str
+    meta_features: Mapping[str, Any]
+    constraints: Mapping[str, Any]
+    metric: Metric
+    scores: dict[str, float]  # each family's best score by ``metric``
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # family -> its best
+    config_sources: dict[str, str] = field(default_factory=dict)  # family -> "task 3, trial 4"
+    fingerprint: str | None = None
+    seed: int | None = None
+
+
+def stored_tasks(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
+                 exclude: Iterable[int] = ()) -> list[PastTask]:
+    """:meth:`archsearch.store.Store.past_results` (but the tasks in ``exclude``) as
+    :class:`PastTask`: each family's best validation score and configuration."""
+    excluded = set(exclude)
+    return [PastTask(task.dataset_name, task.id, task.task_kind, task.meta_features,
+                     task.constraints, task.metric,
+                     {f: t.val_score for f, t in best.items()},
+                     {f: dict(t.config) for f, t in best.items()},
+                     {f: f"task {task.id}, trial {t.number}" for f, t in best.items()},
+                     task.fingerprint, task.seed)
+            for task, best in past if task.id not in excluded]
+
+
+@dataclass(frozen=True)
 class TrainingTable:
     """Past tasks as a learning problem: X (tasks x features), Y (tasks x families)."""
 
     X: np.ndarray
     Y: np.ndarray
     families: list[str]
-    tasks: list[TaskRecord]
-    best: list[dict[str, TrialRecord]]  # per task: its best completed trial per family
+    tasks: list[PastTask]
 
 
-def training_table(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
-                   families: Iterable[str] | None = None,
-                   exclude: Iterable[int] = ()) -> TrainingTable:
-    """Build the table from :meth:`archsearch.store.Store.past_results`.
-
-    Tasks in ``exclude`` and tasks that measured fewer than two of ``families`` (nothing to
-    compare) are left out. ``families`` defaults to every family seen.
-    """
-    excluded = set(exclude)
-    rows = [(task, dict(best)) for task, best in past if task.id not in excluded]
+def training_table(past: Sequence[PastTask],
+                   families: Iterable[str] | None = None) -> TrainingTable:
+    """Build the table; tasks that measured fewer than two of ``families`` (nothing to
+    compare) are left out. ``families`` defaults to every family seen."""
     names = sorted(set(families) if families is not None
-                   else {f for _, best in rows for f in best})
-    X, Y, tasks, bests = [], [], [], []
-    for task, best in rows:
-        maximize = task.metric.maximizes
-        scores = normalised_scores({f: t.val_score for f, t in best.items() if f in names},
-                                   maximize)
+                   else {f for task in past for f in task.scores})
+    X, Y, tasks = [], [], []
+    for task in past:
+        scores = normalised_scores({f: v for f, v in task.scores.items() if f in names},
+                                   task.metric.maximizes)
         if not scores:
             continue
         X.append(meta_vector(task.meta_features, task.task_kind))
         Y.append([scores.get(f, math.nan) for f in names])
         tasks.append(task)
-        bests.append(best)
     return TrainingTable(np.asarray(X, dtype=np.float64).reshape(len(X), len(FEATURE_NAMES)),
                          np.asarray(Y, dtype=np.float64).reshape(len(Y), len(names)),
-                         names, tasks, bests)
+                         names, tasks)
 
 
 @dataclass(frozen=True)
 class Neighbour:
-    task_id: int
+    task_id: int | None  # None: a corpus task of the knowledge base
     dataset_name: str
     distance: float
     best_family: str
@@ -197,7 +224,7 @@ def trust_weight(support: int, n_neighbors: int) -> float:
 class HeldOutTask:
     """A past task predicted by the ranker fitted on the other past tasks."""
 
-    task: TaskRecord
+    task: PastTask
     scores: dict[str, float]  # predicted 0..1 per family
     weights: dict[str, float]  # trust per predicted family (:func:`trust_weight`)
     truth: dict[str, float]  # what the task measured, normalised (NaN-free)
@@ -208,7 +235,7 @@ class PastEvidence:
     """What past tasks predict for this one (``available`` False: too few, the rules decide)."""
 
     available: bool
-    n_tasks: int  # usable past tasks
+    n_tasks: int  # usable past tasks, corpus tasks included
     scores: dict[str, float] = field(default_factory=dict)  # predicted 0..1 per family
     support: dict[str, int] = field(default_factory=dict)  # past tasks that measured a family
     neighbours: list[Neighbour] = field(default_factory=list)
@@ -217,6 +244,8 @@ class PastEvidence:
     same_data: list[tuple[int, int, str]] = field(default_factory=list)  # (task, seed, winner)
     n_neighbors: int = 3
     held_out: list[HeldOutTask] = field(default_factory=list)
+    n_corpus: int = 0  # of n_tasks, corpus tasks of the knowledge base
+    knowledge: str | None = None  # the knowledge base's provenance, when it was consulted
 
     def weight(self, family: str) -> float:
         """How much to trust the prediction for ``family`` (:func:`trust_weight`)."""
@@ -225,7 +254,8 @@ class PastEvidence:
         return trust_weight(self.support.get(family, 0), self.n_neighbors)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"available": self.available, "n_tasks": self.n_tasks, "scores": self.scores,
+        return {"available": self.available, "n_tasks": self.n_tasks,
+                "n_corpus": self.n_corpus, "knowledge": self.knowledge, "scores": self.scores,
                 "support": self.support,
                 "neighbours": [n.__dict__ for n in self.neighbours]}
 
@@ -236,19 +266,24 @@ NO_PAST = PastEvidence(False, 0)
 def past_evidence(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
                   meta: Mapping[str, Any], task_kind: str, families: Sequence[str],
                   exclude: Iterable[int] = (), fingerprint: str | None = None,
-                  n_neighbors: int = 3) -> PastEvidence:
-    """Fit the ranker on ``past`` (minus ``exclude``) and predict for this task's ``meta``.
+                  n_neighbors: int = 3, corpus: Sequence[PastTask] = (),
+                  knowledge: str | None = None) -> PastEvidence:
+    """Fit the ranker on ``past`` (minus ``exclude``) and the ``corpus`` tasks of the shipped
+    knowledge base (``knowledge``: its provenance), and predict for this task's ``meta``.
 
     ``fingerprint``: this data set's, to report earlier searches of the same data (their
     seeds and winners: stability across seeds).
     """
-    table = training_table(past, families, exclude)
+    # The corpus first: the most recent tasks, the user's own, are always among those held out.
+    table = training_table([*corpus, *stored_tasks(past, exclude)], families)
+    n_corpus = sum(task.task_id is None for task in table.tasks)
     same = []
     for task, row in zip(table.tasks, table.Y, strict=True):
         if fingerprint and task.fingerprint == fingerprint:
-            same.append((task.id, task.seed, table.families[int(np.nanargmax(row))]))
+            same.append((task.task_id, task.seed, table.families[int(np.nanargmax(row))]))
     if len(table.tasks) < MIN_TASKS:
-        return PastEvidence(False, len(table.tasks), same_data=same, n_neighbors=n_neighbors)
+        return PastEvidence(False, len(table.tasks), same_data=same, n_neighbors=n_neighbors,
+                            n_corpus=n_corpus, knowledge=knowledge if n_corpus else None)
     model = FamilyScoreRegressor(n_neighbors=n_neighbors).fit(table.X, table.Y)
     x = meta_vector(meta, task_kind)[None, :]
     predicted = model.predict(x)[0]
@@ -260,17 +295,19 @@ def past_evidence(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
     for distance, index in zip(distances[0], indices[0], strict=True):
         task = table.tasks[index]
         winner = table.families[int(np.nanargmax(table.Y[index]))]
-        neighbours.append(Neighbour(task.id, task.dataset_name, float(distance), winner))
+        neighbours.append(Neighbour(task.task_id, task.name, float(distance), winner))
     # A configuration to start from, per family: its best trial on the nearest past task
-    # that measured it.
+    # that measured it and kept its configuration.
     _, order = model.kneighbors(x, len(table.tasks))
     for index in order[0]:
-        for family, trial in table.best[index].items():
+        task = table.tasks[index]
+        for family, config in task.configs.items():
             if family in scores and family not in configs:
-                configs[family] = dict(trial.config)
-                sources[family] = f"task {table.tasks[index].id}, trial {trial.number}"
+                configs[family] = dict(config)
+                sources[family] = task.config_sources[family]
     return PastEvidence(True, len(table.tasks), scores, support, neighbours, configs, sources,
-                        same, n_neighbors, _held_out(table, n_neighbors))
+                        same, n_neighbors, _held_out(table, n_neighbors), n_corpus,
+                        knowledge if n_corpus else None)
 
 
 def _held_out(table: TrainingTable, n_neighbors: int) -> list[HeldOutTask]:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.errors import ArchsearchError
+from archsearch.recommend.knowledge.corpus import Corpus, load_corpus
+from archsearch.recommend.ranker import PastTask
 from archsearch.types import Metric
 
 KNOWLEDGE_DIR = Path(__file__).parent
@@ -138,6 +140,7 @@ class CorpusTaskFacts:
     kind: str
     metric: Metric
     meta_features: dict[str, Any]
+    constraints: dict[str, Any]  # the corpus task's (e.g. streaming), as a search stores them
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,14 @@ class KnowledgeBase:
                 out.setdefault(cell.task, {})[cell.family] = cell.test_score
         return out
 
+    def past_tasks(self) -> list[PastTask]:
+        """The measured corpus tasks as the past-task ranker's tasks (scored by test score;
+        the matrix keeps no configurations)."""
+        scores = self.scores()
+        return [PastTask(facts.id, None, facts.kind, facts.meta_features, facts.constraints,
+                         facts.metric, scores[facts.id])
+                for facts in self.tasks.values() if facts.id in scores]
+
     def provenance(self) -> str:
         """One sentence: what the knowledge base is and where it comes from."""
         commits = sorted({run.get("commit") or "?" for run in self.runs})
@@ -170,16 +181,21 @@ class KnowledgeBase:
                 f"{', '.join(commits)}. {self.note}")
 
 
-def load_knowledge_base(matrix: Path = MATRIX_FILE, device: str = "cpu") -> KnowledgeBase | None:
-    """The matrix's completed ``device`` cells (None: no such cell, or no matrix file)."""
+def load_knowledge_base(matrix: Path = MATRIX_FILE, device: str = "cpu",
+                        corpus: Corpus | None = None) -> KnowledgeBase | None:
+    """The matrix's completed ``device`` cells (None: no such cell, or no matrix file), with
+    the constraints of their tasks from ``corpus`` (default: the shipped corpus)."""
     cells = tuple(c for c in read_cells(matrix) if c.device == device and c.status == COMPLETED)
     if not cells:
         return None
+    corpus = corpus or load_corpus()
     sidecar = read_sidecar(matrix)
     tasks = {}
     for task_id, facts in sidecar["tasks"].items():
+        constraints = next((t.constraints.to_dict() for t in corpus.tasks if t.id == task_id),
+                           {})
         tasks[task_id] = CorpusTaskFacts(task_id, facts["kind"], Metric(**facts["metric"]),
-                                         facts["meta_features"])
+                                         facts["meta_features"], constraints)
     missing = sorted({c.task for c in cells} - set(tasks))
     if missing:
         raise ArchsearchError(f"{sidecar_path(matrix)}: no facts for the measured task(s) "
