@@ -9,7 +9,7 @@ constraints given now.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,16 +32,19 @@ def evidence_for_task(store: Store, task: TaskRecord, families: Sequence[str],
     """The past-task evidence for a stored task: every other completed task in ``store``, and
     the corpus tasks of ``knowledge`` (the shipped knowledge base) when given."""
     return _with_knowledge(knowledge, store.past_results(exclude=[task.id]),
-                           task.meta_features, task.task_kind, list(families),
-                           fingerprint=task.fingerprint)
+                           task.meta_features, task.task_kind, families, (),
+                           task.fingerprint)
 
 
-def _with_knowledge(knowledge: KnowledgeBase | None, *args: Any, **kwargs: Any) -> PastEvidence:
+def _with_knowledge(knowledge: KnowledgeBase | None,
+                    history: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
+                    meta: Mapping[str, Any], task_kind: str, families: Sequence[str],
+                    exclude: Sequence[int], fingerprint: str | None) -> PastEvidence:
     """:func:`past_evidence` with the knowledge base's corpus tasks joining the stored ones."""
     if knowledge is None:
-        return past_evidence(*args, **kwargs)
-    return past_evidence(*args, corpus=knowledge.past_tasks(),
-                         knowledge=knowledge.provenance(), **kwargs)
+        return past_evidence(history, meta, task_kind, list(families), exclude, fingerprint)
+    return past_evidence(history, meta, task_kind, list(families), exclude, fingerprint,
+                         corpus=knowledge.past_tasks(), knowledge=knowledge.provenance())
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ def advise(source: str, constraints: Constraints | None = None, db_url: str | No
         finally:
             store.close()
     past = _with_knowledge(knowledge, history, meta, dataset.task.value, families,
-                           exclude=[measured.id] if measured else [], fingerprint=digest)
+                           [measured.id] if measured else [], digest)
     facts = facts_for(meta, dataset.task.value, constraints.to_dict())
     rec = recommend(facts, families, metric, trials, past=past, constraints=constraints)
     return Advice(rec, dataset.name, meta, metric, families, past, measured, database)

@@ -71,9 +71,10 @@ def _past_sentences(e: Evidence) -> list[str]:
     if past is None:
         return []
     if not past.available:
-        return [f"Past tasks: {past.n_tasks} usable in the database (at least 2 completed "
-                "searches that measured two or more families are needed); the ranker has no "
-                "data, so the rules set the prior."]
+        corpus = f" and {past.n_corpus} in the knowledge base" if past.n_corpus else ""
+        return [f"Past tasks: {past.n_tasks - past.n_corpus} usable in the database{corpus} "
+                "(at least 2 tasks that measured two or more families are needed); the ranker "
+                "has no data, so the rules set the prior."]
     near = "; ".join(f"{n.dataset_name} ({_origin(n)}, best {n.best_family}, distance "
                      f"{n.distance:.2f})" for n in past.neighbours)
     learned = f"{past.n_tasks - past.n_corpus} earlier searches"
