@@ -34,6 +34,24 @@ def test_the_corpus_spans_the_axes_the_rules_reason_about():
     assert "CardanoSentiment" in corpus.unseen["aeon"]
 
 
+@pytest.mark.parametrize("tasks, message", [
+    ("  - {id: a, data: 'builtin:cardanosentiment', axes: x}\n", "one of the unseen sets"),
+    ("  - {id: a, data: 'builtin:parity', axes: x}\n" * 2, "used by an earlier task"),
+    ("  - {id: a, data: 'data.csv', axes: x}\n", "must be a builtin: spec"),
+    ("  - {id: a, data: 'builtin:parity', axes: x, constraints: {fast: true}}\n",
+     "bad constraints"),
+])
+def test_a_corpus_that_breaks_its_rules_is_refused_with_the_task_named(tmp_path, tasks,
+                                                                       message):
+    from archsearch.errors import ArchsearchError
+
+    path = tmp_path / "corpus.yaml"
+    path.write_text("version: 1\ntasks:\n" + tasks + "unseen: {aeon: [CardanoSentiment]}\n",
+                    encoding="utf-8")
+    with pytest.raises(ArchsearchError, match=message):
+        load_corpus(path)
+
+
 @pytest.fixture
 def tiny_corpus(tmp_path):
     path = tmp_path / "corpus.yaml"
