@@ -44,6 +44,7 @@ from archsearch.floor import sentence as floor_sentence
 from archsearch.measure import available_memory_mb
 from archsearch.recommend import Recommendation, evidence_for_task, facts_for, recommend
 from archsearch.recommend.knowledge import load_knowledge_base
+from archsearch.recommend.rationale import knowledge_verdict
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
@@ -390,6 +391,9 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                 error = error or "no trial completed; see the trial errors in the report"
             rec = recommend(facts, families, metric, selection_trials(trials), past=past)
             rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number, metric))
+            verdict = knowledge_verdict(instant.family, rec.family, past)
+            if verdict:
+                rec.rationale.append(verdict)
             best = next((t for t in trials if t.number == rec.trial_number), None)
             bag = _bag_the_pick(store, task_id, best, observer, prepared, request.constraints,
                                 metric, rec, printer)

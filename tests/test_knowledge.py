@@ -152,6 +152,14 @@ def test_the_instant_pick_learns_from_the_matrix_and_names_its_nearest_tasks(tmp
     text = " ".join(rec.rationale)
     assert "9 corpus tasks of the knowledge base" in text
     assert "task-32 (corpus, best tcn" in text and "Knowledge base matrix.csv: 36 cells" in text
+    # What a search's report says of the prediction: agreed, or what the search picked.
+    from archsearch.recommend.rationale import knowledge_verdict
+
+    assert knowledge_verdict("tcn", "tcn", past).endswith("9 measured corpus task(s)); the "
+                                                          "search agreed.")
+    assert knowledge_verdict("tcn", "gru", past).endswith("the search picked gru instead.")
+    assert knowledge_verdict("tcn", "gru", past_evidence([], meta, "classification",
+                                                         FAMILIES)) is None
 
 
 def test_the_knowledge_base_benchmark_scores_leave_one_task_out(tmp_path, capsys):

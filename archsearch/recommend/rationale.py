@@ -103,6 +103,21 @@ def _past_sentences(e: Evidence) -> list[str]:
     return sentences
 
 
+def knowledge_verdict(predicted: str, picked: str, past: PastEvidence) -> str | None:
+    """What the instant recommendation (rules and past tasks, the knowledge base among them)
+    predicted before a search, and whether the search's pick agreed; None when the knowledge
+    base was not consulted."""
+    if not past.n_corpus:
+        return None
+    used = ("learned from" if past.available else
+            "too few to learn from, so the rules decided; it holds")
+    verdict = ("the search agreed" if predicted == picked
+               else f"the search picked {picked} instead")
+    return (f"Before the search, the instant recommendation predicted {predicted} (the rules, "
+            f"and the knowledge base: {used} {past.n_corpus} measured corpus task(s)); "
+            f"{verdict}.")
+
+
 def _origin(neighbour: Neighbour) -> str:
     return "corpus" if neighbour.task_id is None else f"task {neighbour.task_id}"
 
