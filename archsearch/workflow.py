@@ -42,6 +42,7 @@ from archsearch.floor import (
 )
 from archsearch.floor import sentence as floor_sentence
 from archsearch.measure import available_memory_mb
+from archsearch.options import DEFAULT_DB_URL, DEFAULT_REPORT_DIR, SearchOptions
 from archsearch.recommend import Recommendation, evidence_for_task, facts_for, recommend
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
@@ -59,14 +60,12 @@ from archsearch.trial.crossval import bag_score, cross_validation_folds
 from archsearch.trial.preflight import refuse_unfit_data
 from archsearch.trial.runner import model_io
 from archsearch.types import (
-    QUALITY_ONLY,
     ArchConfig,
     Constraints,
     CostMeasurement,
     EpochReport,
     FloorResult,
     Metric,
-    Objectives,
     TaskStatus,
     TrainConfig,
     TrialOutcome,
@@ -77,7 +76,6 @@ from archsearch.types import (
 Printer = Callable[[str], None]
 
 CANCELLED = "cancelled through the API"
-DEFAULT_BUDGET_TRIALS = 12  # without --budget-minutes; with it, trials run until time is up
 # Of a time budget, what the end of the run needs after the last trial: the recommendation, the
 # model export, the report (whose first render times families by length, ~5-10 s here) and
 # stopping Ray and the trials still running.
@@ -105,52 +103,36 @@ def stderr_printer(line: str) -> None:
 
 @dataclass(frozen=True)
 class SearchRequest:
+    """A search task: what it is (its data, constraints, space and options: stored with it) and
+    where it runs (database, Ray cluster, report folder)."""
+
     data: str
     constraints: Constraints = field(default_factory=Constraints)
     load: LoadOptions = field(default_factory=LoadOptions)  # --task, --target, columns, windows
-    budget_trials: int | None = None  # None: DEFAULT_BUDGET_TRIALS, or until the minutes end
-    budget_minutes: float | None = None  # the whole run, finalists and report included
     space: str | None = None
-    db_url: str = "sqlite:///archsearch.db"
+    options: SearchOptions = field(default_factory=SearchOptions)
+    db_url: str = DEFAULT_DB_URL
     ray_address: str | None = None
-    report_dir: Path = Path("reports")
-    seed: int = 0
-    sampler: str = "tpe"
-    pruner: str = "median"
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None  # None: one GPU per trial when the cluster has GPUs
-    cv_folds: int = 5  # finalists re-scored by k-fold CV when the data set is small (0: off)
-    objectives: Objectives = QUALITY_ONLY  # quality, or quality plus costs (a Pareto search)
-    rung_seconds: float | None = None  # pruning rungs in training seconds (None: epochs)
-
-    def __post_init__(self) -> None:
-        if self.budget_trials is None and self.budget_minutes is None:
-            object.__setattr__(self, "budget_trials", DEFAULT_BUDGET_TRIALS)
+    report_dir: Path = DEFAULT_REPORT_DIR
 
     def to_options(self) -> dict[str, Any]:
         """What a stored task keeps of its request (the database URL and the Ray address are
-        where it runs, not what it is)."""
+        where it runs, not what it is; the report folder is kept to find its files again)."""
         return {
             "data": self.data, "constraints": self.constraints.to_dict(),
             "load": self.load.to_dict(),  # so that a resumed task reads its data the same way
-            "budget_trials": self.budget_trials, "budget_minutes": self.budget_minutes,
             "space": str(Path(self.space).resolve()) if self.space else None,
-            "report_dir": str(self.report_dir.resolve()), "seed": self.seed,
-            "sampler": self.sampler, "pruner": self.pruner,
-            "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
-            "cv_folds": self.cv_folds, "objectives": str(self.objectives),
-            "rung_seconds": self.rung_seconds,
+            "report_dir": str(self.report_dir.resolve()), **self.options.to_dict(),
         }
 
     @staticmethod
     def from_options(options: dict[str, Any], db_url: str,
                      ray_address: str | None) -> SearchRequest:
         return SearchRequest(
-            **{**options, "constraints": Constraints(**options["constraints"]),
-               "load": LoadOptions.from_dict(options["load"]),
-               "objectives": Objectives.parse(options.get("objectives", "quality")),
-               "report_dir": Path(options["report_dir"])},
-            db_url=db_url, ray_address=ray_address,
+            data=options["data"], constraints=Constraints(**options["constraints"]),
+            load=LoadOptions.from_dict(options["load"]), space=options["space"],
+            options=SearchOptions.from_dict(options), db_url=db_url, ray_address=ray_address,
+            report_dir=Path(options["report_dir"]),
         )
 
 
@@ -267,17 +249,18 @@ def submit(request: SearchRequest) -> int:
     write. The search itself runs in :func:`execute` (here, in a worker process, or later)."""
     dataset = load_dataset(request.data, request.load)
     space = load_space(request.space)
-    prepared = prepare(dataset, request.seed)  # the split must be possible before we accept it
+    # The split must be possible before the task is accepted.
+    prepared = prepare(dataset, request.options.seed)
     _refuse_if_nothing_fits(request, space, prepared)
     store = Store(request.db_url)
     try:
         return store.create_task(
             source=request.data, dataset_name=dataset.name, task_kind=dataset.task.value,
-            metric=Metric.for_task(dataset.task), seed=request.seed,
+            metric=Metric.for_task(dataset.task), seed=request.options.seed,
             constraints=request.constraints.to_dict(), options=request.to_options(),
             space_name=space.name, meta_features=meta_features(dataset),
-            fingerprint=fingerprint(dataset), budget_trials=request.budget_trials,
-            budget_minutes=request.budget_minutes, status=TaskStatus.QUEUED,
+            fingerprint=fingerprint(dataset), budget_trials=request.options.budget_trials,
+            budget_minutes=request.options.budget_minutes, status=TaskStatus.QUEUED,
         )
     finally:
         store.close()
@@ -336,17 +319,17 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
         request = SearchRequest.from_options(task.options, db_url, ray_address)
         dataset = load_dataset(request.data, request.load)
         space = load_space(request.space)
-        prepared = prepare(dataset, request.seed)
+        prepared = prepare(dataset, request.options.seed)
         metric = task.metric
         study_name = f"archsearch-task-{task_id}"
         store.update_task(task_id, status=TaskStatus.RUNNING, optuna_study=study_name)
         printer(f"Task {task_id}: {dataset.name}, {dataset.task.value}, {dataset.n_sequences} "
                 f"sequences x {dataset.seq_len} steps x {dataset.n_features} channels; "
-                f"{_budget_text(request)} over {', '.join(sorted(space.families))}.")
-        floor_model = _measure_floor(store, task, prepared, request.seed, printer)
+                f"{_budget_text(request.options)} over {', '.join(sorted(space.families))}.")
+        floor_model = _measure_floor(store, task, prepared, request.options.seed, printer)
         finished, unfinished = _take_stock(store, task_id, printer)
         report_dir = task_folder(request.report_dir, task_id)
-        observer = StoreObserver(store, task_id, metric, request.budget_trials,
+        observer = StoreObserver(store, task_id, metric, request.options.budget_trials,
                                  report_dir / "checkpoints", printer, finished)
         status = TaskStatus.COMPLETED
         error = None
@@ -360,14 +343,12 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
         with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
             trial_minutes, deadline = _time_plan(request, prepared, started)
             settings = SearchSettings(
-                budget_trials=(None if request.budget_trials is None
-                               else request.budget_trials - len(finished)),
-                budget_minutes=trial_minutes, deadline=deadline, seed=request.seed,
-                ray_address=ray_address, sampler=request.sampler, pruner=request.pruner,
+                options=request.options,
+                trials_left=(None if request.options.budget_trials is None
+                             else request.options.budget_trials - len(finished)),
+                trial_minutes=trial_minutes, deadline=deadline, ray_address=ray_address,
                 optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
-                rerun_numbers=tuple(unfinished), cpus_per_trial=request.cpus_per_trial,
-                gpus_per_trial=request.gpus_per_trial, cv_folds=request.cv_folds,
-                objectives=request.objectives, rung_seconds=request.rung_seconds,
+                rerun_numbers=tuple(unfinished),
                 warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
                 family_order=family_order,
             )
@@ -375,7 +356,7 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                 printer(f"Initial design: one trial per family, in the order of the instant "
                         f"recommendation: {', '.join(family_order)}.")
             try:
-                if settings.budget_trials is None or settings.budget_trials > 0:
+                if settings.trials_left is None or settings.trials_left > 0:
                     run_search(prepared, space, request.constraints, settings, observer)
             except KeyboardInterrupt:
                 if lost:
@@ -573,11 +554,11 @@ def _judge_floor(store: Store, task_id: int, data: PreparedData, request: Search
     floor, metric = task.floor, task.metric
     if floor is None:
         return {}
-    if (request.cv_folds >= 2 and floor.cv_mean is None
+    if (request.options.cv_folds >= 2 and floor.cv_mean is None
             and any(t.cv_score is not None for t in trials)):
         try:
-            folds = cross_validation_folds(data, request.cv_folds, request.seed)
-            mean, std, bag_test = floor_cv(folds, request.seed, data.test)
+            folds = cross_validation_folds(data, request.options.cv_folds, request.options.seed)
+            mean, std, bag_test = floor_cv(folds, request.options.seed, data.test)
             store.record_floor_cross_validation(task_id, mean, std, len(folds), bag_test)
             floor = dataclasses.replace(floor, cv_mean=mean, cv_std=std, cv_folds=len(folds),
                                         bag_test_score=bag_test)
@@ -595,7 +576,7 @@ def _judge_floor(store: Store, task_id: int, data: PreparedData, request: Search
     printer(text)
     try:
         if model is None:  # measured before a resume: refitted (seeded, so the same model)
-            model = fit_floor_model(data, request.seed)[0]
+            model = fit_floor_model(data, request.options.seed)[0]
         return export_floor(model, floor, model_dir,
                             {"metric": metric.__dict__, "data": task.dataset_name})
     except Exception as exc:  # noqa: BLE001  (the search's results still get their report)
@@ -605,22 +586,23 @@ def _judge_floor(store: Store, task_id: int, data: PreparedData, request: Search
         return {}
 
 
-def _budget_text(request: SearchRequest) -> str:
-    trials = f"{request.budget_trials} trials" if request.budget_trials else "trials"
-    if request.budget_minutes is None:
+def _budget_text(options: SearchOptions) -> str:
+    trials = f"{options.budget_trials} trials" if options.budget_trials else "trials"
+    if options.budget_minutes is None:
         return trials
-    return f"{trials} within {request.budget_minutes:g} minutes (the whole run)"
+    return f"{trials} within {options.budget_minutes:g} minutes (the whole run)"
 
 
 def _time_plan(request: SearchRequest, data: PreparedData,
                started: float) -> tuple[float | None, float | None]:
     """(minutes for the trials, time.time() by which the finalists must be done) so that the
     whole run, conclusion included, ends within ``budget_minutes``; (None, None) without one."""
-    if request.budget_minutes is None:
+    options = request.options
+    if options.budget_minutes is None:
         return None, None
-    end = started + request.budget_minutes * 60.0
-    small = request.cv_folds >= 2 and len(data.train) + len(data.val) < SearchSettings.cv_below
-    reserve = CONCLUSION_SECONDS + (FINALISTS_SHARE * request.budget_minutes * 60.0
+    end = started + options.budget_minutes * 60.0
+    small = options.cv_folds >= 2 and len(data.train) + len(data.val) < SearchSettings.cv_below
+    reserve = CONCLUSION_SECONDS + (FINALISTS_SHARE * options.budget_minutes * 60.0
                                     if small else 0.0)
     trial_seconds = max(1.0, end - time.time() - reserve)
     return trial_seconds / 60.0, end - CONCLUSION_SECONDS
