@@ -43,7 +43,13 @@ from archsearch.floor import (
 from archsearch.floor import sentence as floor_sentence
 from archsearch.measure import available_memory_mb
 from archsearch.options import DEFAULT_DB_URL, DEFAULT_REPORT_DIR, SearchOptions
-from archsearch.recommend import Recommendation, evidence_for_task, facts_for, recommend
+from archsearch.recommend import (
+    PastEvidence,
+    Recommendation,
+    evidence_for_task,
+    facts_for,
+    recommend,
+)
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
@@ -315,97 +321,8 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
                          on_cancel=_interrupt_driver, on_lost=lose)
     try:
         keeper.start()
-        task = store.get_task(task_id)
-        request = SearchRequest.from_options(task.options, db_url, ray_address)
-        dataset = load_dataset(request.data, request.load)
-        space = load_space(request.space)
-        prepared = prepare(dataset, request.options.seed)
-        metric = task.metric
-        study_name = f"archsearch-task-{task_id}"
-        store.update_task(task_id, status=TaskStatus.RUNNING, optuna_study=study_name)
-        printer(f"Task {task_id}: {dataset.name}, {dataset.task.value}, {dataset.n_sequences} "
-                f"sequences x {dataset.seq_len} steps x {dataset.n_features} channels; "
-                f"{_budget_text(request.options)} over {', '.join(sorted(space.families))}.")
-        floor_model = _measure_floor(store, task, prepared, request.options.seed, printer)
-        finished, unfinished = _take_stock(store, task_id, printer)
-        report_dir = task_folder(request.report_dir, task_id)
-        observer = StoreObserver(store, task_id, metric, request.options.budget_trials,
-                                 report_dir / "checkpoints", printer, finished)
-        status = TaskStatus.COMPLETED
-        error = None
-        families = sorted(space.families)
-        facts = facts_for(task.meta_features, task.task_kind, request.constraints.to_dict())
-        past = evidence_for_task(store, task, families)
-        # The instant recommendation orders the initial design: under a time budget the
-        # likeliest families are measured before time runs out.
-        instant = recommend(facts, families, metric, [], past=past)
-        family_order = tuple(r.family for r in instant.ranking)
-        with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
-            trial_minutes, deadline = _time_plan(request, prepared, started)
-            settings = SearchSettings(
-                options=request.options,
-                trials_left=(None if request.options.budget_trials is None
-                             else request.options.budget_trials - len(finished)),
-                trial_minutes=trial_minutes, deadline=deadline, ray_address=ray_address,
-                optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
-                rerun_numbers=tuple(unfinished),
-                warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
-                family_order=family_order,
-            )
-            if not finished:
-                printer(f"Initial design: one trial per family, in the order of the instant "
-                        f"recommendation: {', '.join(family_order)}.")
-            try:
-                if settings.trials_left is None or settings.trials_left > 0:
-                    run_search(prepared, space, request.constraints, settings, observer)
-            except KeyboardInterrupt:
-                if lost:
-                    raise LeaseLost(task_id, lost[0]) from None
-                status, error = TaskStatus.INTERRUPTED, _stop_reason(keeper)
-                printer("Interrupted: finishing the report with the trials done so far.")
-            _close_unfinished(store, task_id, error or "the search ended before this trial did")
-            trials = store.trials(task_id)
-            if not any(t.status == TrialStatus.COMPLETED.value for t in trials):
-                status = TaskStatus.FAILED if status is TaskStatus.COMPLETED else status
-                error = error or "no trial completed; see the trial errors in the report"
-            rec = recommend(facts, families, metric, selection_trials(trials), past=past)
-            rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number, metric))
-            best = next((t for t in trials if t.number == rec.trial_number), None)
-            bag = _bag_the_pick(store, task_id, best, observer, prepared, request.constraints,
-                                metric, rec, printer)
-            if bag is not None:  # the stored bag score, without reading every trial again
-                best = dataclasses.replace(best, bag_test_score=bag[1])
-                trials = [best if t.number == best.number else t for t in trials]
-                bag = bag[0]
-            model_files = {}
-            # A resumed task replaces what its earlier run exported.
-            shutil.rmtree(report_dir / MODEL_DIR, ignore_errors=True)
-            if best is not None and observer.checkpoint(best.number).is_file():
-                model_files = export_model(
-                    bag or observer.checkpoint(best.number),
-                    ArchConfig(best.family, best.config["model"]),
-                    model_io(prepared, request.constraints), report_dir / MODEL_DIR,
-                    {"train": best.config["train"], "metric": metric.__dict__,
-                     "val_score": best.val_score, "test_score": best.test_score,
-                     "bag_test_score": best.bag_test_score},
-                    bag_members=best.cv_folds if bag else 0,
-                )
-            model_files.update(_judge_floor(store, task_id, prepared, request, trials, best,
-                                            rec, floor_model, report_dir / MODEL_DIR, printer))
-        shutil.rmtree(observer.checkpoint_dir, ignore_errors=True)  # the pick is exported
-        store.save_recommendation(task_id, _record(rec))
-        ending = {"status": status.value, "error": error,
-                  "best_trial_id": best.id if best else None}
-        # The report shows the final status, but the status is stored only once the report and
-        # the model are in place: a reader who sees "completed" can fetch both at once.
-        report = render_report(ReportInputs(
-            dataclasses.replace(store.get_task(task_id), **ending), trials,
-            store.latest_recommendation(task_id), model_files, observer.dashboard_url),
-            report_dir / REPORT_FILE)
-        keeper.stop()
-        if not store.settle(task_id, owner, **ending, report_path=str(report)):
-            raise LeaseLost(task_id, "its lease lapsed before the driver could store the end")
-        return summary(store.get_task(task_id), trials, rec, observer.dashboard_url)
+        run = _search_phase(store, task_id, db_url, ray_address, printer, started, keeper, lost)
+        return _conclusion_phase(run, owner, keeper, printer)
     except BaseException as exc:
         # Whatever ends the driver outside the search loop (a bug, Ctrl-C while loading), the
         # task must not stay "running" forever; a driver that lost its lease writes nothing.
@@ -432,6 +349,130 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
         raise
     finally:
         store.close()
+
+
+@dataclass
+class _SearchedTask:
+    """What the search phase of :func:`execute` hands its conclusion phase."""
+
+    store: Store
+    task: TaskRecord
+    request: SearchRequest
+    data: PreparedData
+    observer: StoreObserver
+    facts: dict[str, Any]  # the task's facts for the recommender (facts_for)
+    families: list[str]
+    past: PastEvidence
+    floor_model: FloorModel | None  # None: kept from before a resume, or not fitted
+    status: TaskStatus = TaskStatus.COMPLETED
+    error: str | None = None  # why the search stopped early (an interrupt, a cancel)
+
+
+def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | None,
+                  printer: Printer, started: float, keeper: LeaseKeeper,
+                  lost: list[str]) -> _SearchedTask:
+    """Load the task's data, fit its floor and run its search (its trials go to the store);
+    an interrupt or a cancel ends the search early, and the conclusion still follows."""
+    task = store.get_task(task_id)
+    request = SearchRequest.from_options(task.options, db_url, ray_address)
+    options = request.options
+    dataset = load_dataset(request.data, request.load)
+    space = load_space(request.space)
+    prepared = prepare(dataset, options.seed)
+    study_name = f"archsearch-task-{task_id}"
+    store.update_task(task_id, status=TaskStatus.RUNNING, optuna_study=study_name)
+    printer(f"Task {task_id}: {dataset.name}, {dataset.task.value}, {dataset.n_sequences} "
+            f"sequences x {dataset.seq_len} steps x {dataset.n_features} channels; "
+            f"{_budget_text(options)} over {', '.join(sorted(space.families))}.")
+    floor_model = _measure_floor(store, task, prepared, options.seed, printer)
+    finished, unfinished = _take_stock(store, task_id, printer)
+    observer = StoreObserver(store, task_id, task.metric, options.budget_trials,
+                             task_folder(request.report_dir, task_id) / "checkpoints", printer,
+                             finished)
+    families = sorted(space.families)
+    facts = facts_for(task.meta_features, task.task_kind, request.constraints.to_dict())
+    searched = _SearchedTask(store, task, request, prepared, observer, facts, families,
+                             evidence_for_task(store, task, families), floor_model)
+    # The instant recommendation orders the initial design: under a time budget the
+    # likeliest families are measured before time runs out.
+    instant = recommend(facts, families, task.metric, [], past=searched.past)
+    family_order = tuple(r.family for r in instant.ranking)
+    with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
+        trial_minutes, deadline = _time_plan(request, prepared, started)
+        settings = SearchSettings(
+            options=options,
+            trials_left=(None if options.budget_trials is None
+                         else options.budget_trials - len(finished)),
+            trial_minutes=trial_minutes, deadline=deadline, ray_address=ray_address,
+            optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
+            rerun_numbers=tuple(unfinished),
+            warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
+            family_order=family_order,
+        )
+        if not finished:
+            printer(f"Initial design: one trial per family, in the order of the instant "
+                    f"recommendation: {', '.join(family_order)}.")
+        try:
+            if settings.trials_left is None or settings.trials_left > 0:
+                run_search(prepared, space, request.constraints, settings, observer)
+        except KeyboardInterrupt:
+            if lost:
+                raise LeaseLost(task_id, lost[0]) from None
+            searched.status, searched.error = TaskStatus.INTERRUPTED, _stop_reason(keeper)
+            printer("Interrupted: finishing the report with the trials done so far.")
+    return searched
+
+
+def _conclusion_phase(searched: _SearchedTask, owner: str, keeper: LeaseKeeper,
+                      printer: Printer) -> dict[str, Any]:
+    """Recommend, bag and export the pick, judge the floor, write the report and store the
+    task's end (only then: a reader who sees "completed" finds the report and the model)."""
+    store, task_id, metric = searched.store, searched.task.id, searched.task.metric
+    request, observer, status, error = (searched.request, searched.observer, searched.status,
+                                        searched.error)
+    _close_unfinished(store, task_id, error or "the search ended before this trial did")
+    trials = store.trials(task_id)
+    if not any(t.status == TrialStatus.COMPLETED.value for t in trials):
+        status = TaskStatus.FAILED if status is TaskStatus.COMPLETED else status
+        error = error or "no trial completed; see the trial errors in the report"
+    rec = recommend(searched.facts, searched.families, metric, selection_trials(trials),
+                    past=searched.past)
+    rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number, metric))
+    best = next((t for t in trials if t.number == rec.trial_number), None)
+    bag = _bag_the_pick(store, task_id, best, observer, searched.data, request.constraints,
+                        metric, rec, printer)
+    if bag is not None:  # the stored bag score, without reading every trial again
+        best = dataclasses.replace(best, bag_test_score=bag[1])
+        trials = [best if t.number == best.number else t for t in trials]
+        bag = bag[0]
+    model_dir = task_folder(request.report_dir, task_id) / MODEL_DIR
+    # A resumed task replaces what its earlier run exported.
+    shutil.rmtree(model_dir, ignore_errors=True)
+    model_files = {}
+    if best is not None and observer.checkpoint(best.number).is_file():
+        model_files = export_model(
+            bag or observer.checkpoint(best.number), ArchConfig(best.family, best.config["model"]),
+            model_io(searched.data, request.constraints), model_dir,
+            {"train": best.config["train"], "metric": metric.__dict__,
+             "val_score": best.val_score, "test_score": best.test_score,
+             "bag_test_score": best.bag_test_score},
+            bag_members=best.cv_folds if bag else 0,
+        )
+    model_files.update(_judge_floor(store, task_id, searched.data, request, trials, best, rec,
+                                    searched.floor_model, model_dir, printer))
+    shutil.rmtree(observer.checkpoint_dir, ignore_errors=True)  # the pick is exported
+    store.save_recommendation(task_id, _record(rec))
+    ending = {"status": status.value, "error": error, "best_trial_id": best.id if best else None}
+    # The report shows the final status, but the status is stored only once the report and
+    # the model are in place: a reader who sees "completed" can fetch both at once.
+    report = render_report(ReportInputs(
+        dataclasses.replace(store.get_task(task_id), **ending), trials,
+        store.latest_recommendation(task_id), model_files, observer.dashboard_url),
+        task_folder(request.report_dir, task_id) / REPORT_FILE)
+    keeper.stop()
+    if not store.settle(task_id, owner, **ending, report_path=str(report)):
+        raise LeaseLost(task_id, "its lease lapsed before the driver could store the end")
+    return summary(store.get_task(task_id), trials, rec, observer.dashboard_url)
 
 
 def _bag_the_pick(store: Store, task_id: int, best: TrialRecord | None,
