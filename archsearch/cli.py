@@ -364,11 +364,8 @@ def _db(args: argparse.Namespace) -> int:
 
     before = schema_revision_of(args.db)  # a bad URL or an unreachable server: exit 2
     shown = make_url(args.db).render_as_string(hide_password=True)
-    store = Store(args.db)  # opening the store applies the migrations
-    try:
+    with Store(args.db) as store:  # opening it to write applies the migrations
         after = store.schema_revision()
-    finally:
-        store.close()
     head = head_revision()
     change = (f"already at {after}" if before == after
               else f"upgraded from {before or 'an empty database'} to {after}")

@@ -258,8 +258,7 @@ def submit(request: SearchRequest) -> int:
     # The split must be possible before the task is accepted.
     prepared = prepare(dataset, request.options.seed)
     _refuse_if_nothing_fits(request, space, prepared)
-    store = Store(request.db_url)
-    try:
+    with Store(request.db_url) as store:
         return store.create_task(
             source=request.data, dataset_name=dataset.name, task_kind=dataset.task.value,
             metric=Metric.for_task(dataset.task), seed=request.options.seed,
@@ -268,8 +267,6 @@ def submit(request: SearchRequest) -> int:
             fingerprint=fingerprint(dataset), budget_trials=request.options.budget_trials,
             budget_minutes=request.options.budget_minutes, status=TaskStatus.QUEUED,
         )
-    finally:
-        store.close()
 
 
 def _refuse_if_nothing_fits(request: SearchRequest, space: SearchSpace,
@@ -305,50 +302,53 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
     started = time.time() if started is None else started
     owner = owner or new_owner()
     seconds = lease_seconds()
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         _take_lease(store, task_id, owner, seconds)
-    except BaseException:
-        store.close()
-        raise
-    lost: list[str] = []
+        lost: list[str] = []
 
-    def lose(reason: str) -> None:
-        lost.append(reason)
-        _interrupt_driver()
+        def lose(reason: str) -> None:
+            lost.append(reason)
+            _interrupt_driver()
 
-    keeper = LeaseKeeper(lambda: store.renew_lease(task_id, owner, seconds), seconds,
-                         on_cancel=_interrupt_driver, on_lost=lose)
-    try:
-        keeper.start()
-        run = _search_phase(store, task_id, db_url, ray_address, printer, started, keeper, lost)
-        return _conclusion_phase(run, owner, keeper, printer)
-    except BaseException as exc:
-        # Whatever ends the driver outside the search loop (a bug, Ctrl-C while loading), the
-        # task must not stay "running" forever; a driver that lost its lease writes nothing.
-        keeper.stop()
-        # A refused write stops the driver from the main thread, or from the lease keeper
-        # when it could not renew for a whole lease.
-        refused = write_failure(exc) or (keeper.error and write_failure(keeper.error))
-        if lost and not refused:
-            raise LeaseLost(task_id, lost[0]) from None
-        interrupted = not refused and isinstance(exc, KeyboardInterrupt)
-        reason = (_stop_reason(keeper) if interrupted else f"a write failed: {refused}"
-                  if refused else f"{type(exc).__name__}: {exc}")
-        ended = _mark_ended(store, task_id,
-                            TaskStatus.INTERRUPTED if interrupted else TaskStatus.FAILED,
-                            reason, owner)
-        if refused:
-            state = ("It is stored as failed." if ended else
-                     "Its end could not be stored either: it reads interrupted once its lease "
-                     f"lapses ({seconds:g} s).")
-            raise TaskStopped(
-                f"task {task_id} stopped: {reason}. {state} Free space (or bring the database "
-                f"back), then continue it with `archsearch search --resume {task_id}`: its "
-                "finished trials are kept.") from None
-        raise
-    finally:
-        store.close()
+        keeper = LeaseKeeper(lambda: store.renew_lease(task_id, owner, seconds), seconds,
+                             on_cancel=_interrupt_driver, on_lost=lose)
+        try:
+            keeper.start()
+            searched = _search_phase(store, task_id, db_url, ray_address, printer, started,
+                                     keeper, lost)
+            return _conclusion_phase(searched, owner, keeper, printer)
+        except BaseException as exc:
+            # Whatever ends the driver outside the search loop (a bug, Ctrl-C while loading),
+            # the task must not stay "running" forever; a driver that lost its lease writes
+            # nothing.
+            keeper.stop()
+            _end_stopped_task(exc, store, task_id, owner, keeper, lost, seconds)
+            raise
+
+
+def _end_stopped_task(exc: BaseException, store: Store, task_id: int, owner: str,
+                      keeper: LeaseKeeper, lost: list[str], seconds: float) -> None:
+    """Store the end of a task whose driver ``exc`` stopped (interrupted, or failed); raise
+    LeaseLost when another driver holds it now, TaskStopped when a write was refused."""
+    # A refused write stops the driver from the main thread, or from the lease keeper when it
+    # could not renew for a whole lease.
+    refused = write_failure(exc) or (keeper.error and write_failure(keeper.error))
+    if lost and not refused:
+        raise LeaseLost(task_id, lost[0]) from None
+    interrupted = not refused and isinstance(exc, KeyboardInterrupt)
+    reason = (_stop_reason(keeper) if interrupted else f"a write failed: {refused}"
+              if refused else f"{type(exc).__name__}: {exc}")
+    ended = _mark_ended(store, task_id,
+                        TaskStatus.INTERRUPTED if interrupted else TaskStatus.FAILED,
+                        reason, owner)
+    if refused:
+        state = ("It is stored as failed." if ended else
+                 "Its end could not be stored either: it reads interrupted once its lease "
+                 f"lapses ({seconds:g} s).")
+        raise TaskStopped(
+            f"task {task_id} stopped: {reason}. {state} Free space (or bring the database "
+            f"back), then continue it with `archsearch search --resume {task_id}`: its "
+            "finished trials are kept.") from None
 
 
 @dataclass
@@ -529,11 +529,8 @@ class LeaseLost(ArchsearchError):
 def claim(db_url: str, task_id: int, owner: str) -> None:
     """Take a task's lease for a driver about to start as ``owner`` (LeaseHeld while another
     live driver holds it), so that a refusal comes before any process starts."""
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         _take_lease(store, task_id, owner, lease_seconds())
-    finally:
-        store.close()
 
 
 def _take_lease(store: Store, task_id: int, owner: str, seconds: float) -> None:
@@ -661,11 +658,8 @@ def resume(task_id: int, db_url: str, ray_address: str | None = None,
            printer: Printer = stderr_printer, owner: str | None = None) -> dict[str, Any]:
     """Continue a task whose driver stopped (killed, crashed, interrupted): finished trials are
     kept, unfinished ones run again, and the budget is met exactly."""
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         task = store.get_task(task_id)
-    finally:
-        store.close()
     if task.status == TaskStatus.COMPLETED.value:
         raise UsageError(f"task {task_id} already completed; its report is {task.report_path}.")
     return execute(task_id, db_url, ray_address, printer, owner=owner)
@@ -701,25 +695,19 @@ def end_unfinished_task(db_url: str, task_id: int, status: TaskStatus, reason: s
     """End a task whose driver is gone (killed, cancelled, crashed) if it still reads queued or
     running and no live driver but ``owner`` holds its lease; a task its driver already ended,
     or another live driver runs, keeps its status. True when it was ended here."""
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         return _mark_ended(store, task_id, status, reason, owner)
-    finally:
-        store.close()
 
 
 def cancel_task(db_url: str, task_id: int) -> bool:
     """Cancel a task this process did not start: ask its live driver through the database
     (it stops within a renewal, lease/6 s), or end it at once when no live driver holds it.
     True when a live driver was asked."""
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         if store.request_cancel(task_id):
             return True
         _mark_ended(store, task_id, TaskStatus.INTERRUPTED, CANCELLED, None)
         return False
-    finally:
-        store.close()
 
 
 def selection_trials(trials: list[TrialRecord]) -> list[TrialRecord]:
@@ -815,9 +803,9 @@ def _answer(floor: FloorResult | None, best: TrialRecord | None, metric: Metric)
 
 
 def rerender_report(db_url: str, task_id: int) -> Path:
-    """Render a stored task's report again (from the database alone)."""
-    store = Store(db_url)
-    try:
+    """Render a stored task's report again (from the database alone; a database whose schema
+    is behind is refused, not upgraded)."""
+    with Store(db_url, upgrade=False) as store:
         task = store.get_task(task_id)
         out = Path(task.report_path) if task.report_path else \
             task_folder(task.options["report_dir"], task_id) / REPORT_FILE
@@ -829,13 +817,9 @@ def rerender_report(db_url: str, task_id: int) -> Path:
                                out)
         store.update_task(task_id, report_path=str(report))
         return report
-    finally:
-        store.close()
 
 
 def list_tasks(db_url: str) -> list[TaskRecord]:
-    store = Store(db_url)
-    try:
+    """Every stored task (a database whose schema is behind is refused, not upgraded)."""
+    with Store(db_url, upgrade=False) as store:
         return store.list_tasks()
-    finally:
-        store.close()

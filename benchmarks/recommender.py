@@ -190,12 +190,9 @@ def main(argv: list[str] | None = None) -> int:
                                           settings["trials_per_family"] * len(families),
                                           f"sqlite:///{out / 'benchmark.db'}", out / "reports",
                                           args.seed)
-        store = Store(f"sqlite:///{out / 'benchmark.db'}")
-        try:
+        with Store(f"sqlite:///{out / 'benchmark.db'}") as store:
             tasks: list[TaskRecord] = store.list_tasks()
             rows = evaluate(store, families)
-        finally:
-            store.close()
     for row in rows:
         print(f"{row['task']}: best {row['best_family']}; rules {row['rules_only']} "
               f"(regret {row['regret_rules_only']:.3f}), rules+data {row['rules_data']} "

@@ -104,11 +104,8 @@ def search(work: Path, name: str, data: str, space: Path, trials: int, **options
     summary = run_task(SearchRequest(data=data, space=str(space), options=SearchOptions(
         budget_trials=trials, cv_folds=0, **options), db_url=db, report_dir=work / "reports"),
                        silent)
-    store = Store(db)
-    try:
+    with Store(db) as store:
         return store.trials(summary["task_id"])
-    finally:
-        store.close()
 
 
 def overhead(work: Path, trials: int, cpus: int) -> dict[str, Any]:
