@@ -40,8 +40,13 @@ class Option:
     parse: Callable[[str], Any] | None = None
 
     def problem(self, value: Any) -> str | None:
-        """What is wrong with a number outside the bounds (None: nothing)."""
-        if self.minimum is None or value is None or isinstance(value, str):
+        """What is wrong with ``value``: a number outside the bounds, or not one of the choices
+        (None: nothing)."""
+        if value is None:
+            return None
+        if self.choices is not None:
+            return None if value in self.choices else f"must be one of {', '.join(self.choices)}"
+        if self.minimum is None:
             return None
         if value != value or math.isinf(value) or value < self.minimum \
                 or (self.strict and value == self.minimum):

@@ -84,3 +84,5 @@ def test_stored_options_are_the_serialised_form():
     assert resumed.objectives == Objectives() and resumed.rung_seconds is None
     with pytest.raises(UsageError, match="seed must be at least 0"):
         SearchOptions(seed=-1)
+    with pytest.raises(UsageError, match="sampler must be one of tpe"):
+        SearchOptions(sampler="grid")
