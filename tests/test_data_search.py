@@ -81,13 +81,10 @@ def cli_search(env: dict, capsys, *args: str) -> TaskRecord:
 
 
 def stored_task(env: dict, task_id: int) -> TaskRecord:
-    store = Store(env["db"])
-    try:
+    with Store(env["db"]) as store:
         task = store.get_task(task_id)
         assert [t.status for t in store.trials(task_id)] == ["completed"]
         return task
-    finally:
-        store.close()
 
 
 def assert_described(task: TaskRecord, data: str, load: LoadOptions | None = None) -> dict:

@@ -108,11 +108,8 @@ def test_a_search_with_a_gpu_per_trial_trains_on_the_gpu(tmp_path):
     summary = run_task(SearchRequest(data="builtin:adding?length=16&n=200", options=options,
                                      db_url=db, report_dir=tmp_path / "reports"),
                        lambda line: None)
-    store = Store(db)
-    try:
+    with Store(db) as store:
         trials = store.trials(summary["task_id"])
-    finally:
-        store.close()
     assert summary["status"] == "completed" and len(trials) == 4
     measured = [t for t in trials if t.status in ("completed", "pruned")]
     assert measured and all(t.device in ("cuda", "cpu") for t in measured)
