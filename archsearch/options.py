@@ -71,7 +71,7 @@ class SearchOptions:
     """What a search is asked to do, beside its data, constraints and search space."""
 
     budget_trials: int | None = option(
-        None, f"trials to run (default {DEFAULT_BUDGET_TRIALS}; with budget-minutes alone, "
+        None, f"trials to run (default {DEFAULT_BUDGET_TRIALS}; given only a time budget, "
         "trials run until the time is spent)", metavar="N", minimum=1, maximum=10_000)
     budget_minutes: float | None = option(
         None, "the whole run (floor, trials, finalists, report) ends within M minutes",
@@ -95,8 +95,8 @@ class SearchOptions:
         5, "on small data (< 500 train+validation sequences) re-score the best trial of each "
         "of the 5 best families by K-fold cross-validation, as many as the time budget allows "
         "(0 or 1: off; default 5)", metavar="K", minimum=0, maximum=20)
-    seed: int = option(0, "seeds the split, the sampler and every trial", minimum=0,
-                       maximum=2**31 - 1)
+    seed: int = option(0, "seeds the split, the sampler and every trial", metavar="N",
+                       minimum=0, maximum=2**31 - 1)
 
     def __post_init__(self) -> None:
         for field in fields(self):
