@@ -14,6 +14,7 @@ import torch
 from archsearch.blocks import build_model
 from archsearch.blocks.model import series_znorm
 from archsearch.errors import SpaceError
+from archsearch.options import SearchOptions
 from archsearch.recommend import recommend
 from archsearch.search.finalists import pick_finalists
 from archsearch.space import load_space
@@ -230,13 +231,14 @@ def test_every_measured_family_stays_in_the_ranking_with_finalists_first():
 
 def test_a_time_budget_leaves_room_for_the_finalists_and_the_report(tiny_data):
     started = time.time()
-    request = SearchRequest(data="builtin:adding", budget_minutes=8)
-    assert request.budget_trials is None  # trials until the time is spent
-    assert SearchRequest(data="builtin:adding").budget_trials == 12
+    request = SearchRequest(data="builtin:adding", options=SearchOptions(budget_minutes=8))
+    assert request.options.budget_trials is None  # trials until the time is spent
+    assert SearchRequest(data="builtin:adding").options.budget_trials == 12
     minutes, deadline = _time_plan(request, tiny_data, started)  # 97 sequences: small data
     assert deadline == pytest.approx(started + 480 - CONCLUSION_SECONDS, abs=1e-6)
     assert minutes * 60 == pytest.approx(480 * (1 - FINALISTS_SHARE) - CONCLUSION_SECONDS, abs=2)
-    big = SearchRequest(data="builtin:adding", budget_minutes=8, cv_folds=0)
+    big = SearchRequest(data="builtin:adding",
+                        options=SearchOptions(budget_minutes=8, cv_folds=0))
     minutes, _ = _time_plan(big, tiny_data, started)
     assert minutes * 60 == pytest.approx(480 - CONCLUSION_SECONDS, abs=2)
     assert _time_plan(SearchRequest(data="x"), tiny_data, started) == (None, None)
