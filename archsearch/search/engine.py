@@ -17,6 +17,7 @@ from archsearch.search.finalists import cross_validate_finalists
 from archsearch.search.observer import SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.search.runtime import ray_runtime
+from archsearch.search.selection import FinalistPlan
 from archsearch.search.tune_parts import (
     OptunaPrunerScheduler,
     OptunaSearcher,
@@ -124,12 +125,16 @@ def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSet
                 failure_config=tune.FailureConfig(max_failures=1),
             ),
         )
-        if settings.budget_minutes:  # Tune's time budget runs from fit()
-            lookup_coordinator(key).trials_end = time.time() + settings.budget_minutes * 60
-        tuner.fit()
         coordinator = lookup_coordinator(key)
         n_small = len(data.train) + len(data.val)
-        if settings.cv_folds >= 2 and n_small < settings.cv_below and coordinator.completed:
-            cross_validate_finalists(coordinator, data_ref, fold_count(data, settings.cv_folds),
-                                     settings.cv_finalists, resources, settings.seed, observer,
-                                     max(1, math.floor(slots)), settings.deadline)
+        plan = None
+        if settings.cv_folds >= 2 and n_small < settings.cv_below:
+            plan = FinalistPlan(fold_count(data, settings.cv_folds), settings.cv_finalists,
+                                max(1, math.floor(slots)), len(data.val))
+            coordinator.finalists, coordinator.finalists_deadline = plan, settings.deadline
+        if settings.budget_minutes:  # Tune's time budget runs from fit()
+            coordinator.trials_end = time.time() + settings.budget_minutes * 60
+        tuner.fit()
+        if plan is not None and coordinator.completed:
+            cross_validate_finalists(coordinator, plan, data_ref, resources, settings.seed,
+                                     observer, settings.deadline)
