@@ -104,7 +104,7 @@ def test_finalists_come_from_replayed_results():
              slots=2)
     families = search.families()
     plan = FinalistPlan(k=5, n_families=3, slots=2, n_val=10)  # tcn's 0.2 is far behind
-    picked = plan.pick(search.completed, families, MSE, seconds_left=1e9)
+    _, picked = plan.pick(search.completed, families, MSE, seconds_left=1e9)
     assert [families[n] for n, _ in picked] == ["gru", "lstm"]
 
 

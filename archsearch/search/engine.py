@@ -129,8 +129,10 @@ def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSet
         n_small = len(data.train) + len(data.val)
         plan = None
         if settings.cv_folds >= 2 and n_small < settings.cv_below:
+            # The finalists may claim up to half of the time the search has.
+            claim = (settings.deadline - time.time()) / 2 if settings.deadline else math.inf
             plan = FinalistPlan(fold_count(data, settings.cv_folds), settings.cv_finalists,
-                                max(1, math.floor(slots)), len(data.val))
+                                max(1, math.floor(slots)), len(data.val), claim)
             coordinator.finalists, coordinator.finalists_deadline = plan, settings.deadline
         if settings.budget_minutes:  # Tune's time budget runs from fit()
             coordinator.trials_end = time.time() + settings.budget_minutes * 60

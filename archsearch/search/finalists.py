@@ -33,14 +33,13 @@ def _fit_fold(spec: TrialSpec, data: PreparedData, k: int, fold: int, seed: int)
 def cross_validate_finalists(coordinator: Coordinator, plan: FinalistPlan,
                              data_ref: ray.ObjectRef, resources: dict[str, float], seed: int,
                              observer: SearchObserver, deadline: float | None = None) -> None:
-    """The best trial of each competitive family (``plan``), re-scored by ``plan.k``-fold
-    cross-validation as Ray tasks; a finalist whose folds miss ``deadline`` keeps its
+    """The best trial of each competitive family, re-scored by k-fold cross-validation as Ray
+    tasks (``plan`` chooses them and k); a finalist whose folds miss ``deadline`` keeps its
     single-split score."""
     families = coordinator.families()
     seconds_left = math.inf if deadline is None else deadline - time.time()
-    finalists = plan.pick(coordinator.completed, families, coordinator.bridge.metric,
-                          seconds_left)
-    k = plan.k
+    k, finalists = plan.pick(coordinator.completed, families, coordinator.bridge.metric,
+                             seconds_left)
     if not finalists:
         observer.on_note(f"Small data, but no time left to re-score a finalist by {k}-fold "
                          "cross-validation: the pick rests on one validation split.")

@@ -9,8 +9,9 @@ still has an error), and for a mean squared error the chi-square one, ``mse * sq
 (the errors taken as Gaussian).
 
 Under a time budget the trials stop early enough for every competitive family's finalist to
-be cross-validated (:meth:`FinalistPlan.seconds_needed`), instead of the most costly of them
-being skipped at the end for want of time.
+be cross-validated (:meth:`FinalistPlan.seconds_needed`, up to half of the time the search
+had), and when the time left is still short every finalist gets fewer folds
+(:meth:`FinalistPlan.pick`), instead of the costliest of them being skipped for want of time.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from archsearch.types import Metric, TrialOutcome
 # final test and the Ray task's start (seconds, measured here at 3-5 s on small data).
 FOLD_OVERHEAD_SECONDS = 5.0
 STANDARD_ERRORS = 2.0  # how far below the best family's score a family is still competitive
+MIN_FOLDS = 3  # fewer folds for every finalist before a competitive family goes unscored
 
 
 def standard_error(metric: Metric, score: float, n_val: int) -> float:
@@ -37,13 +39,20 @@ def standard_error(metric: Metric, score: float, n_val: int) -> float:
 
 @dataclass(frozen=True)
 class FinalistPlan:
-    """How finalists are cross-validated: ``k`` folds each, ``slots`` folds at a time, the best
-    trial of at most ``n_families`` competitive families, scored on ``n_val`` series."""
+    """How finalists are cross-validated: up to ``k`` folds each, ``slots`` folds at a time,
+    the best trial of at most ``n_families`` competitive families, scored on ``n_val`` series;
+    the trials leave them at most ``max_seconds`` before the deadline (see
+    :meth:`seconds_needed`)."""
 
     k: int
     n_families: int
     slots: int
     n_val: int
+    max_seconds: float = math.inf
+
+    @property
+    def min_k(self) -> int:
+        return min(self.k, MIN_FOLDS)
 
     def fold_seconds(self, outcome: TrialOutcome) -> float:
         """One fold: the trial's training up to its best round (see ``refit_spec``), plus
@@ -51,9 +60,9 @@ class FinalistPlan:
         per_round = outcome.train_seconds / max(1, outcome.epochs_run)
         return per_round * (outcome.best_epoch or outcome.epochs_run) + FOLD_OVERHEAD_SECONDS
 
-    def seconds(self, outcome: TrialOutcome) -> float:
+    def seconds(self, outcome: TrialOutcome, k: int) -> float:
         """Wall seconds of one finalist's ``k`` folds, ``slots`` at a time."""
-        return self.k * self.fold_seconds(outcome) / max(1, self.slots)
+        return k * self.fold_seconds(outcome) / max(1, self.slots)
 
     def candidates(self, completed: dict[int, TrialOutcome], families: dict[int, str],
                    metric: Metric) -> list[tuple[int, TrialOutcome]]:
@@ -73,19 +82,29 @@ class FinalistPlan:
                 if metric.sign * (top - outcome.val_score) <= margin][:self.n_families]
 
     def pick(self, completed: dict[int, TrialOutcome], families: dict[int, str],
-             metric: Metric, seconds_left: float) -> list[tuple[int, TrialOutcome]]:
-        """The candidates whose folds fit in ``seconds_left``, in rank order (a costly one that
-        does not fit is skipped; a cheaper one after it may still fit)."""
+             metric: Metric, seconds_left: float) -> tuple[int, list[tuple[int, TrialOutcome]]]:
+        """(folds, finalists): every candidate, with as many folds (``k`` down to
+        :data:`MIN_FOLDS`) as let all of them finish in ``seconds_left``, since one fold fewer
+        costs less than a competitive family judged on one split; when even that is too
+        long, those that fit at the fewest folds, in rank order (a costly one that does not
+        fit is skipped, a cheaper one after it may still fit). The same k for all, so that
+        their scores compare."""
+        candidates = self.candidates(completed, families, metric)
+        for k in range(self.k, self.min_k - 1, -1):
+            if sum(self.seconds(outcome, k) for _, outcome in candidates) <= seconds_left:
+                return k, candidates
         chosen, spent = [], 0.0
-        for number, outcome in self.candidates(completed, families, metric):
-            cost = self.seconds(outcome)
+        for number, outcome in candidates:
+            cost = self.seconds(outcome, self.min_k)
             if spent + cost <= seconds_left:
                 chosen.append((number, outcome))
                 spent += cost
-        return chosen
+        return self.min_k, chosen
 
     def seconds_needed(self, completed: dict[int, TrialOutcome], families: dict[int, str],
                        metric: Metric) -> float:
-        """What cross-validating every candidate would take now."""
-        return sum(self.seconds(outcome)
-                   for _, outcome in self.candidates(completed, families, metric))
+        """What cross-validating every candidate with ``k`` folds would take now, at most
+        ``max_seconds``."""
+        needed = sum(self.seconds(outcome, self.k)
+                     for _, outcome in self.candidates(completed, families, metric))
+        return min(needed, self.max_seconds)
