@@ -592,10 +592,12 @@ def _judge_floor(store: Store, task_id: int, data: PreparedData, request: Search
     floor, metric = task.floor, task.metric
     if floor is None:
         return {}
-    if (request.options.cv_folds >= 2 and floor.cv_mean is None
-            and any(t.cv_score is not None for t in trials)):
+    # The floor is cross-validated on the finalists' folds (their k may be fewer than asked,
+    # when time was short: see archsearch/search/selection.py).
+    finalist_folds = [t.cv_folds for t in trials if t.cv_score is not None and t.cv_folds]
+    if request.options.cv_folds >= 2 and floor.cv_mean is None and finalist_folds:
         try:
-            folds = cross_validation_folds(data, request.options.cv_folds, request.options.seed)
+            folds = cross_validation_folds(data, finalist_folds[0], request.options.seed)
             mean, std, bag_test = floor_cv(folds, request.options.seed, data.test)
             store.record_floor_cross_validation(task_id, mean, std, len(folds), bag_test)
             floor = dataclasses.replace(floor, cv_mean=mean, cv_std=std, cv_folds=len(folds),

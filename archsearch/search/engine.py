@@ -18,6 +18,7 @@ from archsearch.search.finalists import cross_validate_finalists
 from archsearch.search.observer import SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.search.runtime import ray_runtime
+from archsearch.search.selection import FinalistPlan
 from archsearch.search.tune_parts import (
     OptunaPrunerScheduler,
     OptunaSearcher,
@@ -123,12 +124,18 @@ def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSet
                 failure_config=tune.FailureConfig(max_failures=1),
             ),
         )
-        if settings.trial_minutes:  # Tune's time budget runs from fit()
-            lookup_coordinator(key).trials_end = time.time() + settings.trial_minutes * 60
-        tuner.fit()
         coordinator = lookup_coordinator(key)
         n_small = len(data.train) + len(data.val)
-        if options.cv_folds >= 2 and n_small < settings.cv_below and coordinator.completed:
-            cross_validate_finalists(coordinator, data_ref, fold_count(data, options.cv_folds),
-                                     settings.cv_finalists, resources, options.seed, observer,
-                                     max(1, math.floor(slots)), settings.deadline)
+        plan = None
+        if options.cv_folds >= 2 and n_small < settings.cv_below:
+            # The finalists may claim up to half of the time the search has.
+            claim = (settings.deadline - time.time()) / 2 if settings.deadline else math.inf
+            plan = FinalistPlan(fold_count(data, options.cv_folds), settings.cv_finalists,
+                                max(1, math.floor(slots)), len(data.val), claim)
+            coordinator.finalists, coordinator.finalists_deadline = plan, settings.deadline
+        if settings.trial_minutes:  # Tune's time budget runs from fit()
+            coordinator.trials_end = time.time() + settings.trial_minutes * 60
+        tuner.fit()
+        if plan is not None and coordinator.completed:
+            cross_validate_finalists(coordinator, plan, data_ref, resources, options.seed,
+                                     observer, settings.deadline)
