@@ -37,6 +37,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archsearch.errors import ArchsearchError, UsageError  # noqa: E402
+from archsearch.options import SearchOptions  # noqa: E402
 from archsearch.recommend.knowledge import (  # noqa: E402
     COMPLETED,
     CORPUS_FILE,
@@ -117,21 +118,18 @@ def measure_cell(task: CorpusTask, family: str, budget: CellBudget,
     with tempfile.TemporaryDirectory(prefix="archsearch-kb-") as tmp:
         work = Path(tmp)
         db_url = f"sqlite:///{work / 'cell.db'}"
-        request = SearchRequest(data=task.data, constraints=task.constraints,
-                                budget_trials=budget.trials,
-                                space=str(family_space(family, budget, work)), db_url=db_url,
-                                report_dir=work / "reports", seed=budget.seed, pruner="none",
+        options = SearchOptions(budget_trials=budget.trials, seed=budget.seed, pruner="none",
                                 cv_folds=budget.cv_folds)
+        request = SearchRequest(data=task.data, constraints=task.constraints,
+                                space=str(family_space(family, budget, work)), options=options,
+                                db_url=db_url, report_dir=work / "reports")
         result = run_task(request, printer=lambda line: None)
         if result["status"] == "interrupted":
             raise KeyboardInterrupt
-        store = Store(db_url)
-        try:
+        with Store(db_url) as store:
             stored = store.get_task(result["task_id"])
             trials = [t for t in store.trials(stored.id)
                       if t.status == TrialStatus.COMPLETED.value and t.val_score is not None]
-        finally:
-            store.close()
     metric = stored.metric
     best = None
     for trial in trials:
