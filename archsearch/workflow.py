@@ -52,7 +52,7 @@ from archsearch.recommend import (
 )
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
-from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
+from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint
 from archsearch.space import SearchSpace, load_space
 from archsearch.store import (
     RecommendationRecord,
@@ -412,6 +412,10 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
         if not finished:
             printer(f"Initial design: one trial per family, in the order of the instant "
                     f"recommendation: {', '.join(family_order)}.")
+        # Imported here: Ray and Optuna load in the driver that runs a search, not in every
+        # process that imports the workflow (the API server, `archsearch tasks`).
+        from archsearch.search.engine import run_search
+
         try:
             if settings.trials_left is None or settings.trials_left > 0:
                 run_search(prepared, space, request.constraints, settings, observer)

@@ -50,7 +50,7 @@ from archsearch.errors import DataError  # noqa: E402
 from archsearch.options import SearchOptions  # noqa: E402
 from archsearch.recommend import evidence_for_task, facts_for, recommend  # noqa: E402
 from archsearch.recommend.ranker import normalised_scores  # noqa: E402
-from archsearch.search.runtime import ray_runtime  # noqa: E402
+from archsearch.search.ray_backend.runtime import ray_runtime  # noqa: E402
 from archsearch.space.schema import default_space_path  # noqa: E402
 from archsearch.store import Store, TaskRecord  # noqa: E402
 from archsearch.workflow import SearchRequest, run_task  # noqa: E402

@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archsearch.data import load_dataset, prepare  # noqa: E402
 from archsearch.options import SearchOptions  # noqa: E402
-from archsearch.search.runtime import ray_runtime  # noqa: E402
+from archsearch.search.ray_backend.runtime import ray_runtime  # noqa: E402
 from archsearch.space import load_space  # noqa: E402
 from archsearch.store import Store  # noqa: E402
 from archsearch.trial import TrialSpec, run_trial  # noqa: E402
