@@ -250,3 +250,29 @@ def test_a_store_is_a_context_manager_and_a_new_database_gets_the_schema(tmp_pat
         new_task(store)
     with Store(url) as store:
         assert len(store.list_tasks()) == 1
+
+
+def test_a_fenced_driver_writes_only_while_it_holds_the_lease(db_url):
+    from archsearch.store.lease import LeaseLost
+
+    with Store(db_url) as first, Store(db_url) as second:
+        task_id = new_task(first, status=TaskStatus.RUNNING)
+        other_task = new_task(first, status=TaskStatus.RUNNING)
+        assert first.acquire_lease(task_id, "first", 0.5)
+        first.fence(task_id, "first")
+        first.start_trial(task_id, 0, "gru", {})  # held: written
+        first.start_trial(other_task, 0, "gru", {})  # another task: not fenced
+        time.sleep(0.6)  # the lease lapses and another driver takes the task
+        assert second.acquire_lease(task_id, "second", 60)
+        second.fence(task_id, "second")
+        for write in (lambda: first.record_epoch(task_id, 0, EpochReport(1, 1.0, 0.5, 0.1)),
+                      lambda: first.start_trial(task_id, 1, "lstm", {}),
+                      lambda: first.update_task(task_id, status=TaskStatus.COMPLETED)):
+            with pytest.raises(LeaseLost, match=f"task {task_id}"):
+                write()
+        # Nothing of the old driver's landed; the new holder writes as usual.
+        trials = second.trials(task_id)
+        assert [t.number for t in trials] == [0] and not trials[0].epochs
+        assert second.get_task(task_id).status == "running"
+        second.record_epoch(task_id, 0, EpochReport(1, 1.0, 0.4, 0.1))
+        assert [e.val_score for e in second.trials(task_id)[0].epochs] == [0.4]

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from archsearch.errors import ArchsearchError
+from archsearch.errors import ArchsearchError, causes
 from archsearch.options import DEFAULT_DB_URL
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,17 +45,13 @@ def write_failure(exc: BaseException) -> str | None:
     """What was refused, when ``exc`` or an error it was raised from (Ray Tune re-raises the
     errors of its callbacks as a TuneError) is a write the database or the disk refused: a full
     disk, a read-only file system, a database gone. None for any other error."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in causes(exc):
         if isinstance(current, OperationalError):
             reason = str(current.orig) if current.orig is not None else str(current)
             return reason.strip().splitlines()[0] if reason.strip() else "the database failed"
         if isinstance(current, OSError) and current.errno in _REFUSED_WRITES:
             return f"{current.strerror}: {current.filename}" if current.filename else \
                 str(current.strerror)
-        current = current.__cause__ or current.__context__
     return None
 
 
