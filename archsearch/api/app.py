@@ -11,9 +11,13 @@ from archsearch.api import pages, recommend, tasks
 from archsearch.api.config import ServeConfig
 from archsearch.api.deps import Services
 from archsearch.api.drivers import DriverPool
-from archsearch.api.middleware import BearerAuth, BodyLimit, security_headers
+from archsearch.api.middleware import BearerAuth, BodyLimit, SecurityHeaders
 from archsearch.api.problems import add_problem_handlers
 from archsearch.store import Store
+
+# The forms' text fields are short (options as JSON, a built-in data set's name): parsed in
+# memory, so they are kept small and few; files are spooled to disk past their first megabyte.
+FORM_LIMITS = {"max_fields": 4, "max_files": 2, "max_part_size": 64 * 1024}
 
 
 def create_app(config: ServeConfig, token: str) -> FastAPI:
@@ -27,6 +31,7 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
         services.store.close()
 
     app = FastAPI(title="archsearch", version=__version__, lifespan=lifespan,
+                  form_limits=FORM_LIMITS,
                   description="Submit a data set and constraints; archsearch searches sequence "
                   "architectures on Ray and recommends one. Every /tasks and /recommend route "
                   "takes `Authorization: Bearer TOKEN`.")
@@ -34,10 +39,11 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
     for router in (pages.router, tasks.router, recommend.router):
         app.include_router(router)
     add_problem_handlers(app)
-    app.middleware("http")(security_headers)
     app.add_middleware(BodyLimit, max_bytes=config.max_upload_bytes)
-    # Added last, so it runs first: no token, no look at the body (not even its length).
+    # Added after the body limit, so it runs first: no token, no look at the body (not even
+    # its length). The headers go on every answer, refusals included.
     app.add_middleware(BearerAuth, token=token, public_prefix=pages.PAGES, public=pages.PUBLIC
                        | {app.openapi_url, app.docs_url, app.redoc_url,
                           app.swagger_ui_oauth2_redirect_url})
+    app.add_middleware(SecurityHeaders, unpoliced=frozenset({app.docs_url, app.redoc_url}))
     return app

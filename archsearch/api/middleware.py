@@ -4,36 +4,52 @@ size limit, and the security headers of every answer."""
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
-from fastapi import Request
-from fastapi.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi.responses import JSONResponse
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyTooLarge(HTTPException):
+    """A request body over the server's limit (answered 413 with the one paragraph)."""
+
+    def __init__(self, size: str, max_bytes: int) -> None:
+        super().__init__(413, f"the request body is {size} bytes; this server accepts at most "
+                              f"{max_bytes} (serve --max-upload-mb).")
 
 
 class BodyLimit:
-    """Refuse a request body over the limit before reading it. A body must declare its length
-    (every browser and HTTP client does for uploads; no header means no body), and the server
-    reads no more than that, so the declared length is the bound."""
+    """Enforce the body size limit as the bytes arrive, so no body over it is ever read whole:
+    a declared Content-Length over the limit is answered 413 before a byte is read; any other
+    body (chunked ones too) is counted as the route reads it, and the first piece over the limit
+    ends the request with 413. (The rest of such a body is read and dropped by the HTTP server,
+    a piece at a time.) Nothing here holds the body: the form parser writes a file past its
+    first megabyte to a temporary file, and the route copies that in 1 MiB pieces."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            headers = dict(scope["headers"])
-            declared = headers.get(b"content-length", b"0").decode("latin-1")
-            problem = None
-            if b"transfer-encoding" in headers or not declared.isdigit():
-                problem = (411, "a request body must declare its Content-Length (no chunked "
-                                "uploads).")
-            elif int(declared) > self.max_bytes:
-                problem = (413, f"the request body is {int(declared)} bytes; this server "
-                                f"accepts at most {self.max_bytes} (serve --max-upload-mb).")
-            if problem:
-                await JSONResponse({"detail": problem[1]}, problem[0])(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            problem = BodyTooLarge(str(int(declared)), self.max_bytes)
+            await JSONResponse({"detail": problem.detail}, 413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge(f"over {self.max_bytes}", self.max_bytes)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 class BearerAuth:
@@ -64,17 +80,32 @@ class BearerAuth:
         return path in self.public or path.startswith(self.public_prefix)
 
 
-async def security_headers(request: Request, call_next: Any) -> Response:
-    response = await call_next(request)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    if (response.headers.get("content-type", "").startswith("text/html")
-            and request.url.path not in (request.app.docs_url, request.app.redoc_url)):
-        # The pages and the report are self-contained: their own inline script and style,
-        # data from this origin only, and never framed by another site. (FastAPI's /docs
-        # loads Swagger UI from a CDN, so it is left out.)
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-            "connect-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'; "
-            "base-uri 'none'; form-action 'self'")
-    return response
+class SecurityHeaders:
+    """Headers on every answer. A plain ASGI middleware, not ``@app.middleware``: that one reads
+    the body through a task group, which would turn the body limit's 413 into a 400."""
+
+    # The pages and the report are self-contained: their own inline script and style, data
+    # from this origin only, and never framed by another site.
+    POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+              "connect-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'; "
+              "base-uri 'none'; form-action 'self'")
+
+    def __init__(self, app: ASGIApp, unpoliced: frozenset[str]) -> None:
+        self.app, self.unpoliced = app, unpoliced  # FastAPI's /docs loads Swagger UI from a CDN
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                if (headers.get("content-type", "").startswith("text/html")
+                        and scope["path"] not in self.unpoliced):
+                    headers["Content-Security-Policy"] = self.POLICY
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -14,7 +14,7 @@ from archsearch.errors import ArchsearchError, NotFoundError
 
 # The answers every guarded route may give, for the OpenAPI spec.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem} for code in (401, 404, 409, 411, 413, 422)}
+    code: {"model": Problem} for code in (401, 404, 409, 413, 422)}
 
 
 class HttpProblem(Exception):
