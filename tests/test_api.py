@@ -23,8 +23,8 @@ import requests
 
 from archsearch.api.views import live_view
 from archsearch.data import load_dataset
-from archsearch.store import TrialRecord
-from archsearch.types import FloorResult
+from archsearch.store import Store, TrialRecord
+from archsearch.types import FloorResult, Metric, TaskStatus
 from tests.browser import watch
 from tests.records import task_record, trial_record
 
@@ -250,6 +250,38 @@ def test_bad_input_is_refused_and_nothing_is_kept(server):
     assert not uploads.exists() or not any(uploads.iterdir())
     assert server.get("/tasks/999999").status_code == 404
     assert server.get("/tasks/1/report").status_code in (404, 409)
+
+
+def test_listings_come_in_pages_with_a_link_to_the_next(server):
+    store = Store(f"sqlite:///{server.db_file}")
+    try:
+        added = [store.create_task(
+            source=TINY, dataset_name="adding", task_kind="regression",
+            metric=Metric("mse", "minimize"), seed=0, constraints={},
+            options={"report_dir": str(server.data_dir.parent / "reports")},
+            space_name="tiny", meta_features={}, fingerprint=None, budget_trials=3,
+            budget_minutes=None, status=TaskStatus.COMPLETED) for _ in range(3)]
+        for number in range(3):
+            store.start_trial(added[0], number, "gru", {})
+    finally:
+        store.close()
+    every = [t["task_id"] for t in server.get("/tasks").json()]
+    assert every == sorted(every) and every[-3:] == added
+    seen, page = [], server.get("/tasks?limit=2")
+    while "next" in page.links:
+        seen += [t["task_id"] for t in page.json()]
+        assert len(page.json()) == 2
+        page = server.get(page.links["next"]["url"])
+    assert seen + [t["task_id"] for t in page.json()] == every
+    newest = server.get("/tasks?order=desc&limit=2")
+    assert [t["task_id"] for t in newest.json()] == added[:0:-1]
+    assert newest.links["next"]["url"] == "/tasks?order=desc&limit=2&offset=2"
+    trials = server.get(f"/tasks/{added[0]}/trials?limit=2&offset=1")
+    assert [t["number"] for t in trials.json()] == [1, 2] and "next" not in trials.links
+    first = server.get(f"/tasks/{added[0]}/trials?limit=2")
+    assert first.links["next"]["url"] == f"/tasks/{added[0]}/trials?limit=2&offset=2"
+    for bad in ("limit=0", "limit=1001", "offset=-1", "order=up"):
+        assert server.get(f"/tasks?{bad}").status_code == 422
 
 
 @pytest.mark.slow

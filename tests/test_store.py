@@ -1,6 +1,7 @@
 """One store contract, run against SQLite and a real PostgreSQL server."""
 
 import multiprocessing
+import re
 import time
 
 import pytest
@@ -54,6 +55,28 @@ def test_task_trial_epoch_roundtrip(db_url):
     assert trials[1].val_score == 0.9 and trials[1].best_epoch == 1  # best epoch, minimised
     assert store.latest_recommendation(task_id).rationale == ["why"]
     assert [t.id for t in store.list_tasks()] == [task_id]
+    store.close()
+
+
+def test_tasks_and_trials_are_paged_in_sql(db_url):
+    from sqlalchemy import event
+
+    store = Store(db_url)
+    task_ids = [new_task(store) for _ in range(5)]
+    for number in range(5):
+        store.start_trial(task_ids[0], number, "gru", {})
+    statements = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda *args: statements.append(args[2].upper()))
+    assert [t.id for t in store.list_tasks(2, 1)] == task_ids[1:3]
+    assert [t.id for t in store.list_tasks(2, 0, newest_first=True)] == task_ids[:2:-1]
+    assert [t.id for t in store.list_tasks(10, 4)] == task_ids[4:]
+    assert [t.number for t in store.trials(task_ids[0], 2, 3)] == [3, 4]
+    assert store.trials(task_ids[0], 2, 5) == []
+    # The pages' own queries (not the floors and epochs loaded beside the rows they return).
+    pages = [s for s in statements if re.search(r"FROM ARCHSEARCH_(TASKS|TRIALS)\b", s)]
+    assert len(pages) == 5 and all("LIMIT" in s and "OFFSET" in s for s in pages), statements
+    assert [t.id for t in store.list_tasks()] == task_ids  # unpaged: every task, oldest first
     store.close()
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from archsearch.api.deps import (
@@ -30,6 +30,11 @@ from archsearch.store import TaskRecord
 from archsearch.types import TaskStatus
 
 FINAL = {TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.INTERRUPTED.value}
+
+PAGE_SIZE, PAGE_MAX = 100, 1000  # rows per page of a listing: by default, at most
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="rows per page")]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="rows to skip")]
+T = TypeVar("T")
 
 router = APIRouter(prefix="/tasks", dependencies=GUARDED, responses=ERRORS)
 
@@ -94,8 +99,14 @@ def submit_task(config: Config, drivers: Drivers, saved: RequestUploads,
 
 
 @router.get("")
-def list_tasks(store: StoreDep, view: View) -> list[TaskView]:
-    return [view(task) for task in store.list_tasks()]
+def list_tasks(request: Request, response: Response, store: StoreDep, view: View,
+               limit: Limit = PAGE_SIZE, offset: Offset = 0,
+               order: Annotated[Literal["asc", "desc"], Query(
+                   description="by task id: oldest first (asc; a page never shifts when tasks "
+                   "are added) or newest first (desc)")] = "asc") -> list[TaskView]:
+    """A page of the tasks; a ``Link: <...>; rel="next"`` header points to the next page."""
+    tasks = store.list_tasks(limit + 1, offset, newest_first=order == "desc")
+    return [view(task) for task in _page(tasks, limit, offset, request, response)]
 
 
 @router.get("/{task_id}")
@@ -104,9 +115,13 @@ def get_task(task_id: TaskId, store: StoreDep, view: View) -> TaskView:
 
 
 @router.get("/{task_id}/trials")
-def get_trials(task_id: TaskId, store: StoreDep) -> list[TrialView]:
+def get_trials(task_id: TaskId, request: Request, response: Response, store: StoreDep,
+               limit: Limit = PAGE_SIZE, offset: Offset = 0) -> list[TrialView]:
+    """A page of the task's trials by number; a ``Link: <...>; rel="next"`` header points to
+    the next page."""
     store.get_task(task_id)  # 404 for a task that does not exist
-    return [trial_view(t) for t in store.trials(task_id)]
+    trials = store.trials(task_id, limit + 1, offset)
+    return [trial_view(t) for t in _page(trials, limit, offset, request, response)]
 
 
 @router.get("/{task_id}/live")
@@ -174,6 +189,16 @@ def resume_task(task_id: TaskId, store: StoreDep, drivers: Drivers, view: View) 
     except LeaseHeld as exc:
         raise HttpProblem(409, str(exc)) from None
     return view(store.get_task(task_id))
+
+
+def _page(rows: list[T], limit: int, offset: int, request: Request, response: Response
+          ) -> list[T]:
+    """The first ``limit`` rows (the store was asked for one more, to learn whether there is a
+    next page without counting them all), and the Link header to the next page."""
+    if len(rows) > limit:
+        query = request.url.include_query_params(limit=limit, offset=offset + limit).query
+        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+    return rows[:limit]
 
 
 def _zip(folder: Path) -> bytes:

@@ -100,9 +100,14 @@ class Store:
         with session_scope(self._sessions) as session:
             return _task_record(self._task_row(session, task_id))
 
-    def list_tasks(self) -> list[TaskRecord]:
+    def list_tasks(self, limit: int | None = None, offset: int = 0,
+                   newest_first: bool = False) -> list[TaskRecord]:
+        """The tasks by id, oldest first (or newest first); a page of them with ``limit`` and
+        ``offset``, cut in SQL."""
+        order = TaskRow.id.desc() if newest_first else TaskRow.id
         with session_scope(self._sessions) as session:
-            rows = session.scalars(select(TaskRow).order_by(TaskRow.id)).all()
+            rows = session.scalars(select(TaskRow).order_by(order)
+                                   .limit(limit).offset(offset)).all()
             return [_task_record(row) for row in rows]
 
     # -- leases: which driver runs a task (see archsearch.store.lease) ----------------------
@@ -307,11 +312,15 @@ class Store:
     def _signed(task: TaskRow, value: float) -> float:
         return Metric(task.metric_name, task.metric_direction).sign * value
 
-    def trials(self, task_id: int) -> list[TrialRecord]:
+    def trials(self, task_id: int, limit: int | None = None,
+               offset: int = 0) -> list[TrialRecord]:
+        """The task's trials by number; a page of them with ``limit`` and ``offset``, cut in
+        SQL."""
         with session_scope(self._sessions) as session:
             rows = session.scalars(
                 select(TrialRow).where(TrialRow.task_id == task_id)
                 .options(selectinload(TrialRow.epochs)).order_by(TrialRow.number)
+                .limit(limit).offset(offset)
             ).all()
             return [_trial_record(row) for row in rows]
 
