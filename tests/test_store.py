@@ -225,6 +225,22 @@ def test_a_lease_is_taken_by_one_driver_at_a_time_and_lapses(db_url):
     store.close()
 
 
+def test_a_queued_task_no_driver_took_reads_interrupted_after_a_lease(db_url, monkeypatch):
+    """Its server stopped between storing it and starting its driver: after a whole lease
+    without a driver, readers (a restarted server among them) see it interrupted, resumable."""
+    monkeypatch.setenv("ARCHSEARCH_LEASE_SECONDS", "0.5")
+    store = Store(db_url)
+    task_id = new_task(store, status=TaskStatus.QUEUED)
+    assert store.get_task(task_id).status == "queued"  # a driver may still be on its way
+    time.sleep(0.6)
+    orphan = store.get_task(task_id)
+    assert orphan.status == "interrupted" and "no driver ever took it" in orphan.error
+    assert f"POST /tasks/{task_id}/resume" in orphan.error
+    assert store.acquire_lease(task_id, "resumer", 60)
+    assert store.get_task(task_id).status == "queued"  # a driver holds it now
+    store.close()
+
+
 def test_a_task_without_a_live_driver_is_ended_with_its_running_trials(db_url):
     store = Store(db_url)
     task_id = new_task(store, status=TaskStatus.RUNNING)

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Engine, or_, select, update
 from sqlalchemy.orm import selectinload, sessionmaker
 
 from archsearch.errors import NotFoundError
+from archsearch.store.lease import lease_seconds
 from archsearch.store.models import (
     EpochRow,
     FloorRow,
@@ -412,15 +413,22 @@ def _lease_free(now: datetime, owner: str | None) -> ColumnElement[bool]:
 
 def _task_record(row: TaskRow) -> TaskRecord:
     values = {name: getattr(row, name) for name in _TASK_FIELDS}
+    now, why = utcnow(), None
     if (row.status in _UNFINISHED and row.lease_expires_at is not None
-            and row.lease_expires_at < utcnow()):
+            and row.lease_expires_at < now):
         # Its driver stopped renewing (killed, or its machine or database went away): the
         # stored status cannot be trusted, and the task can be resumed.
+        why = (f"its driver stopped renewing its lease (lapsed at "
+               f"{row.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC, while {row.status})")
+    elif (row.status == TaskStatus.QUEUED.value and row.lease_owner is None
+          and row.created_at < now - timedelta(seconds=lease_seconds())):
+        # A driver takes the lease within moments of the task being stored; none did for a
+        # whole lease (its server was stopped in between), so none will.
+        why = "no driver ever took it (its server stopped before its driver started)"
+    if why:
         values["status"] = TaskStatus.INTERRUPTED.value
-        values["error"] = (
-            f"its driver stopped renewing its lease (lapsed at "
-            f"{row.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC, while {row.status}): continue it "
-            f"with `archsearch search --resume {row.id}` or POST /tasks/{row.id}/resume.")
+        values["error"] = (f"{why}: continue it with `archsearch search --resume {row.id}` or "
+                           f"POST /tasks/{row.id}/resume.")
     floor = (None if row.floor is None
              else FloorResult(**{name: getattr(row.floor, name) for name in _FLOOR_FIELDS}))
     return TaskRecord(metric=Metric(row.metric_name, row.metric_direction), floor=floor,
