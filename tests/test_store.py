@@ -80,6 +80,22 @@ def test_tasks_and_trials_are_paged_in_sql(db_url):
     store.close()
 
 
+def test_stores_opened_by_many_threads_at_once(db_url):
+    """The API's worker threads each open a store (and so run the migrations) at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_and_list(_: int) -> int:
+        store = Store(db_url)
+        try:
+            return len(store.list_tasks())
+        finally:
+            store.close()
+
+    Store(db_url).close()  # the schema exists: the threads only check it, as the API's do
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(open_and_list, range(32))) == [0] * 32
+
+
 def test_floor_roundtrip(db_url):
     store = Store(db_url)
     task_id, other = new_task(store), new_task(store)
