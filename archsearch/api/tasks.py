@@ -46,7 +46,7 @@ class Viewer:
         self.store, self.drivers, self.dashboard = store, drivers, dashboard
 
     def __call__(self, task: TaskRecord) -> TaskView:
-        return task_view(task, self.store.trials(task.id), self.dashboard,
+        return task_view(task, self.store.trials(task.id, with_epochs=False), self.dashboard,
                          self.drivers.running(task.id))
 
 
@@ -120,7 +120,7 @@ def get_trials(task_id: TaskId, request: Request, response: Response, store: Sto
     """A page of the task's trials by number; a ``Link: <...>; rel="next"`` header points to
     the next page."""
     store.get_task(task_id)  # 404 for a task that does not exist
-    trials = store.trials(task_id, limit + 1, offset)
+    trials = store.trials(task_id, limit + 1, offset, with_epochs=False)
     return [trial_view(t) for t in _page(trials, limit, offset, request, response)]
 
 
@@ -128,8 +128,8 @@ def get_trials(task_id: TaskId, request: Request, response: Response, store: Sto
 def get_live(task_id: TaskId, store: StoreDep, drivers: Drivers,
              dashboard: Dashboard) -> LiveView:
     """Everything the live page draws, in one poll."""
-    return live_view(store.get_task(task_id), store.trials(task_id), dashboard,
-                     drivers.running(task_id))
+    return live_view(store.get_task(task_id), store.trials(task_id, with_epochs=False),
+                     dashboard, drivers.running(task_id))
 
 
 @router.get("/{task_id}/report", response_class=HTMLResponse)

@@ -313,17 +313,16 @@ class Store:
     def _signed(task: TaskRow, value: float) -> float:
         return Metric(task.metric_name, task.metric_direction).sign * value
 
-    def trials(self, task_id: int, limit: int | None = None,
-               offset: int = 0) -> list[TrialRecord]:
+    def trials(self, task_id: int, limit: int | None = None, offset: int = 0,
+               with_epochs: bool = True) -> list[TrialRecord]:
         """The task's trials by number; a page of them with ``limit`` and ``offset``, cut in
-        SQL."""
+        SQL. Without ``with_epochs``, their learning curves are not read (``epochs`` empty)."""
+        query = (select(TrialRow).where(TrialRow.task_id == task_id)
+                 .order_by(TrialRow.number).limit(limit).offset(offset))
+        if with_epochs:
+            query = query.options(selectinload(TrialRow.epochs))
         with session_scope(self._sessions) as session:
-            rows = session.scalars(
-                select(TrialRow).where(TrialRow.task_id == task_id)
-                .options(selectinload(TrialRow.epochs)).order_by(TrialRow.number)
-                .limit(limit).offset(offset)
-            ).all()
-            return [_trial_record(row) for row in rows]
+            return [_trial_record(row, with_epochs) for row in session.scalars(query).all()]
 
     @staticmethod
     def _trial_row(session, task_id: int, number: int,  # noqa: ANN001
