@@ -12,11 +12,19 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, get_args, get_type_hints
 
 from archsearch.errors import ArchsearchError, UsageError
-from archsearch.types import PRUNERS, SAMPLERS, Constraints, Objectives, TaskKind
+from archsearch.options import (
+    DEFAULT_DB_URL,
+    DEFAULT_REPORT_DIR,
+    Option,
+    SearchOptions,
+    option_of,
+)
+from archsearch.types import Constraints, TaskKind
 
 if TYPE_CHECKING:
     from archsearch.data import LoadOptions
@@ -29,87 +37,37 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help').")
 
 
-def _number(kind: type, minimum: float, strict: bool):  # noqa: ANN202
-    """An argparse type: a finite ``kind`` above (``strict``) or at least ``minimum``."""
+def _number(kind: type, bounds: Option) -> Callable[[str], Any]:
+    """An argparse type: a finite ``kind`` within ``bounds``."""
     noun = "an integer" if kind is int else "a number"
 
-    def parse(text: str):  # noqa: ANN202
+    def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"'{text}' is not {noun}") from None
-        if value != value or value in (float("inf"), float("-inf")) or value < minimum \
-                or (strict and value == minimum):
-            bound = f"greater than {minimum:g}" if strict else f"at least {minimum:g}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, not {text}")
+        problem = bounds.problem(value)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem}, not {text}")
         return value
 
     return parse
 
 
-_positive_int = _number(int, 1, strict=False)
-_non_negative_int = _number(int, 0, strict=False)
-_positive_float = _number(float, 0.0, strict=True)
-_non_negative_float = _number(float, 0.0, strict=False)
+_positive_int = _number(int, Option("", minimum=1))
+_positive_float = _number(float, Option("", minimum=0.0, strict=True))
 
 
 def _default_db() -> str:
-    return os.environ.get("ARCHSEARCH_DB") or "sqlite:///archsearch.db"
+    return os.environ.get("ARCHSEARCH_DB") or DEFAULT_DB_URL
 
 
 def build_parser() -> argparse.ArgumentParser:
-
     parser = _Parser(prog="archsearch", description="Measure sequence-model families on your "
                      "data and hardware, and recommend one.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    search = commands.add_parser("search", help="run an architecture search on a data set")
-    search.add_argument("data", nargs="?",
-                        help="a data file (.npz, .csv, .parquet) or builtin:NAME[?key=value&...] "
-                        "(`archsearch datasets` lists them)")
-    search.add_argument("--resume", type=_positive_int, metavar="TASK_ID",
-                        help="continue a stopped task (kept trials are not rerun); refused while "
-                        "another live driver holds the task's lease")
-    # The lease owner id a server's driver runs as (the server took the lease for it).
-    search.add_argument("--lease-owner", help=argparse.SUPPRESS)
-    _add_load_options(search)
-    search.add_argument("--constraint", action="append", default=[], metavar="KEY=VALUE",
-                        help="max_latency_ms, max_params, max_memory_mb, max_trial_minutes, "
-                        "streaming, device (repeatable)")
-    search.add_argument("--budget-trials", type=_positive_int, metavar="N",
-                        help="trials to run (default 12; with --budget-minutes alone, trials run "
-                        "until the time is spent)")
-    search.add_argument("--budget-minutes", type=_positive_float, metavar="M",
-                        help="the whole run (floor, trials, finalists, report) ends within M "
-                        "minutes")
-    search.add_argument("--space", metavar="FILE", help="search-space YAML "
-                        "(default: search_spaces/default.yaml)")
-    search.add_argument("--sampler", choices=SAMPLERS, default="tpe")
-    search.add_argument("--pruner", choices=PRUNERS, default="median")
-    search.add_argument("--objectives", default="quality", metavar="LIST",
-                        help="quality (default), or quality plus measured costs to minimise "
-                        "as a Pareto search: quality,latency / quality,params / "
-                        "quality,memory (combinable)")
-    search.add_argument("--rung-seconds", type=_positive_float, metavar="S",
-                        help="count pruning rungs in training time (rung k: k*S seconds of "
-                        "training) instead of validation rounds (equal optimizer steps), so "
-                        "families whose steps cost more are compared at equal compute")
-    search.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, metavar="N",
-                        help="CPUs Ray reserves per trial (default 1)")
-    search.add_argument("--gpus-per-trial", type=_non_negative_float, metavar="F",
-                        help="GPUs (or a fraction) per trial; default 1 when the cluster has "
-                        "GPUs, else 0")
-    search.add_argument("--cv-folds", type=_non_negative_int, default=5, metavar="K",
-                        help="on small data (< 500 train+validation sequences) re-score the "
-                        "best trial of each of the 5 best families by K-fold cross-validation, "
-                        "as many as the time budget allows (0 or 1: off; default 5)")
-    _add_db(search)
-    search.add_argument("--ray-address", metavar="ADDR",
-                        help="join this Ray cluster (default: start a local one)")
-    search.add_argument("--report-dir", type=Path, default=Path("reports"), metavar="DIR")
-    search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--json", action="store_true",
-                        help="print a JSON summary as the last line of stdout")
+    _add_search_command(commands)
 
     tasks = commands.add_parser("tasks", help="list the tasks in the database")
     _add_db(tasks)
@@ -148,11 +106,41 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(upgrade)
     upgrade.add_argument("--json", action="store_true")
 
+    _add_serve_command(commands)
+    return parser
+
+
+def _add_search_command(commands: argparse._SubParsersAction) -> None:
+    search = commands.add_parser("search", help="run an architecture search on a data set")
+    search.add_argument("data", nargs="?",
+                        help="a data file (.npz, .csv, .parquet) or builtin:NAME[?key=value&...] "
+                        "(`archsearch datasets` lists them)")
+    search.add_argument("--resume", type=_positive_int, metavar="TASK_ID",
+                        help="continue a stopped task (kept trials are not rerun); refused while "
+                        "another live driver holds the task's lease")
+    # The lease owner id a server's driver runs as (the server took the lease for it).
+    search.add_argument("--lease-owner", help=argparse.SUPPRESS)
+    _add_load_options(search)
+    search.add_argument("--constraint", action="append", default=[], metavar="KEY=VALUE",
+                        help="max_latency_ms, max_params, max_memory_mb, max_trial_minutes, "
+                        "streaming, device (repeatable)")
+    search.add_argument("--space", metavar="FILE", help="search-space YAML "
+                        "(default: search_spaces/default.yaml)")
+    _add_search_options(search)
+    _add_db(search)
+    search.add_argument("--ray-address", metavar="ADDR",
+                        help="join this Ray cluster (default: start a local one)")
+    search.add_argument("--report-dir", type=Path, default=DEFAULT_REPORT_DIR, metavar="DIR")
+    search.add_argument("--json", action="store_true",
+                        help="print a JSON summary as the last line of stdout")
+
+
+def _add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the HTTP API and the live pages; searches "
                                 "run in background driver processes")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; any other needs a token)")
-    serve.add_argument("--port", type=_number(int, 1, strict=False), default=8000)
+    serve.add_argument("--port", type=_positive_int, default=8000)
     _add_db(serve)
     serve.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster the searches "
                        "join (default: each search starts a local Ray)")
@@ -163,11 +151,29 @@ def build_parser() -> argparse.ArgumentParser:
                        "token is generated into DATA_DIR/api_token)")
     serve.add_argument("--data-dir", type=Path, default=Path("archsearch-data"), metavar="DIR",
                        help="uploads and driver logs (default archsearch-data/)")
-    serve.add_argument("--report-dir", type=Path, default=Path("reports"), metavar="DIR")
+    serve.add_argument("--report-dir", type=Path, default=DEFAULT_REPORT_DIR, metavar="DIR")
     serve.add_argument("--max-upload-mb", type=_positive_float, default=512.0, metavar="MB",
                        help="largest request body accepted (default 512)")
     _add_limit(serve)
-    return parser
+
+
+def _add_search_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of SearchOptions (``--budget-trials`` for ``budget_trials``), with the
+    help, bounds and default defined there."""
+    kinds = get_type_hints(SearchOptions)
+    for option in fields(SearchOptions):
+        shown = option_of(option)
+        kind = int if int in (kinds[option.name], *get_args(kinds[option.name])) else float
+        parse = shown.parse or (str if shown.choices else _number(kind, shown))
+        parser.add_argument("--" + option.name.replace("_", "-"), type=parse,
+                            choices=shown.choices, default=option.default,
+                            metavar=shown.metavar, help=shown.help)
+
+
+def _search_options(args: argparse.Namespace) -> SearchOptions:
+    """The SearchOptions of parsed ``archsearch search`` flags."""
+    return SearchOptions(**{option.name: getattr(args, option.name)
+                            for option in fields(SearchOptions)})
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -205,8 +211,6 @@ def _add_limit(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
 
 def _load_options(args: argparse.Namespace) -> LoadOptions:
     """The LoadOptions of the flags given; LoadOptions keeps the defaults of the others."""
-    from dataclasses import fields
-
     from archsearch.data import DataLimits, LoadOptions
 
     given = {f.name: getattr(args, f.name) for f in fields(LoadOptions) if f.name != "limits"}
@@ -216,7 +220,7 @@ def _load_options(args: argparse.Namespace) -> LoadOptions:
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=_default_db(), metavar="URL",
-                        help="SQLAlchemy URL (default: $ARCHSEARCH_DB or sqlite:///archsearch.db)")
+                        help=f"SQLAlchemy URL (default: $ARCHSEARCH_DB or {DEFAULT_DB_URL})")
 
 
 def _data_first(command: Callable[[argparse.Namespace], int]
@@ -249,13 +253,8 @@ def _search(args: argparse.Namespace) -> int:
                                     owner=args.lease_owner), args.json)
     request = SearchRequest(
         data=args.data, constraints=Constraints.parse(args.constraint), load=_load_options(args),
-        budget_trials=args.budget_trials, budget_minutes=args.budget_minutes, space=args.space,
-        db_url=args.db, ray_address=args.ray_address, report_dir=args.report_dir,
-        seed=args.seed, sampler=args.sampler, pruner=args.pruner,
-        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        cv_folds=args.cv_folds, objectives=Objectives.parse(args.objectives),
-        rung_seconds=args.rung_seconds,
-    )
+        space=args.space, options=_search_options(args), db_url=args.db,
+        ray_address=args.ray_address, report_dir=args.report_dir)
     return _print_result(run_task(request, started=args.started), args.json)
 
 
@@ -365,11 +364,8 @@ def _db(args: argparse.Namespace) -> int:
 
     before = schema_revision_of(args.db)  # a bad URL or an unreachable server: exit 2
     shown = make_url(args.db).render_as_string(hide_password=True)
-    store = Store(args.db)  # opening the store applies the migrations
-    try:
+    with Store(args.db) as store:  # opening it to write applies the migrations
         after = store.schema_revision()
-    finally:
-        store.close()
     head = head_revision()
     change = (f"already at {after}" if before == after
               else f"upgraded from {before or 'an empty database'} to {after}")

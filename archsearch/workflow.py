@@ -29,7 +29,7 @@ from archsearch.data import (
     meta_features,
     prepare,
 )
-from archsearch.errors import ArchsearchError, TaskStopped, UsageError
+from archsearch.errors import TaskStopped, UsageError, causes
 from archsearch.floor import (
     FLOOR,
     SEARCHED,
@@ -42,10 +42,17 @@ from archsearch.floor import (
 )
 from archsearch.floor import sentence as floor_sentence
 from archsearch.measure import available_memory_mb
-from archsearch.recommend import Recommendation, evidence_for_task, facts_for, recommend
+from archsearch.options import DEFAULT_DB_URL, DEFAULT_REPORT_DIR, SearchOptions
+from archsearch.recommend import (
+    PastEvidence,
+    Recommendation,
+    evidence_for_task,
+    facts_for,
+    recommend,
+)
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
-from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
+from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint
 from archsearch.space import SearchSpace, load_space
 from archsearch.store import (
     RecommendationRecord,
@@ -54,19 +61,17 @@ from archsearch.store import (
     TrialRecord,
     write_failure,
 )
-from archsearch.store.lease import LeaseKeeper, lease_seconds, new_owner
+from archsearch.store.lease import LeaseKeeper, LeaseLost, lease_seconds, new_owner
 from archsearch.trial.crossval import bag_score, cross_validation_folds
 from archsearch.trial.preflight import refuse_unfit_data
 from archsearch.trial.runner import model_io
 from archsearch.types import (
-    QUALITY_ONLY,
     ArchConfig,
     Constraints,
     CostMeasurement,
     EpochReport,
     FloorResult,
     Metric,
-    Objectives,
     TaskStatus,
     TrainConfig,
     TrialOutcome,
@@ -77,7 +82,6 @@ from archsearch.types import (
 Printer = Callable[[str], None]
 
 CANCELLED = "cancelled through the API"
-DEFAULT_BUDGET_TRIALS = 12  # without --budget-minutes; with it, trials run until time is up
 # Of a time budget, what the end of the run needs after the last trial: the recommendation, the
 # model export, the report (whose first render times families by length, ~5-10 s here) and
 # stopping Ray and the trials still running.
@@ -105,52 +109,36 @@ def stderr_printer(line: str) -> None:
 
 @dataclass(frozen=True)
 class SearchRequest:
+    """A search task: what it is (its data, constraints, space and options: stored with it) and
+    where it runs (database, Ray cluster, report folder)."""
+
     data: str
     constraints: Constraints = field(default_factory=Constraints)
     load: LoadOptions = field(default_factory=LoadOptions)  # --task, --target, columns, windows
-    budget_trials: int | None = None  # None: DEFAULT_BUDGET_TRIALS, or until the minutes end
-    budget_minutes: float | None = None  # the whole run, finalists and report included
     space: str | None = None
-    db_url: str = "sqlite:///archsearch.db"
+    options: SearchOptions = field(default_factory=SearchOptions)
+    db_url: str = DEFAULT_DB_URL
     ray_address: str | None = None
-    report_dir: Path = Path("reports")
-    seed: int = 0
-    sampler: str = "tpe"
-    pruner: str = "median"
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None  # None: one GPU per trial when the cluster has GPUs
-    cv_folds: int = 5  # finalists re-scored by k-fold CV when the data set is small (0: off)
-    objectives: Objectives = QUALITY_ONLY  # quality, or quality plus costs (a Pareto search)
-    rung_seconds: float | None = None  # pruning rungs in training seconds (None: epochs)
-
-    def __post_init__(self) -> None:
-        if self.budget_trials is None and self.budget_minutes is None:
-            object.__setattr__(self, "budget_trials", DEFAULT_BUDGET_TRIALS)
+    report_dir: Path = DEFAULT_REPORT_DIR
 
     def to_options(self) -> dict[str, Any]:
         """What a stored task keeps of its request (the database URL and the Ray address are
-        where it runs, not what it is)."""
+        where it runs, not what it is; the report folder is kept to find its files again)."""
         return {
             "data": self.data, "constraints": self.constraints.to_dict(),
             "load": self.load.to_dict(),  # so that a resumed task reads its data the same way
-            "budget_trials": self.budget_trials, "budget_minutes": self.budget_minutes,
             "space": str(Path(self.space).resolve()) if self.space else None,
-            "report_dir": str(self.report_dir.resolve()), "seed": self.seed,
-            "sampler": self.sampler, "pruner": self.pruner,
-            "cpus_per_trial": self.cpus_per_trial, "gpus_per_trial": self.gpus_per_trial,
-            "cv_folds": self.cv_folds, "objectives": str(self.objectives),
-            "rung_seconds": self.rung_seconds,
+            "report_dir": str(self.report_dir.resolve()), **self.options.to_dict(),
         }
 
     @staticmethod
     def from_options(options: dict[str, Any], db_url: str,
                      ray_address: str | None) -> SearchRequest:
         return SearchRequest(
-            **{**options, "constraints": Constraints(**options["constraints"]),
-               "load": LoadOptions.from_dict(options["load"]),
-               "objectives": Objectives.parse(options.get("objectives", "quality")),
-               "report_dir": Path(options["report_dir"])},
-            db_url=db_url, ray_address=ray_address,
+            data=options["data"], constraints=Constraints(**options["constraints"]),
+            load=LoadOptions.from_dict(options["load"]), space=options["space"],
+            options=SearchOptions.from_dict(options), db_url=db_url, ray_address=ray_address,
+            report_dir=Path(options["report_dir"]),
         )
 
 
@@ -267,20 +255,18 @@ def submit(request: SearchRequest) -> int:
     write. The search itself runs in :func:`execute` (here, in a worker process, or later)."""
     dataset = load_dataset(request.data, request.load)
     space = load_space(request.space)
-    prepared = prepare(dataset, request.seed)  # the split must be possible before we accept it
+    # The split must be possible before the task is accepted.
+    prepared = prepare(dataset, request.options.seed)
     _refuse_if_nothing_fits(request, space, prepared)
-    store = Store(request.db_url)
-    try:
+    with Store(request.db_url) as store:
         return store.create_task(
             source=request.data, dataset_name=dataset.name, task_kind=dataset.task.value,
-            metric=Metric.for_task(dataset.task), seed=request.seed,
+            metric=Metric.for_task(dataset.task), seed=request.options.seed,
             constraints=request.constraints.to_dict(), options=request.to_options(),
             space_name=space.name, meta_features=meta_features(dataset),
-            fingerprint=fingerprint(dataset), budget_trials=request.budget_trials,
-            budget_minutes=request.budget_minutes, status=TaskStatus.QUEUED,
+            fingerprint=fingerprint(dataset), budget_trials=request.options.budget_trials,
+            budget_minutes=request.options.budget_minutes, status=TaskStatus.QUEUED,
         )
-    finally:
-        store.close()
 
 
 def _refuse_if_nothing_fits(request: SearchRequest, space: SearchSpace,
@@ -316,141 +302,184 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
     started = time.time() if started is None else started
     owner = owner or new_owner()
     seconds = lease_seconds()
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         _take_lease(store, task_id, owner, seconds)
-    except BaseException:
-        store.close()
-        raise
-    lost: list[str] = []
+        lost: list[str] = []
 
-    def lose(reason: str) -> None:
-        lost.append(reason)
-        _interrupt_driver()
+        def lose(reason: str) -> None:
+            lost.append(reason)
+            _interrupt_driver()
 
-    keeper = LeaseKeeper(lambda: store.renew_lease(task_id, owner, seconds), seconds,
-                         on_cancel=_interrupt_driver, on_lost=lose)
-    try:
-        keeper.start()
-        task = store.get_task(task_id)
-        request = SearchRequest.from_options(task.options, db_url, ray_address)
-        dataset = load_dataset(request.data, request.load)
-        space = load_space(request.space)
-        prepared = prepare(dataset, request.seed)
-        metric = task.metric
-        study_name = f"archsearch-task-{task_id}"
-        store.update_task(task_id, status=TaskStatus.RUNNING, optuna_study=study_name)
-        printer(f"Task {task_id}: {dataset.name}, {dataset.task.value}, {dataset.n_sequences} "
-                f"sequences x {dataset.seq_len} steps x {dataset.n_features} channels; "
-                f"{_budget_text(request)} over {', '.join(sorted(space.families))}.")
-        floor_model = _measure_floor(store, task, prepared, request.seed, printer)
-        finished, unfinished = _take_stock(store, task_id, printer)
-        report_dir = task_folder(request.report_dir, task_id)
-        observer = StoreObserver(store, task_id, metric, request.budget_trials,
-                                 report_dir / "checkpoints", printer, finished)
-        status = TaskStatus.COMPLETED
-        error = None
-        families = sorted(space.families)
-        facts = facts_for(task.meta_features, task.task_kind, request.constraints.to_dict())
-        past = evidence_for_task(store, task, families)
-        # The instant recommendation orders the initial design: under a time budget the
-        # likeliest families are measured before time runs out.
-        instant = recommend(facts, families, metric, [], past=past)
-        family_order = tuple(r.family for r in instant.ranking)
-        with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
-            trial_minutes, deadline = _time_plan(request, prepared, started)
-            settings = SearchSettings(
-                budget_trials=(None if request.budget_trials is None
-                               else request.budget_trials - len(finished)),
-                budget_minutes=trial_minutes, deadline=deadline, seed=request.seed,
-                ray_address=ray_address, sampler=request.sampler, pruner=request.pruner,
-                optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
-                rerun_numbers=tuple(unfinished), cpus_per_trial=request.cpus_per_trial,
-                gpus_per_trial=request.gpus_per_trial, cv_folds=request.cv_folds,
-                objectives=request.objectives, rung_seconds=request.rung_seconds,
-                warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
-                family_order=family_order,
-            )
-            if not finished:
-                printer(f"Initial design: one trial per family, in the order of the instant "
-                        f"recommendation: {', '.join(family_order)}.")
-            try:
-                if settings.budget_trials is None or settings.budget_trials > 0:
-                    run_search(prepared, space, request.constraints, settings, observer)
-            except KeyboardInterrupt:
-                if lost:
-                    raise LeaseLost(task_id, lost[0]) from None
-                status, error = TaskStatus.INTERRUPTED, _stop_reason(keeper)
-                printer("Interrupted: finishing the report with the trials done so far.")
-            _close_unfinished(store, task_id, error or "the search ended before this trial did")
-            trials = store.trials(task_id)
-            if not any(t.status == TrialStatus.COMPLETED.value for t in trials):
-                status = TaskStatus.FAILED if status is TaskStatus.COMPLETED else status
-                error = error or "no trial completed; see the trial errors in the report"
-            rec = recommend(facts, families, metric, selection_trials(trials), past=past)
-            rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number, metric))
-            best = next((t for t in trials if t.number == rec.trial_number), None)
-            bag = _bag_the_pick(store, task_id, best, observer, prepared, request.constraints,
-                                metric, rec, printer)
-            if bag is not None:  # the stored bag score, without reading every trial again
-                best = dataclasses.replace(best, bag_test_score=bag[1])
-                trials = [best if t.number == best.number else t for t in trials]
-                bag = bag[0]
-            model_files = {}
-            # A resumed task replaces what its earlier run exported.
-            shutil.rmtree(report_dir / MODEL_DIR, ignore_errors=True)
-            if best is not None and observer.checkpoint(best.number).is_file():
-                model_files = export_model(
-                    bag or observer.checkpoint(best.number),
-                    ArchConfig(best.family, best.config["model"]),
-                    model_io(prepared, request.constraints), report_dir / MODEL_DIR,
-                    {"train": best.config["train"], "metric": metric.__dict__,
-                     "val_score": best.val_score, "test_score": best.test_score,
-                     "bag_test_score": best.bag_test_score},
-                    bag_members=best.cv_folds if bag else 0,
-                )
-            model_files.update(_judge_floor(store, task_id, prepared, request, trials, best,
-                                            rec, floor_model, report_dir / MODEL_DIR, printer))
-        shutil.rmtree(observer.checkpoint_dir, ignore_errors=True)  # the pick is exported
-        store.save_recommendation(task_id, _record(rec))
-        ending = {"status": status.value, "error": error,
-                  "best_trial_id": best.id if best else None}
-        # The report shows the final status, but the status is stored only once the report and
-        # the model are in place: a reader who sees "completed" can fetch both at once.
-        report = render_report(ReportInputs(
-            dataclasses.replace(store.get_task(task_id), **ending), trials,
-            store.latest_recommendation(task_id), model_files, observer.dashboard_url),
-            report_dir / REPORT_FILE)
-        keeper.stop()
-        if not store.settle(task_id, owner, **ending, report_path=str(report)):
-            raise LeaseLost(task_id, "its lease lapsed before the driver could store the end")
-        return summary(store.get_task(task_id), trials, rec, observer.dashboard_url)
-    except BaseException as exc:
-        # Whatever ends the driver outside the search loop (a bug, Ctrl-C while loading), the
-        # task must not stay "running" forever; a driver that lost its lease writes nothing.
-        keeper.stop()
-        # A refused write stops the driver from the main thread, or from the lease keeper
-        # when it could not renew for a whole lease.
-        refused = write_failure(exc) or (keeper.error and write_failure(keeper.error))
-        if lost and not refused:
-            raise LeaseLost(task_id, lost[0]) from None
-        interrupted = not refused and isinstance(exc, KeyboardInterrupt)
-        reason = (_stop_reason(keeper) if interrupted else f"a write failed: {refused}"
-                  if refused else f"{type(exc).__name__}: {exc}")
-        ended = _mark_ended(store, task_id,
-                            TaskStatus.INTERRUPTED if interrupted else TaskStatus.FAILED,
-                            reason, owner)
-        if refused:
-            state = ("It is stored as failed." if ended else
-                     "Its end could not be stored either: it reads interrupted once its lease "
-                     f"lapses ({seconds:g} s).")
-            raise TaskStopped(
-                f"task {task_id} stopped: {reason}. {state} Free space (or bring the database "
-                f"back), then continue it with `archsearch search --resume {task_id}`: its "
-                "finished trials are kept.") from None
-        raise
-    finally:
-        store.close()
+        keeper = LeaseKeeper(lambda: store.renew_lease(task_id, owner, seconds), seconds,
+                             on_cancel=_interrupt_driver, on_lost=lose)
+        try:
+            keeper.start()
+            searched = _search_phase(store, task_id, db_url, ray_address, printer, started,
+                                     keeper, lost)
+            return _conclusion_phase(searched, owner, keeper, printer)
+        except BaseException as exc:
+            # Whatever ends the driver outside the search loop (a bug, Ctrl-C while loading),
+            # the task must not stay "running" forever; a driver that lost its lease writes
+            # nothing.
+            keeper.stop()
+            _end_stopped_task(exc, store, task_id, owner, keeper, lost, seconds)
+            raise
+
+
+def _end_stopped_task(exc: BaseException, store: Store, task_id: int, owner: str,
+                      keeper: LeaseKeeper, lost: list[str], seconds: float) -> None:
+    """Store the end of a task whose driver ``exc`` stopped (interrupted, or failed); raise
+    LeaseLost when another driver holds it now, TaskStopped when a write was refused."""
+    # A refused write stops the driver from the main thread, or from the lease keeper when it
+    # could not renew for a whole lease.
+    refused = write_failure(exc) or (keeper.error and write_failure(keeper.error))
+    fenced = next((e for e in causes(exc) if isinstance(e, LeaseLost)), None)
+    if fenced is not None:  # a write found the lease taken: write nothing more
+        raise fenced from None
+    if lost and not refused:
+        raise LeaseLost(task_id, lost[0]) from None
+    interrupted = not refused and isinstance(exc, KeyboardInterrupt)
+    reason = (_stop_reason(keeper) if interrupted else f"a write failed: {refused}"
+              if refused else f"{type(exc).__name__}: {exc}")
+    ended = _mark_ended(store, task_id,
+                        TaskStatus.INTERRUPTED if interrupted else TaskStatus.FAILED,
+                        reason, owner)
+    if refused:
+        state = ("It is stored as failed." if ended else
+                 "Its end could not be stored either: it reads interrupted once its lease "
+                 f"lapses ({seconds:g} s).")
+        raise TaskStopped(
+            f"task {task_id} stopped: {reason}. {state} Free space (or bring the database "
+            f"back), then continue it with `archsearch search --resume {task_id}`: its "
+            "finished trials are kept.") from None
+
+
+@dataclass
+class _SearchedTask:
+    """What the search phase of :func:`execute` hands its conclusion phase."""
+
+    store: Store
+    task: TaskRecord
+    request: SearchRequest
+    data: PreparedData
+    observer: StoreObserver
+    facts: dict[str, Any]  # the task's facts for the recommender (facts_for)
+    families: list[str]
+    past: PastEvidence
+    floor_model: FloorModel | None  # None: kept from before a resume, or not fitted
+    status: TaskStatus = TaskStatus.COMPLETED
+    error: str | None = None  # why the search stopped early (an interrupt, a cancel)
+
+
+def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | None,
+                  printer: Printer, started: float, keeper: LeaseKeeper,
+                  lost: list[str]) -> _SearchedTask:
+    """Load the task's data, fit its floor and run its search (its trials go to the store);
+    an interrupt or a cancel ends the search early, and the conclusion still follows."""
+    task = store.get_task(task_id)
+    request = SearchRequest.from_options(task.options, db_url, ray_address)
+    options = request.options
+    dataset = load_dataset(request.data, request.load)
+    space = load_space(request.space)
+    prepared = prepare(dataset, options.seed)
+    study_name = f"archsearch-task-{task_id}"
+    store.update_task(task_id, status=TaskStatus.RUNNING, optuna_study=study_name)
+    printer(f"Task {task_id}: {dataset.name}, {dataset.task.value}, {dataset.n_sequences} "
+            f"sequences x {dataset.seq_len} steps x {dataset.n_features} channels; "
+            f"{_budget_text(options)} over {', '.join(sorted(space.families))}.")
+    floor_model = _measure_floor(store, task, prepared, options.seed, printer)
+    finished, unfinished = _take_stock(store, task_id, printer)
+    observer = StoreObserver(store, task_id, task.metric, options.budget_trials,
+                             task_folder(request.report_dir, task_id) / "checkpoints", printer,
+                             finished)
+    families = sorted(space.families)
+    facts = facts_for(task.meta_features, task.task_kind, request.constraints.to_dict())
+    searched = _SearchedTask(store, task, request, prepared, observer, facts, families,
+                             evidence_for_task(store, task, families), floor_model)
+    # The instant recommendation orders the initial design: under a time budget the
+    # likeliest families are measured before time runs out.
+    instant = recommend(facts, families, task.metric, [], past=searched.past)
+    family_order = tuple(r.family for r in instant.ranking)
+    with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
+        trial_minutes, deadline = _time_plan(request, prepared, started)
+        settings = SearchSettings(
+            options=options,
+            trials_left=(None if options.budget_trials is None
+                         else options.budget_trials - len(finished)),
+            trial_minutes=trial_minutes, deadline=deadline, ray_address=ray_address,
+            optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
+            rerun_numbers=tuple(unfinished),
+            warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
+            family_order=family_order,
+        )
+        if not finished:
+            printer(f"Initial design: one trial per family, in the order of the instant "
+                    f"recommendation: {', '.join(family_order)}.")
+        # Imported here: Ray and Optuna load in the driver that runs a search, not in every
+        # process that imports the workflow (the API server, `archsearch tasks`).
+        from archsearch.search.engine import run_search
+
+        try:
+            if settings.trials_left is None or settings.trials_left > 0:
+                run_search(prepared, space, request.constraints, settings, observer)
+        except KeyboardInterrupt:
+            if lost:
+                raise LeaseLost(task_id, lost[0]) from None
+            searched.status, searched.error = TaskStatus.INTERRUPTED, _stop_reason(keeper)
+            printer("Interrupted: finishing the report with the trials done so far.")
+    return searched
+
+
+def _conclusion_phase(searched: _SearchedTask, owner: str, keeper: LeaseKeeper,
+                      printer: Printer) -> dict[str, Any]:
+    """Recommend, bag and export the pick, judge the floor, write the report and store the
+    task's end (only then: a reader who sees "completed" finds the report and the model)."""
+    store, task_id, metric = searched.store, searched.task.id, searched.task.metric
+    request, observer, status, error = (searched.request, searched.observer, searched.status,
+                                        searched.error)
+    _close_unfinished(store, task_id, error or "the search ended before this trial did")
+    trials = store.trials(task_id)
+    if not any(t.status == TrialStatus.COMPLETED.value for t in trials):
+        status = TaskStatus.FAILED if status is TaskStatus.COMPLETED else status
+        error = error or "no trial completed; see the trial errors in the report"
+    rec = recommend(searched.facts, searched.families, metric, selection_trials(trials),
+                    past=searched.past)
+    rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number, metric))
+    best = next((t for t in trials if t.number == rec.trial_number), None)
+    bag = _bag_the_pick(store, task_id, best, observer, searched.data, request.constraints,
+                        metric, rec, printer)
+    if bag is not None:  # the stored bag score, without reading every trial again
+        best = dataclasses.replace(best, bag_test_score=bag[1])
+        trials = [best if t.number == best.number else t for t in trials]
+        bag = bag[0]
+    model_dir = task_folder(request.report_dir, task_id) / MODEL_DIR
+    # A resumed task replaces what its earlier run exported.
+    shutil.rmtree(model_dir, ignore_errors=True)
+    model_files = {}
+    if best is not None and observer.checkpoint(best.number).is_file():
+        model_files = export_model(
+            bag or observer.checkpoint(best.number), ArchConfig(best.family, best.config["model"]),
+            model_io(searched.data, request.constraints), model_dir,
+            {"train": best.config["train"], "metric": metric.__dict__,
+             "val_score": best.val_score, "test_score": best.test_score,
+             "bag_test_score": best.bag_test_score},
+            bag_members=best.cv_folds if bag else 0,
+        )
+    model_files.update(_judge_floor(store, task_id, searched.data, request, trials, best, rec,
+                                    searched.floor_model, model_dir, printer))
+    shutil.rmtree(observer.checkpoint_dir, ignore_errors=True)  # the pick is exported
+    store.save_recommendation(task_id, _record(rec))
+    ending = {"status": status.value, "error": error, "best_trial_id": best.id if best else None}
+    # The report shows the final status, but the status is stored only once the report and
+    # the model are in place: a reader who sees "completed" can fetch both at once.
+    report = render_report(ReportInputs(
+        dataclasses.replace(store.get_task(task_id), **ending), trials,
+        store.latest_recommendation(task_id), model_files, observer.dashboard_url),
+        task_folder(request.report_dir, task_id) / REPORT_FILE)
+    keeper.stop()
+    if not store.settle(task_id, owner, **ending, report_path=str(report)):
+        raise LeaseLost(task_id, "its lease lapsed before the driver could store the end")
+    return summary(store.get_task(task_id), trials, rec, observer.dashboard_url)
 
 
 def _bag_the_pick(store: Store, task_id: int, best: TrialRecord | None,
@@ -496,22 +525,11 @@ class LeaseHeld(UsageError):
     """Another live driver holds the task's lease: this one must not run it."""
 
 
-class LeaseLost(ArchsearchError):
-    """The driver lost its task's lease mid-run (another driver took it after it lapsed)."""
-
-    def __init__(self, task_id: int, reason: str) -> None:
-        super().__init__(f"task {task_id}: this driver lost the task's lease ({reason}); it "
-                         "stopped without writing over the driver that holds it now.")
-
-
 def claim(db_url: str, task_id: int, owner: str) -> None:
     """Take a task's lease for a driver about to start as ``owner`` (LeaseHeld while another
     live driver holds it), so that a refusal comes before any process starts."""
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         _take_lease(store, task_id, owner, lease_seconds())
-    finally:
-        store.close()
 
 
 def _take_lease(store: Store, task_id: int, owner: str, seconds: float) -> None:
@@ -523,6 +541,7 @@ def _take_lease(store: Store, task_id: int, owner: str, seconds: float) -> None:
             f"task {task_id} is being run by another live driver ({task.lease_owner}{until}): "
             f"cancel it first (POST /tasks/{task_id}/cancel), or wait until its lease lapses "
             f"({seconds:g} s after that driver stops) and resume then.")
+    store.fence(task_id, owner)  # from here on, its writes commit only while it holds the lease
 
 
 def _interrupt_driver() -> None:
@@ -573,11 +592,13 @@ def _judge_floor(store: Store, task_id: int, data: PreparedData, request: Search
     floor, metric = task.floor, task.metric
     if floor is None:
         return {}
-    if (request.cv_folds >= 2 and floor.cv_mean is None
-            and any(t.cv_score is not None for t in trials)):
+    # The floor is cross-validated on the finalists' folds (their k may be fewer than asked,
+    # when time was short: see archsearch/search/selection.py).
+    finalist_folds = [t.cv_folds for t in trials if t.cv_score is not None and t.cv_folds]
+    if request.options.cv_folds >= 2 and floor.cv_mean is None and finalist_folds:
         try:
-            folds = cross_validation_folds(data, request.cv_folds, request.seed)
-            mean, std, bag_test = floor_cv(folds, request.seed, data.test)
+            folds = cross_validation_folds(data, finalist_folds[0], request.options.seed)
+            mean, std, bag_test = floor_cv(folds, request.options.seed, data.test)
             store.record_floor_cross_validation(task_id, mean, std, len(folds), bag_test)
             floor = dataclasses.replace(floor, cv_mean=mean, cv_std=std, cv_folds=len(folds),
                                         bag_test_score=bag_test)
@@ -595,7 +616,7 @@ def _judge_floor(store: Store, task_id: int, data: PreparedData, request: Search
     printer(text)
     try:
         if model is None:  # measured before a resume: refitted (seeded, so the same model)
-            model = fit_floor_model(data, request.seed)[0]
+            model = fit_floor_model(data, request.options.seed)[0]
         return export_floor(model, floor, model_dir,
                             {"metric": metric.__dict__, "data": task.dataset_name})
     except Exception as exc:  # noqa: BLE001  (the search's results still get their report)
@@ -605,22 +626,23 @@ def _judge_floor(store: Store, task_id: int, data: PreparedData, request: Search
         return {}
 
 
-def _budget_text(request: SearchRequest) -> str:
-    trials = f"{request.budget_trials} trials" if request.budget_trials else "trials"
-    if request.budget_minutes is None:
+def _budget_text(options: SearchOptions) -> str:
+    trials = f"{options.budget_trials} trials" if options.budget_trials else "trials"
+    if options.budget_minutes is None:
         return trials
-    return f"{trials} within {request.budget_minutes:g} minutes (the whole run)"
+    return f"{trials} within {options.budget_minutes:g} minutes (the whole run)"
 
 
 def _time_plan(request: SearchRequest, data: PreparedData,
                started: float) -> tuple[float | None, float | None]:
     """(minutes for the trials, time.time() by which the finalists must be done) so that the
     whole run, conclusion included, ends within ``budget_minutes``; (None, None) without one."""
-    if request.budget_minutes is None:
+    options = request.options
+    if options.budget_minutes is None:
         return None, None
-    end = started + request.budget_minutes * 60.0
-    small = request.cv_folds >= 2 and len(data.train) + len(data.val) < SearchSettings.cv_below
-    reserve = CONCLUSION_SECONDS + (FINALISTS_SHARE * request.budget_minutes * 60.0
+    end = started + options.budget_minutes * 60.0
+    small = options.cv_folds >= 2 and len(data.train) + len(data.val) < SearchSettings.cv_below
+    reserve = CONCLUSION_SECONDS + (FINALISTS_SHARE * options.budget_minutes * 60.0
                                     if small else 0.0)
     trial_seconds = max(1.0, end - time.time() - reserve)
     return trial_seconds / 60.0, end - CONCLUSION_SECONDS
@@ -638,11 +660,8 @@ def resume(task_id: int, db_url: str, ray_address: str | None = None,
            printer: Printer = stderr_printer, owner: str | None = None) -> dict[str, Any]:
     """Continue a task whose driver stopped (killed, crashed, interrupted): finished trials are
     kept, unfinished ones run again, and the budget is met exactly."""
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         task = store.get_task(task_id)
-    finally:
-        store.close()
     if task.status == TaskStatus.COMPLETED.value:
         raise UsageError(f"task {task_id} already completed; its report is {task.report_path}.")
     return execute(task_id, db_url, ray_address, printer, owner=owner)
@@ -678,25 +697,19 @@ def end_unfinished_task(db_url: str, task_id: int, status: TaskStatus, reason: s
     """End a task whose driver is gone (killed, cancelled, crashed) if it still reads queued or
     running and no live driver but ``owner`` holds its lease; a task its driver already ended,
     or another live driver runs, keeps its status. True when it was ended here."""
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         return _mark_ended(store, task_id, status, reason, owner)
-    finally:
-        store.close()
 
 
 def cancel_task(db_url: str, task_id: int) -> bool:
     """Cancel a task this process did not start: ask its live driver through the database
     (it stops within a renewal, lease/6 s), or end it at once when no live driver holds it.
     True when a live driver was asked."""
-    store = Store(db_url)
-    try:
+    with Store(db_url) as store:
         if store.request_cancel(task_id):
             return True
         _mark_ended(store, task_id, TaskStatus.INTERRUPTED, CANCELLED, None)
         return False
-    finally:
-        store.close()
 
 
 def selection_trials(trials: list[TrialRecord]) -> list[TrialRecord]:
@@ -792,9 +805,9 @@ def _answer(floor: FloorResult | None, best: TrialRecord | None, metric: Metric)
 
 
 def rerender_report(db_url: str, task_id: int) -> Path:
-    """Render a stored task's report again (from the database alone)."""
-    store = Store(db_url)
-    try:
+    """Render a stored task's report again (from the database alone; a database whose schema
+    is behind is refused, not upgraded)."""
+    with Store(db_url, upgrade=False) as store:
         task = store.get_task(task_id)
         out = Path(task.report_path) if task.report_path else \
             task_folder(task.options["report_dir"], task_id) / REPORT_FILE
@@ -806,13 +819,9 @@ def rerender_report(db_url: str, task_id: int) -> Path:
                                out)
         store.update_task(task_id, report_path=str(report))
         return report
-    finally:
-        store.close()
 
 
 def list_tasks(db_url: str) -> list[TaskRecord]:
-    store = Store(db_url)
-    try:
+    """Every stored task (a database whose schema is behind is refused, not upgraded)."""
+    with Store(db_url, upgrade=False) as store:
         return store.list_tasks()
-    finally:
-        store.close()

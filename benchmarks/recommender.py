@@ -47,9 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from archsearch.data import load_dataset  # noqa: E402
 from archsearch.data.builtin import BUILTIN_TASKS  # noqa: E402
 from archsearch.errors import DataError  # noqa: E402
+from archsearch.options import SearchOptions  # noqa: E402
 from archsearch.recommend import evidence_for_task, facts_for, recommend  # noqa: E402
 from archsearch.recommend.ranker import normalised_scores  # noqa: E402
-from archsearch.search.runtime import ray_runtime  # noqa: E402
+from archsearch.search.ray_backend.runtime import ray_runtime  # noqa: E402
 from archsearch.space.schema import default_space_path  # noqa: E402
 from archsearch.store import Store, TaskRecord  # noqa: E402
 from archsearch.workflow import SearchRequest, run_task  # noqa: E402
@@ -144,9 +145,9 @@ def run_searches(specs: list[str], space: Path, budget: int, db_url: str, report
     with ray_runtime(None):  # one embedded runtime: every search below joins it
         for spec in specs:
             tick = time.perf_counter()
-            result = run_task(SearchRequest(data=spec, budget_trials=budget, space=str(space),
-                                            db_url=db_url, report_dir=report_dir, seed=seed,
-                                            pruner="none", cv_folds=0),
+            options = SearchOptions(budget_trials=budget, seed=seed, pruner="none", cv_folds=0)
+            result = run_task(SearchRequest(data=spec, space=str(space), options=options,
+                                            db_url=db_url, report_dir=report_dir),
                               printer=lambda line: None)
             seconds[spec] = round(time.perf_counter() - tick, 1)
             print(f"{spec}: {result['status']}, {result['trials']}, "
@@ -189,12 +190,9 @@ def main(argv: list[str] | None = None) -> int:
                                           settings["trials_per_family"] * len(families),
                                           f"sqlite:///{out / 'benchmark.db'}", out / "reports",
                                           args.seed)
-        store = Store(f"sqlite:///{out / 'benchmark.db'}")
-        try:
+        with Store(f"sqlite:///{out / 'benchmark.db'}") as store:
             tasks: list[TaskRecord] = store.list_tasks()
             rows = evaluate(store, families)
-        finally:
-            store.close()
     for row in rows:
         print(f"{row['task']}: best {row['best_family']}; rules {row['rules_only']} "
               f"(regret {row['regret_rules_only']:.3f}), rules+data {row['rules_data']} "

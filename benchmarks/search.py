@@ -49,7 +49,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archsearch.data import load_dataset, prepare  # noqa: E402
-from archsearch.search.runtime import ray_runtime  # noqa: E402
+from archsearch.options import SearchOptions  # noqa: E402
+from archsearch.search.ray_backend.runtime import ray_runtime  # noqa: E402
 from archsearch.space import load_space  # noqa: E402
 from archsearch.store import Store  # noqa: E402
 from archsearch.trial import TrialSpec, run_trial  # noqa: E402
@@ -100,14 +101,11 @@ def search(work: Path, name: str, data: str, space: Path, trials: int, **options
            ) -> list[Any]:
     """One search in its own database; returns its stored trials."""
     db = f"sqlite:///{work / (name + '.db')}"
-    summary = run_task(SearchRequest(data=data, space=str(space), budget_trials=trials,
-                                     db_url=db, report_dir=work / "reports", cv_folds=0,
-                                     **options), silent)
-    store = Store(db)
-    try:
+    summary = run_task(SearchRequest(data=data, space=str(space), options=SearchOptions(
+        budget_trials=trials, cv_folds=0, **options), db_url=db, report_dir=work / "reports"),
+                       silent)
+    with Store(db) as store:
         return store.trials(summary["task_id"])
-    finally:
-        store.close()
 
 
 def overhead(work: Path, trials: int, cpus: int) -> dict[str, Any]:

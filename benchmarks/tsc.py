@@ -80,11 +80,8 @@ def run_search(data: str, minutes: float, out: Path, name: str, seed: int) -> di
 def family_bests(db: str, task_id: int, metric: Metric) -> dict[str, dict[str, Any]]:
     """Each family's best completed trial by validation score: its validation and test score,
     and its cross-validation mean where it was a finalist."""
-    store = Store(db)
-    try:
+    with Store(db) as store:
         trials = store.trials(task_id)
-    finally:
-        store.close()
     best: dict[str, Any] = {}
     for trial in trials:
         if trial.status != TrialStatus.COMPLETED.value or trial.val_score is None:

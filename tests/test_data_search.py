@@ -18,7 +18,8 @@ import pytest
 
 from archsearch.cli import main
 from archsearch.data import BUILTIN_TASKS, LoadOptions, fingerprint, load_dataset, meta_features
-from archsearch.search.runtime import ray_runtime
+from archsearch.options import SearchOptions
+from archsearch.search.ray_backend.runtime import ray_runtime
 from archsearch.store import Store, TaskRecord
 from archsearch.types import TaskKind
 from archsearch.workflow import SearchRequest, run_task, submit
@@ -60,8 +61,9 @@ def env(tmp_path):
 
 
 def search_request(env: dict, data: str, load: LoadOptions | None = None) -> SearchRequest:
-    return SearchRequest(data=data, load=load or LoadOptions(), budget_trials=1, space=env["space"],
-                         db_url=env["db"], report_dir=env["reports"], cv_folds=0)
+    return SearchRequest(data=data, load=load or LoadOptions(), space=env["space"],
+                         options=SearchOptions(budget_trials=1, cv_folds=0), db_url=env["db"],
+                         report_dir=env["reports"])
 
 
 def search(env: dict, data: str, load: LoadOptions | None = None) -> TaskRecord:
@@ -79,13 +81,10 @@ def cli_search(env: dict, capsys, *args: str) -> TaskRecord:
 
 
 def stored_task(env: dict, task_id: int) -> TaskRecord:
-    store = Store(env["db"])
-    try:
+    with Store(env["db"]) as store:
         task = store.get_task(task_id)
         assert [t.status for t in store.trials(task_id)] == ["completed"]
         return task
-    finally:
-        store.close()
 
 
 def assert_described(task: TaskRecord, data: str, load: LoadOptions | None = None) -> dict:

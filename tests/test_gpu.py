@@ -99,18 +99,17 @@ def test_report_scaling_on_the_gpu_times_an_int8_copy_on_the_cpu():
 @pytest.mark.slow
 def test_a_search_with_a_gpu_per_trial_trains_on_the_gpu(tmp_path):
     pytest.importorskip("ray")
+    from archsearch.options import SearchOptions
     from archsearch.store import Store
     from archsearch.workflow import SearchRequest, run_task
 
     db = f"sqlite:///{tmp_path / 'gpu.db'}"
-    summary = run_task(SearchRequest(data="builtin:adding?length=16&n=200", budget_trials=4,
-                                     db_url=db, report_dir=tmp_path / "reports", cv_folds=0,
-                                     gpus_per_trial=0.5, seed=1), lambda line: None)
-    store = Store(db)
-    try:
+    options = SearchOptions(budget_trials=4, cv_folds=0, gpus_per_trial=0.5, seed=1)
+    summary = run_task(SearchRequest(data="builtin:adding?length=16&n=200", options=options,
+                                     db_url=db, report_dir=tmp_path / "reports"),
+                       lambda line: None)
+    with Store(db) as store:
         trials = store.trials(summary["task_id"])
-    finally:
-        store.close()
     assert summary["status"] == "completed" and len(trials) == 4
     measured = [t for t in trials if t.status in ("completed", "pruned")]
     assert measured and all(t.device in ("cuda", "cpu") for t in measured)

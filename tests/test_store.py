@@ -268,3 +268,66 @@ def test_a_task_without_a_live_driver_is_ended_with_its_running_trials(db_url):
     assert trial.status == "failed" and trial.error == "driver died" and trial.val_score == 0.4
     assert not store.end_unfinished(task_id, TaskStatus.INTERRUPTED, "again")  # already ended
     store.close()
+
+
+def test_reading_paths_refuse_an_old_schema_and_db_upgrade_brings_it_up(tmp_path, capsys):
+    """`archsearch tasks`, `report` and `recommend` do not migrate: a database behind the
+    package's schema is refused (exit 2, one paragraph, unchanged); `db upgrade` upgrades it."""
+    from archsearch.cli import main
+    from archsearch.store import OutdatedSchema, head_revision, schema_revision_of
+    from archsearch.store.session import create_db_engine, upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_db_engine(url)
+    upgrade(engine, "0004")  # a database as an older release left it
+    engine.dispose()
+    for command in (["tasks"], ["report", "1"], ["recommend", "builtin:adding?n=40"]):
+        assert main([*command, "--db", url]) == 2
+        err = capsys.readouterr().err
+        assert "schema revision 0004" in err and f"archsearch db upgrade --db {url}" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert schema_revision_of(url) == "0004"
+    with pytest.raises(OutdatedSchema):
+        Store(url, upgrade=False)
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert schema_revision_of(url) == head_revision()
+    assert main(["tasks", "--db", url]) == 0
+    with Store(url, upgrade=False) as store:  # at head: read as it is
+        assert store.list_tasks() == []
+
+
+def test_a_store_is_a_context_manager_and_a_new_database_gets_the_schema(tmp_path):
+    from archsearch.store import head_revision
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    with Store(url, upgrade=False) as store:  # nothing to migrate: the schema is created
+        assert store.schema_revision() == head_revision()
+        new_task(store)
+    with Store(url) as store:
+        assert len(store.list_tasks()) == 1
+
+
+def test_a_fenced_driver_writes_only_while_it_holds_the_lease(db_url):
+    from archsearch.store.lease import LeaseLost
+
+    with Store(db_url) as first, Store(db_url) as second:
+        task_id = new_task(first, status=TaskStatus.RUNNING)
+        other_task = new_task(first, status=TaskStatus.RUNNING)
+        assert first.acquire_lease(task_id, "first", 0.5)
+        first.fence(task_id, "first")
+        first.start_trial(task_id, 0, "gru", {})  # held: written
+        first.start_trial(other_task, 0, "gru", {})  # another task: not fenced
+        time.sleep(0.6)  # the lease lapses and another driver takes the task
+        assert second.acquire_lease(task_id, "second", 60)
+        second.fence(task_id, "second")
+        for write in (lambda: first.record_epoch(task_id, 0, EpochReport(1, 1.0, 0.5, 0.1)),
+                      lambda: first.start_trial(task_id, 1, "lstm", {}),
+                      lambda: first.update_task(task_id, status=TaskStatus.COMPLETED)):
+            with pytest.raises(LeaseLost, match=f"task {task_id}"):
+                write()
+        # Nothing of the old driver's landed; the new holder writes as usual.
+        trials = second.trials(task_id)
+        assert [t.number for t in trials] == [0] and not trials[0].epochs
+        assert second.get_task(task_id).status == "running"
+        second.record_epoch(task_id, 0, EpochReport(1, 1.0, 0.4, 0.1))
+        assert [e.val_score for e in second.trials(task_id)[0].epochs] == [0.4]

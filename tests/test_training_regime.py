@@ -14,8 +14,9 @@ import torch
 from archsearch.blocks import build_model
 from archsearch.blocks.model import series_znorm
 from archsearch.errors import SpaceError
+from archsearch.options import SearchOptions
 from archsearch.recommend import recommend
-from archsearch.search.finalists import pick_finalists
+from archsearch.search.selection import FinalistPlan, standard_error
 from archsearch.space import load_space
 from archsearch.trial import TrialSpec, run_trial
 from archsearch.trial.crossval import refit_spec
@@ -40,6 +41,7 @@ from archsearch.workflow import (
 from tests.records import trial_record
 
 ACCURACY = Metric("accuracy", "maximize")
+MSE = Metric("mse", "minimize")
 
 
 def test_learning_rate_warms_up_then_decays_to_zero_on_a_cosine():
@@ -124,18 +126,41 @@ def test_finalists_are_the_best_trial_of_each_competitive_family_within_the_time
     completed = {0: outcome(0.9), 1: outcome(0.95), 2: outcome(0.8), 3: outcome(0.7),
                  4: outcome(0.85)}
     families = {0: "gru", 1: "gru", 2: "fcn", 3: "lstm", 4: "resnet"}
-    picked = pick_finalists(completed, ACCURACY, families, n_families=3, k=5, slots=1,
-                            seconds_left=math.inf)
-    assert [number for number, _ in picked] == [1, 4, 2]  # gru's best, then resnet, fcn
-    # Each costs 5 folds x (5 rounds x 1 s + the fold overhead of 5 s): 50 s; 120 s leave
-    # room for two.
-    picked = pick_finalists(completed, ACCURACY, families, 3, 5, 1, seconds_left=120.0)
-    assert [number for number, _ in picked] == [1, 4]
-    assert pick_finalists(completed, ACCURACY, families, 3, 5, 1, seconds_left=1.0) == []
+    # On 10 validation series two standard errors of 0.95 are 0.24: lstm's 0.7 is out.
+    plan = FinalistPlan(k=5, n_families=4, slots=1, n_val=10)
+    k, picked = plan.pick(completed, families, ACCURACY, seconds_left=math.inf)
+    assert k == 5 and [number for number, _ in picked] == [1, 4, 2]  # gru, resnet, fcn
+    # On 1000 series the same scores are told apart: gru alone is competitive.
+    many = FinalistPlan(k=5, n_families=4, slots=1, n_val=1000)
+    assert [n for n, _ in many.pick(completed, families, ACCURACY, math.inf)[1]] == [1]
+    # At most n_families, best first.
+    two = FinalistPlan(k=5, n_families=2, slots=1, n_val=10)
+    assert [n for n, _ in two.pick(completed, families, ACCURACY, math.inf)[1]] == [1, 4]
+    # A fold costs 5 rounds x 1 s + the fold overhead of 5 s: all three finalists take 150 s
+    # with 5 folds, 120 s with 4, 90 s with 3. Short of time, every finalist gets fewer folds.
+    assert plan.seconds_needed(completed, families, ACCURACY) == pytest.approx(150.0)
+    assert plan.pick(completed, families, ACCURACY, seconds_left=120.0) == (4, picked)
+    assert plan.pick(completed, families, ACCURACY, seconds_left=90.0) == (3, picked)
+    # Shorter still: those that fit with 3 folds, in rank order.
+    k, fit = plan.pick(completed, families, ACCURACY, seconds_left=60.0)
+    assert k == 3 and [number for number, _ in fit] == [1, 4]
+    assert plan.pick(completed, families, ACCURACY, seconds_left=1.0) == (3, [])
     # A family too slow to re-score in time is passed over for the next one that fits.
     completed[1] = outcome(0.95, seconds=1000.0)
-    picked = pick_finalists(completed, ACCURACY, families, 3, 5, 1, seconds_left=120.0)
-    assert [number for number, _ in picked] == [4, 2]
+    k, fit = plan.pick(completed, families, ACCURACY, seconds_left=120.0)
+    assert k == 3 and [number for number, _ in fit] == [4, 2]
+    # The trials leave the finalists at most max_seconds.
+    capped = FinalistPlan(k=5, n_families=4, slots=1, n_val=10, max_seconds=100.0)
+    assert capped.seconds_needed(completed, families, ACCURACY) == 100.0
+
+
+def test_the_margin_of_a_competitive_family_is_two_standard_errors_of_the_best_score():
+    assert standard_error(ACCURACY, 1.0, 10) == pytest.approx(math.sqrt(12 / 14 * 2 / 14 / 10))
+    assert standard_error(MSE, 0.01, 50) == pytest.approx(0.01 * math.sqrt(2 / 50))
+    completed = {0: outcome(0.010), 1: outcome(0.0125), 2: outcome(0.02)}
+    families = {0: "gru", 1: "tcn", 2: "lstm"}
+    plan = FinalistPlan(k=5, n_families=5, slots=1, n_val=50)  # margin 0.004
+    assert [n for n, _ in plan.pick(completed, families, MSE, math.inf)[1]] == [0, 1]
 
 
 def test_a_time_budget_caps_each_trial_at_its_share():
@@ -230,13 +255,14 @@ def test_every_measured_family_stays_in_the_ranking_with_finalists_first():
 
 def test_a_time_budget_leaves_room_for_the_finalists_and_the_report(tiny_data):
     started = time.time()
-    request = SearchRequest(data="builtin:adding", budget_minutes=8)
-    assert request.budget_trials is None  # trials until the time is spent
-    assert SearchRequest(data="builtin:adding").budget_trials == 12
+    request = SearchRequest(data="builtin:adding", options=SearchOptions(budget_minutes=8))
+    assert request.options.budget_trials is None  # trials until the time is spent
+    assert SearchRequest(data="builtin:adding").options.budget_trials == 12
     minutes, deadline = _time_plan(request, tiny_data, started)  # 97 sequences: small data
     assert deadline == pytest.approx(started + 480 - CONCLUSION_SECONDS, abs=1e-6)
     assert minutes * 60 == pytest.approx(480 * (1 - FINALISTS_SHARE) - CONCLUSION_SECONDS, abs=2)
-    big = SearchRequest(data="builtin:adding", budget_minutes=8, cv_folds=0)
+    big = SearchRequest(data="builtin:adding",
+                        options=SearchOptions(budget_minutes=8, cv_folds=0))
     minutes, _ = _time_plan(big, tiny_data, started)
     assert minutes * 60 == pytest.approx(480 - CONCLUSION_SECONDS, abs=2)
     assert _time_plan(SearchRequest(data="x"), tiny_data, started) == (None, None)
@@ -269,9 +295,9 @@ def test_finalists_whose_folds_overrun_the_deadline_are_cancelled(tiny_data):
     import ray
 
     from archsearch.search.coordinator import Coordinator
-    from archsearch.search.finalists import cross_validate_finalists
     from archsearch.search.optuna_bridge import OptunaBridge
-    from archsearch.search.runtime import ray_runtime
+    from archsearch.search.ray_backend.finalists import cross_validate_finalists
+    from archsearch.search.ray_backend.runtime import ray_runtime
     from archsearch.types import Objectives, TrialOutcome
 
     class Notes:
@@ -294,8 +320,9 @@ def test_finalists_whose_folds_overrun_the_deadline_are_cancelled(tiny_data):
     coordinator.completed[0] = TrialOutcome(TrialStatus.COMPLETED, None, 1, 1, 0.5, 0.5, 0.01)
     with ray_runtime(None):
         started = time.time()
-        cross_validate_finalists(coordinator, ray.put(tiny_data), 2, 1, {"cpu": 1, "gpu": 0},
-                                 0, observer, slots=2, deadline=started + 12.0)
+        plan = FinalistPlan(k=2, n_families=1, slots=2, n_val=len(tiny_data.val))
+        cross_validate_finalists(coordinator, plan, ray.put(tiny_data), {"cpu": 1, "gpu": 0},
+                                 0, observer, deadline=started + 12.0)
         waited = time.time() - started
     assert observer.scored == []
     assert any("did not finish within the time budget" in note for note in observer.notes)

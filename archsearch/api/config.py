@@ -11,6 +11,7 @@ from pathlib import Path
 
 from archsearch.data.limits import DataLimits
 from archsearch.errors import UsageError
+from archsearch.options import DEFAULT_DB_URL, DEFAULT_REPORT_DIR
 
 TOKEN_ENV = "ARCHSEARCH_API_TOKEN"
 MIN_TOKEN_CHARS = 16
@@ -20,11 +21,11 @@ MIN_TOKEN_CHARS = 16
 class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
-    db_url: str = "sqlite:///archsearch.db"
+    db_url: str = DEFAULT_DB_URL
     ray_address: str | None = None  # drivers join this cluster; None: each starts its own Ray
     dashboard_url: str | None = None  # the Ray dashboard the pages link to (None: derived)
     data_dir: Path = Path("archsearch-data")  # uploads, driver logs, a generated token
-    report_dir: Path = Path("reports")
+    report_dir: Path = DEFAULT_REPORT_DIR
     token_file: Path | None = None
     max_upload_mb: float = 512.0
     limits: DataLimits = field(default_factory=DataLimits)  # every upload is read within them

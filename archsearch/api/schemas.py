@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from archsearch.types import PRUNERS, SAMPLERS, TaskKind
+from archsearch.errors import ArchsearchError
+from archsearch.options import SearchOptions, option_of
+from archsearch.types import TaskKind
 
 Scalar = bool | int | float | str
 
 
-class TaskOptions(BaseModel):
-    """The ``options`` form field of ``POST /tasks``: the settings of ``archsearch search``."""
+class _TaskRequest(BaseModel):
+    """What a task reads and must meet; TaskOptions adds the fields of SearchOptions."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -24,24 +28,49 @@ class TaskOptions(BaseModel):
     constraints: dict[str, Scalar] = Field(
         default_factory=dict, description="max_latency_ms, max_params, max_memory_mb, "
         "max_trial_minutes, streaming, device")
-    budget_trials: int | None = Field(None, ge=1, le=10_000, description="default 12; with "
-                                      "budget_minutes alone, trials run until time is up")
-    budget_minutes: float | None = Field(None, gt=0, le=7 * 24 * 60)
     space: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
                               description="a search space shipped with the server "
                               "(search_spaces/NAME.yaml); or upload one as the `space` file")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    sampler: str = Field("tpe", description=f"one of {', '.join(SAMPLERS)}")
-    pruner: str = Field("median", description=f"one of {', '.join(PRUNERS)}")
-    cv_folds: int = Field(5, ge=0, le=20)
 
-    @field_validator("sampler", "pruner")
-    @classmethod
-    def _known(cls, value: str, info: ValidationInfo) -> str:
-        known = SAMPLERS if info.field_name == "sampler" else PRUNERS
-        if value not in known:
-            raise ValueError(f"must be one of {', '.join(known)}")
-        return value
+
+def _valid_text(parse: Callable[[str], Any]) -> Callable[[str], str]:
+    """A validator that keeps an option's text when ``parse`` reads it (a refusal becomes the
+    ValueError pydantic reports)."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ArchsearchError as exc:
+            raise ValueError(str(exc)) from None
+        return text
+
+    return check
+
+
+def _schema_field(option: dataclasses.Field, kind: Any) -> tuple[Any, Any]:
+    """The pydantic field of one SearchOptions field: its help, bounds and default."""
+    shown = option_of(option)
+    if shown.parse:  # carried as its text, as it is stored
+        return (Annotated[str, AfterValidator(_valid_text(shown.parse))],
+                Field(str(option.default), description=shown.help))
+    bounds: dict[str, Any] = {}
+    if shown.minimum is not None:
+        bounds["gt" if shown.strict else "ge"] = shown.minimum
+    if shown.maximum is not None:
+        bounds["le"] = shown.maximum
+    if float in (kind, *get_args(kind)):
+        bounds["allow_inf_nan"] = False
+    if shown.choices:
+        kind = Literal[shown.choices]
+    return kind, Field(option.default, description=shown.help, **bounds)
+
+
+TaskOptions = create_model(
+    "TaskOptions", __base__=_TaskRequest,
+    __doc__="The ``options`` form field of ``POST /tasks``: the settings of ``archsearch "
+    "search`` (its search options are the fields of archsearch.options.SearchOptions).",
+    **{option.name: _schema_field(option, get_type_hints(SearchOptions)[option.name])
+       for option in dataclasses.fields(SearchOptions)})
 
 
 class RecommendOptions(BaseModel):

@@ -67,6 +67,7 @@ def submit_task(config: Config, drivers: Drivers, saved: RequestUploads,
                 = None) -> TaskCreated:
     """Validate the upload and the options, store the task as queued and start its search
     in the background."""
+    from archsearch.options import SearchOptions
     from archsearch.workflow import SearchRequest, submit
 
     chosen = parse_options(TaskOptions, options)
@@ -83,11 +84,9 @@ def submit_task(config: Config, drivers: Drivers, saved: RequestUploads,
         data = data_source(dataset, builtin, saved)
         space_file = search_space(chosen.space, space, saved)
         task_id = submit(SearchRequest(
-            data=data, constraints=constraints, load=load,
-            budget_trials=chosen.budget_trials, budget_minutes=chosen.budget_minutes,
-            space=space_file, db_url=config.db_url, ray_address=config.ray_address,
-            report_dir=config.report_dir, seed=chosen.seed, sampler=chosen.sampler,
-            pruner=chosen.pruner, cv_folds=chosen.cv_folds))
+            data=data, constraints=constraints, load=load, space=space_file,
+            options=SearchOptions.from_dict(chosen.model_dump()), db_url=config.db_url,
+            ray_address=config.ray_address, report_dir=config.report_dir))
     except BaseException as exc:
         saved.discard()  # a refused task leaves nothing behind
         if isinstance(exc, ArchsearchError):

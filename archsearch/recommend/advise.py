@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from archsearch.recommend.combine import Recommendation, facts_for, recommend
 from archsearch.recommend.ranker import NO_PAST, PastEvidence, past_evidence
-from archsearch.store import DatabaseError, Store, TaskRecord
+from archsearch.store import Store, TaskRecord
+from archsearch.store.session import create_db_engine
 from archsearch.types import Constraints, Metric, TaskStatus
 
 if TYPE_CHECKING:
@@ -65,12 +65,9 @@ class Advice:
 def _readable_database(url: str) -> str | None:
     """Why the database is not read (None: read it). A SQLite file that does not exist is not
     created: an instant answer writes nothing."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise DatabaseError(f"cannot use database URL '{url}': {exc}. Use e.g. "
-                            "sqlite:///archsearch.db or postgresql+psycopg://user@host/db.") \
-            from None
+    engine = create_db_engine(url)  # a bad URL: the Store's DatabaseError
+    parsed = engine.url
+    engine.dispose()
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         if not Path(parsed.database).is_file():
             return f"no database at {parsed.database} yet"
@@ -99,8 +96,7 @@ def advise(source: str, constraints: Constraints | None = None, db_url: str | No
     skip = _readable_database(db_url) if db_url else "no database given"
     database = skip or f"read {make_url(db_url).render_as_string(hide_password=True)}"
     if skip is None:
-        store = Store(db_url)
-        try:
+        with Store(db_url, upgrade=False) as store:  # an old schema is refused, not upgraded
             history = store.past_results()
             same = [t for t, _ in history if t.fingerprint == digest
                     and t.status == TaskStatus.COMPLETED.value]
@@ -112,8 +108,6 @@ def advise(source: str, constraints: Constraints | None = None, db_url: str | No
             past = past_evidence(history, meta, dataset.task.value, families,
                                  exclude=[measured.id] if measured else [],
                                  fingerprint=digest)
-        finally:
-            store.close()
     facts = facts_for(meta, dataset.task.value, constraints.to_dict())
     rec = recommend(facts, families, metric, trials, past=past, constraints=constraints)
     return Advice(rec, dataset.name, meta, metric, families, past, measured, database)

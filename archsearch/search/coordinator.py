@@ -1,6 +1,6 @@
 """The decisions of one search, without Ray: what the next trial is (and under which time
 limit), whether a result stops it (Optuna's pruner), and what its end means. The Ray Tune
-adapters in ``tune_parts.py`` only relay to it, so it is tested without a Ray runtime."""
+adapters in ``ray_backend`` only relay to it, so it is tested without a Ray runtime."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from archsearch.search.budget import MIN_TRIAL_SECONDS, within_time_left
 from archsearch.search.observer import SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
+from archsearch.search.selection import FinalistPlan
 from archsearch.trial import TrialSpec
 from archsearch.types import (
     Constraints,
@@ -46,7 +47,7 @@ def outcome_from_dict(values: dict[str, Any]) -> TrialOutcome:
 
 class Coordinator:
     """Shared state of one search. A backend drives it: Ray Tune through the adapters in
-    ``tune_parts.py``, or :mod:`archsearch.search.simulated`, which replays learning curves."""
+    ``ray_backend``, or :mod:`archsearch.search.simulated`, which replays learning curves."""
 
     def __init__(self, bridge: OptunaBridge, observer: SearchObserver, constraints: Constraints,
                  seed: int) -> None:
@@ -60,12 +61,16 @@ class Coordinator:
         self.specs: dict[int, TrialSpec] = {}
         self.completed: dict[int, TrialOutcome] = {}
         self.trials_end: float | None = None  # clock() when a time budget stops trials
+        # On small data: how finalists are cross-validated, and by when (clock()); the trials
+        # then end early enough for the finalists' folds.
+        self.finalists: FinalistPlan | None = None
+        self.finalists_deadline: float | None = None
         self.clock: Callable[[], float] = time.time  # a simulated backend brings its own
 
     def suggest(self, tune_trial_id: str) -> dict[str, Any] | None:
         """The next trial's config; None once too little of a time budget is left for a trial
         to finish: no further trial will come (time only runs out)."""
-        seconds_left = None if self.trials_end is None else self.trials_end - self.clock()
+        seconds_left = self.seconds_left()
         if seconds_left is not None and seconds_left < MIN_TRIAL_SECONDS:
             return None
         asked = self.bridge.ask(tune_trial_id)
@@ -81,6 +86,23 @@ class Coordinator:
             "constraints": constraints.to_dict(),
             "seed": self.seed + number,
         }
+
+    def families(self) -> dict[int, str]:
+        """Each trial's family, by trial number."""
+        return {number: spec.arch.family for number, spec in self.specs.items()}
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the trials must end (None: no time budget): the time budget's end for
+        trials, or earlier when the finalists' folds, as the completed trials now stand, need
+        more of the time before their deadline than the trials left them."""
+        if self.trials_end is None:
+            return None
+        end = self.trials_end
+        if self.finalists is not None and self.finalists_deadline is not None:
+            needed = self.finalists.seconds_needed(self.completed, self.families(),
+                                                   self.bridge.metric)
+            end = min(end, self.finalists_deadline - needed)
+        return end - self.clock()
 
     def result(self, tune_trial_id: str, result: dict[str, Any]) -> bool:
         """Relay one result; True when the trial must stop (pruned)."""

@@ -1,80 +1,34 @@
-"""Run one search: Ray Tune executes, Optuna decides."""
+"""Run one search: Optuna decides (through the Ray-free coordinator), Ray Tune executes (the
+adapter in ``ray_backend``)."""
 
 from __future__ import annotations
 
-import math
-import tempfile
-import time
-from dataclasses import dataclass
-
-import ray
-from ray import tune
-
 from archsearch.data import PreparedData
-from archsearch.search.budget import trial_constraints
 from archsearch.search.coordinator import Coordinator
-from archsearch.search.finalists import cross_validate_finalists
 from archsearch.search.observer import SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
-from archsearch.search.runtime import ray_runtime
-from archsearch.search.tune_parts import (
-    OptunaPrunerScheduler,
-    OptunaSearcher,
-    RelayCallback,
-    lookup_coordinator,
-    register_coordinator,
-    trainable,
-    unregister_coordinator,
-)
+from archsearch.search.ray_backend import run_on_ray
+from archsearch.search.settings import SearchSettings
 from archsearch.space import SearchSpace
-from archsearch.trial.crossval import fold_count
-from archsearch.types import QUALITY_ONLY, Constraints, Metric, Objectives, TrainConfig
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    budget_trials: int | None  # None: trials run until budget_minutes is spent
-    budget_minutes: float | None = None  # for the trials; the finalists have ``deadline``
-    seed: int = 0
-    ray_address: str | None = None
-    sampler: str = "tpe"
-    pruner: str = "median"
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None  # None: 1 GPU per trial when the cluster has GPUs
-    optuna_storage: str | None = None
-    study_name: str = "archsearch"
-    work_dir: str | None = None  # where Ray Tune keeps checkpoints (absolute)
-    rerun_numbers: tuple[int, ...] = ()  # unfinished trials of a resumed search, run again
-    warm_start: tuple[dict, ...] = ()  # stored trial configs of similar past tasks' winners
-    family_order: tuple[str, ...] = ()  # the initial design's order (the instant ranking)
-    cv_folds: int = 5  # k-fold re-scoring of finalists on small data (0: off)
-    cv_below: int = 500  # "small": fewer train+validation sequences than this
-    cv_finalists: int = 5  # the best trial of each of this many families, at most
-    deadline: float | None = None  # time.time() by which the finalists must be re-scored
-    objectives: Objectives = QUALITY_ONLY  # quality alone, or quality plus measured costs
-    rung_seconds: float | None = None  # pruning rungs in training seconds (None: in epochs)
+from archsearch.types import Constraints, Metric, TrainConfig
 
 
 def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
                settings: SearchSettings, observer: SearchObserver) -> None:
-    """Run ``settings.budget_trials`` trials (or trials until ``budget_minutes`` is spent);
+    """Run ``settings.trials_left`` trials (or trials until ``trial_minutes`` are spent);
     every event goes to ``observer``."""
     metric = Metric.for_task(data.task)
     space = space.under(constraints, data.task)
-    bridge = OptunaBridge.create(space, metric, settings.seed, settings.sampler, settings.pruner,
+    options = settings.options
+    bridge = OptunaBridge.create(space, metric, options.seed, options.sampler, options.pruner,
                                  _max_rounds(space), settings.optuna_storage,
-                                 settings.study_name, settings.objectives, settings.rung_seconds)
+                                 settings.study_name, options.objectives, options.rung_seconds)
     bridge.requeue(list(settings.rerun_numbers))
     used = bridge.enqueue_initial_design(list(settings.warm_start), settings.family_order)
     if settings.warm_start:
         observer.on_note(f"Warm start: {used} of {len(settings.warm_start)} configuration(s) "
                          "that won on similar past tasks fit this space and run first.")
-    key = settings.study_name
-    register_coordinator(key, Coordinator(bridge, observer, constraints, settings.seed))
-    try:
-        _run_tuner(data, constraints, settings, observer, key)
-    finally:
-        unregister_coordinator(key)
+    run_on_ray(Coordinator(bridge, observer, constraints, options.seed), data, settings)
 
 
 def _max_rounds(space: SearchSpace) -> int:
@@ -84,52 +38,3 @@ def _max_rounds(space: SearchSpace) -> int:
     defaults = TrainConfig()
     return TrainConfig(max_steps=int(fixed.get("max_steps", defaults.max_steps)),
                        eval_every=int(fixed.get("eval_every", defaults.eval_every))).max_rounds
-
-
-def _run_tuner(data: PreparedData, constraints: Constraints, settings: SearchSettings,
-               observer: SearchObserver, key: str) -> None:
-    with ray_runtime(settings.ray_address) as runtime:
-        observer.on_ray_ready(runtime.dashboard_url, dict(runtime.resources))
-        gpus = settings.gpus_per_trial
-        if gpus is None:
-            gpus = 1.0 if runtime.gpus >= 1 and constraints.device != "cpu" else 0.0
-        slots = runtime.cpus / settings.cpus_per_trial
-        if gpus > 0:
-            slots = min(slots, runtime.gpus / gpus)
-        resources = {"cpu": settings.cpus_per_trial, "gpu": gpus}
-        lookup_coordinator(key).constraints = trial_constraints(
-            constraints, settings.budget_minutes, max(1, math.floor(slots)))
-        work_dir = settings.work_dir or tempfile.mkdtemp(prefix="archsearch-tune-")
-        data_ref = ray.put(data)  # once per search: trials and folds read it from the store
-        tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(trainable, data=data_ref), resources),
-            tune_config=tune.TuneConfig(
-                search_alg=OptunaSearcher(key),
-                scheduler=OptunaPrunerScheduler(key),
-                num_samples=settings.budget_trials or -1,  # -1: until the time budget ends
-                max_concurrent_trials=max(1, math.floor(slots)),
-                time_budget_s=settings.budget_minutes * 60 if settings.budget_minutes else None,
-                reuse_actors=True,
-                trial_dirname_creator=lambda trial: f"trial_{trial.config['number']}",
-                trial_name_creator=lambda trial: (f"{settings.study_name}-{trial.config['number']}"
-                                                  f"-{trial.config['arch']['family']}"),
-            ),
-            run_config=tune.RunConfig(
-                name=settings.study_name,
-                storage_path=work_dir,
-                callbacks=[RelayCallback(key)],
-                verbose=0,
-                # A trial's own errors are caught and recorded as `failed`; what reaches Ray
-                # is a dead worker (killed, out of memory), which is worth one retry.
-                failure_config=tune.FailureConfig(max_failures=1),
-            ),
-        )
-        if settings.budget_minutes:  # Tune's time budget runs from fit()
-            lookup_coordinator(key).trials_end = time.time() + settings.budget_minutes * 60
-        tuner.fit()
-        coordinator = lookup_coordinator(key)
-        n_small = len(data.train) + len(data.val)
-        if settings.cv_folds >= 2 and n_small < settings.cv_below and coordinator.completed:
-            cross_validate_finalists(coordinator, data_ref, fold_count(data, settings.cv_folds),
-                                     settings.cv_finalists, resources, settings.seed, observer,
-                                     max(1, math.floor(slots)), settings.deadline)

@@ -3,8 +3,7 @@
 from alembic import context
 
 from archsearch.store.models import Base
-
-VERSION_TABLE = "archsearch_alembic_version"  # Optuna's own migrations use alembic_version
+from archsearch.store.session import VERSION_TABLE
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata,

@@ -12,6 +12,7 @@ import torch
 from archsearch.data import PreparedData
 from archsearch.search.coordinator import Coordinator
 from archsearch.search.observer import SearchObserver
+from archsearch.search.selection import FinalistPlan
 from archsearch.trial import TrialSpec
 from archsearch.trial.crossval import (
     FoldFit,
@@ -20,11 +21,6 @@ from archsearch.trial.crossval import (
     refit_spec,
     summarise,
 )
-from archsearch.types import Metric, TrialOutcome
-
-# What a fold costs besides its training: the cost measurement, a validation per round, the
-# final test and the Ray task's start (seconds, measured here at 3-5 s on small data).
-FOLD_OVERHEAD_SECONDS = 5.0
 
 
 @ray.remote
@@ -34,40 +30,16 @@ def _fit_fold(spec: TrialSpec, data: PreparedData, k: int, fold: int, seed: int)
     return fold_fit(spec, cross_validation_folds(data, k, seed)[fold])
 
 
-def pick_finalists(completed: dict[int, TrialOutcome], metric: Metric, families: dict[int, str],
-                   n_families: int, k: int, slots: int,
-                   seconds_left: float) -> list[tuple[int, TrialOutcome]]:
-    """The best trial of each of the ``n_families`` best families (so every competitive family
-    is judged on more than one split, not only the top trials of one family), those that fit
-    in ``seconds_left`` in rank order: a finalist costs k refits of its trial's training up to
-    its best round, ``slots`` at a time."""
-    best: dict[str, tuple[int, TrialOutcome]] = {}
-    for number, outcome in completed.items():
-        held = best.get(families[number])
-        if held is None or metric.better(outcome.val_score, held[1].val_score):
-            best[families[number]] = (number, outcome)
-    ranked = sorted(best.values(), key=lambda item: metric.sign * item[1].val_score,
-                    reverse=True)[:n_families]
-    chosen, spent = [], 0.0
-    for number, outcome in ranked:
-        per_round = outcome.train_seconds / max(1, outcome.epochs_run)
-        refit = per_round * (outcome.best_epoch or outcome.epochs_run) + FOLD_OVERHEAD_SECONDS
-        cost = k * refit / max(1, slots)
-        if spent + cost > seconds_left:
-            continue  # too slow to re-score in time; a cheaper family may still fit
-        chosen.append((number, outcome))
-        spent += cost
-    return chosen
-
-
-def cross_validate_finalists(coordinator: Coordinator, data_ref: ray.ObjectRef, k: int,
-                             n_families: int, resources: dict[str, float], seed: int,
-                             observer: SearchObserver, slots: int = 1,
-                             deadline: float | None = None) -> None:
-    families = {number: spec.arch.family for number, spec in coordinator.specs.items()}
+def cross_validate_finalists(coordinator: Coordinator, plan: FinalistPlan,
+                             data_ref: ray.ObjectRef, resources: dict[str, float], seed: int,
+                             observer: SearchObserver, deadline: float | None = None) -> None:
+    """The best trial of each competitive family, re-scored by k-fold cross-validation as Ray
+    tasks (``plan`` chooses them and k); a finalist whose folds miss ``deadline`` keeps its
+    single-split score."""
+    families = coordinator.families()
     seconds_left = math.inf if deadline is None else deadline - time.time()
-    finalists = pick_finalists(coordinator.completed, coordinator.bridge.metric, families,
-                               n_families, k, slots, seconds_left)
+    k, finalists = plan.pick(coordinator.completed, families, coordinator.bridge.metric,
+                             seconds_left)
     if not finalists:
         observer.on_note(f"Small data, but no time left to re-score a finalist by {k}-fold "
                          "cross-validation: the pick rests on one validation split.")
