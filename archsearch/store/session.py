@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +68,12 @@ def create_db_engine(url: str) -> Engine:
     return engine
 
 
+# Alembic's commands keep their context in module globals (alembic.context, alembic.op), so two
+# threads upgrading at once break each other (KeyError: 'config'): one upgrade at a time in a
+# process, as when the API's worker threads each open a store.
+_UPGRADING = threading.Lock()
+
+
 def _unreachable(engine: Engine, exc: OperationalError) -> DatabaseError:
     reason = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
     return DatabaseError(f"cannot open database {engine.url!r}: {reason}.")
@@ -82,7 +89,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` with the migrations shipped in the package."""
     config = _alembic_config()
     try:
-        with engine.begin() as connection:
+        with _UPGRADING, engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except OperationalError as exc:

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from archsearch.errors import NotFoundError
-from archsearch.store.lease import LeaseLost
+from archsearch.store.lease import LeaseLost, lease_seconds
 from archsearch.store.models import (
     EpochRow,
     FloorRow,
@@ -139,9 +139,14 @@ class Store:
         with session_scope(self._sessions) as session:
             return _task_record(self._task_row(session, task_id))
 
-    def list_tasks(self) -> list[TaskRecord]:
+    def list_tasks(self, limit: int | None = None, offset: int = 0,
+                   newest_first: bool = False) -> list[TaskRecord]:
+        """The tasks by id, oldest first (or newest first); a page of them with ``limit`` and
+        ``offset``, cut in SQL."""
+        order = TaskRow.id.desc() if newest_first else TaskRow.id
         with session_scope(self._sessions) as session:
-            rows = session.scalars(select(TaskRow).order_by(TaskRow.id)).all()
+            rows = session.scalars(select(TaskRow).order_by(order)
+                                   .limit(limit).offset(offset)).all()
             return [_task_record(row) for row in rows]
 
     # -- leases: which driver runs a task (see archsearch.store.lease) ----------------------
@@ -346,13 +351,16 @@ class Store:
     def _signed(task: TaskRow, value: float) -> float:
         return Metric(task.metric_name, task.metric_direction).sign * value
 
-    def trials(self, task_id: int) -> list[TrialRecord]:
+    def trials(self, task_id: int, limit: int | None = None, offset: int = 0,
+               with_epochs: bool = True) -> list[TrialRecord]:
+        """The task's trials by number; a page of them with ``limit`` and ``offset``, cut in
+        SQL. Without ``with_epochs``, their learning curves are not read (``epochs`` empty)."""
+        query = (select(TrialRow).where(TrialRow.task_id == task_id)
+                 .order_by(TrialRow.number).limit(limit).offset(offset))
+        if with_epochs:
+            query = query.options(selectinload(TrialRow.epochs))
         with session_scope(self._sessions) as session:
-            rows = session.scalars(
-                select(TrialRow).where(TrialRow.task_id == task_id)
-                .options(selectinload(TrialRow.epochs)).order_by(TrialRow.number)
-            ).all()
-            return [_trial_record(row) for row in rows]
+            return [_trial_record(row, with_epochs) for row in session.scalars(query).all()]
 
     @staticmethod
     def _trial_row(session, task_id: int, number: int,  # noqa: ANN001
@@ -442,15 +450,22 @@ def _lease_free(now: datetime, owner: str | None) -> ColumnElement[bool]:
 
 def _task_record(row: TaskRow) -> TaskRecord:
     values = {name: getattr(row, name) for name in _TASK_FIELDS}
+    now, why = utcnow(), None
     if (row.status in _UNFINISHED and row.lease_expires_at is not None
-            and row.lease_expires_at < utcnow()):
+            and row.lease_expires_at < now):
         # Its driver stopped renewing (killed, or its machine or database went away): the
         # stored status cannot be trusted, and the task can be resumed.
+        why = (f"its driver stopped renewing its lease (lapsed at "
+               f"{row.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC, while {row.status})")
+    elif (row.status == TaskStatus.QUEUED.value and row.lease_owner is None
+          and row.created_at < now - timedelta(seconds=lease_seconds())):
+        # A driver takes the lease within moments of the task being stored; none did for a
+        # whole lease (its server was stopped in between), so none will.
+        why = "no driver ever took it (its server stopped before its driver started)"
+    if why:
         values["status"] = TaskStatus.INTERRUPTED.value
-        values["error"] = (
-            f"its driver stopped renewing its lease (lapsed at "
-            f"{row.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC, while {row.status}): continue it "
-            f"with `archsearch search --resume {row.id}` or POST /tasks/{row.id}/resume.")
+        values["error"] = (f"{why}: continue it with `archsearch search --resume {row.id}` or "
+                           f"POST /tasks/{row.id}/resume.")
     floor = (None if row.floor is None
              else FloorResult(**{name: getattr(row.floor, name) for name in _FLOOR_FIELDS}))
     return TaskRecord(metric=Metric(row.metric_name, row.metric_direction), floor=floor,
