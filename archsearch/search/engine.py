@@ -10,7 +10,7 @@ from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.search.ray_backend import run_on_ray
 from archsearch.search.settings import SearchSettings
 from archsearch.space import SearchSpace
-from archsearch.types import Constraints, Metric, TrainConfig
+from archsearch.types import Constraints, Metric
 
 
 def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
@@ -21,7 +21,7 @@ def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
     space = space.under(constraints, data.task)
     options = settings.options
     bridge = OptunaBridge.create(space, metric, options.seed, options.sampler, options.pruner,
-                                 _max_rounds(space), settings.optuna_storage,
+                                 space.max_rounds(), settings.optuna_storage,
                                  settings.study_name, options.objectives, options.rung_seconds)
     bridge.requeue(list(settings.rerun_numbers))
     used = bridge.enqueue_initial_design(list(settings.warm_start), settings.family_order)
@@ -29,12 +29,3 @@ def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
         observer.on_note(f"Warm start: {used} of {len(settings.warm_start)} configuration(s) "
                          "that won on similar past tasks fit this space and run first.")
     run_on_ray(Coordinator(bridge, observer, constraints, options.seed), data, settings)
-
-
-def _max_rounds(space: SearchSpace) -> int:
-    """Validation rounds of the largest fixed step budget in ``space`` (Hyperband's maximum
-    resource and the median pruner's warm-up are counted in rounds)."""
-    fixed = {p.name: p.value for p in space.training if p.type == "fixed"}
-    defaults = TrainConfig()
-    return TrainConfig(max_steps=int(fixed.get("max_steps", defaults.max_steps)),
-                       eval_every=int(fixed.get("eval_every", defaults.eval_every))).max_rounds
