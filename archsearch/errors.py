@@ -6,6 +6,21 @@ bad search space). The CLI prints its message as one paragraph and exits with it
 failure (exit code 1, with a traceback).
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then the errors it was raised from or while handling, each once (Ray Tune
+    re-raises the errors of its callbacks as a TuneError: the one that matters is inside)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
 
 class ArchsearchError(Exception):
     """A problem with the user's input; the message says what is wrong and how to fix it."""

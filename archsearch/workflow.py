@@ -29,7 +29,7 @@ from archsearch.data import (
     meta_features,
     prepare,
 )
-from archsearch.errors import ArchsearchError, TaskStopped, UsageError
+from archsearch.errors import TaskStopped, UsageError, causes
 from archsearch.floor import (
     FLOOR,
     SEARCHED,
@@ -54,7 +54,7 @@ from archsearch.recommend.knowledge import load_knowledge_base
 from archsearch.recommend.rationale import knowledge_verdict
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
-from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint, run_search
+from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint
 from archsearch.space import SearchSpace, load_space
 from archsearch.store import (
     RecommendationRecord,
@@ -63,7 +63,7 @@ from archsearch.store import (
     TrialRecord,
     write_failure,
 )
-from archsearch.store.lease import LeaseKeeper, lease_seconds, new_owner
+from archsearch.store.lease import LeaseKeeper, LeaseLost, lease_seconds, new_owner
 from archsearch.trial.crossval import bag_score, cross_validation_folds
 from archsearch.trial.preflight import refuse_unfit_data
 from archsearch.trial.runner import model_io
@@ -335,6 +335,9 @@ def _end_stopped_task(exc: BaseException, store: Store, task_id: int, owner: str
     # A refused write stops the driver from the main thread, or from the lease keeper when it
     # could not renew for a whole lease.
     refused = write_failure(exc) or (keeper.error and write_failure(keeper.error))
+    fenced = next((e for e in causes(exc) if isinstance(e, LeaseLost)), None)
+    if fenced is not None:  # a write found the lease taken: write nothing more
+        raise fenced from None
     if lost and not refused:
         raise LeaseLost(task_id, lost[0]) from None
     interrupted = not refused and isinstance(exc, KeyboardInterrupt)
@@ -416,6 +419,10 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
         if not finished:
             printer(f"Initial design: one trial per family, in the order of the instant "
                     f"recommendation: {', '.join(family_order)}.")
+        # Imported here: Ray and Optuna load in the driver that runs a search, not in every
+        # process that imports the workflow (the API server, `archsearch tasks`).
+        from archsearch.search.engine import run_search
+
         try:
             if settings.trials_left is None or settings.trials_left > 0:
                 run_search(prepared, space, request.constraints, settings, observer)
@@ -525,14 +532,6 @@ class LeaseHeld(UsageError):
     """Another live driver holds the task's lease: this one must not run it."""
 
 
-class LeaseLost(ArchsearchError):
-    """The driver lost its task's lease mid-run (another driver took it after it lapsed)."""
-
-    def __init__(self, task_id: int, reason: str) -> None:
-        super().__init__(f"task {task_id}: this driver lost the task's lease ({reason}); it "
-                         "stopped without writing over the driver that holds it now.")
-
-
 def claim(db_url: str, task_id: int, owner: str) -> None:
     """Take a task's lease for a driver about to start as ``owner`` (LeaseHeld while another
     live driver holds it), so that a refusal comes before any process starts."""
@@ -549,6 +548,7 @@ def _take_lease(store: Store, task_id: int, owner: str, seconds: float) -> None:
             f"task {task_id} is being run by another live driver ({task.lease_owner}{until}): "
             f"cancel it first (POST /tasks/{task_id}/cancel), or wait until its lease lapses "
             f"({seconds:g} s after that driver stops) and resume then.")
+    store.fence(task_id, owner)  # from here on, its writes commit only while it holds the lease
 
 
 def _interrupt_driver() -> None:

@@ -192,7 +192,7 @@ def build(corpus: Corpus, families: list[str], budget: CellBudget, matrix: Path,
     sidecar["runs"].append(provenance(budget, corpus))
     run = len(sidecar["runs"]) - 1
     write_sidecar(matrix, sidecar)
-    from archsearch.search.runtime import ray_runtime
+    from archsearch.search.ray_backend.runtime import ray_runtime
 
     measured = 0
     with ray_runtime(None):  # one embedded runtime: every cell's search joins it

@@ -76,7 +76,7 @@ from archsearch.recommend.knowledge import (  # noqa: E402
     load_knowledge_base,
 )
 from archsearch.recommend.ranker import normalised_scores  # noqa: E402
-from archsearch.search.runtime import ray_runtime  # noqa: E402
+from archsearch.search.ray_backend.runtime import ray_runtime  # noqa: E402
 from archsearch.space import load_space  # noqa: E402
 from archsearch.space.schema import default_space_path  # noqa: E402
 from archsearch.store import Store, TaskRecord  # noqa: E402

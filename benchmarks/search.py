@@ -1,6 +1,7 @@
 """Benchmark the search engine: orchestration overhead, what pruning saves, TPE against random.
 
     python benchmarks/search.py [--quick] [--out DIR]
+    python benchmarks/search.py --replay DB [DB ...] [--seeds 20] [--trials 30]
 
 Every search is a real archsearch search (Ray Tune trials, the Optuna study, SQLite writes) on
 the embedded Ray runtime, started once and shared by all searches; each search has its own
@@ -31,18 +32,28 @@ database so that no search warm-starts from another. Measured in one run:
   never did.
 - infeasible_epochs: epochs trained by trials that broke a parameter budget. Must be 0.
 
+``--replay DB ...`` measures the pruners again on the learning curves that real searches
+stored (e.g. the databases ``benchmarks/tsc.py --out DIR`` keeps), through the simulated
+backend (archsearch/search/simulated.py: the same coordinator, Optuna sampler and pruner, on a
+simulated clock): per task, a random-sampler search of ``--trials`` trials per seed, each
+configuration replaying one stored curve of its family, with and without each pruner; the
+epoch savings and best-score deltas over ``--seeds`` seeds, in seconds.
+
 The last line printed is one JSON object (also written to DIR/search.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +61,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archsearch.data import load_dataset, prepare  # noqa: E402
 from archsearch.options import SearchOptions  # noqa: E402
-from archsearch.search.runtime import ray_runtime  # noqa: E402
+from archsearch.search.coordinator import Coordinator  # noqa: E402
+from archsearch.search.optuna_bridge import OptunaBridge  # noqa: E402
+from archsearch.search.ray_backend.runtime import ray_runtime  # noqa: E402
+from archsearch.search.simulated import Curve, simulate  # noqa: E402
 from archsearch.space import load_space  # noqa: E402
 from archsearch.store import Store  # noqa: E402
 from archsearch.trial import TrialSpec, run_trial  # noqa: E402
-from archsearch.types import ArchConfig, Constraints, TrainConfig  # noqa: E402
+from archsearch.types import ArchConfig, Constraints, Metric, Objectives, TrainConfig  # noqa: E402
 from archsearch.workflow import SearchRequest, run_task  # noqa: E402
 
 OVERHEAD_DATA = "builtin:adding?length=16&n=200"
@@ -91,6 +105,7 @@ families:
 """
 PRUNING_DATA = "builtin:adding?length=32&n=600"
 PRUNING_SEEDS = (1, 2, 3, 4, 5)
+MSE = Metric("mse", "minimize")
 
 
 def silent(line: str) -> None:
@@ -142,9 +157,11 @@ def overhead(work: Path, trials: int, cpus: int) -> dict[str, Any]:
             "fixed_s_per_search": round(extra[trials] - trials * per_trial, 3)}
 
 
-def best(trials: list[Any]) -> float | None:
+def best(trials: list[Any], metric: Metric = MSE) -> float | None:
     scores = [t.val_score for t in trials if t.status == "completed" and t.val_score is not None]
-    return min(scores) if scores else None  # regression: mse, lower is better
+    if not scores:
+        return None
+    return max(scores, key=lambda score: metric.sign * score)
 
 
 def compute_to_reach(trials: list[Any], target: float) -> float | None:
@@ -162,13 +179,14 @@ def epochs(trials: list[Any]) -> int:
     return sum(t.epochs_run for t in trials)
 
 
-def pruning_effect(runs: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+def pruning_effect(runs: dict[str, list[Any]], metric: Metric = MSE) -> dict[str, dict[str, Any]]:
     """Each pruner's run against the unpruned run of the same seed."""
-    base_best, base_epochs = best(runs["none"]), epochs(runs["none"])
-    return {name: {"epochs": epochs(trials), "best_val_mse": best(trials),
+    base_best, base_epochs = best(runs["none"], metric), epochs(runs["none"])
+    return {name: {"epochs": epochs(trials), f"best_val_{metric.name}": best(trials, metric),
                    "pruned": sum(t.status == "pruned" for t in trials),
                    "epoch_savings": round(1 - epochs(trials) / base_epochs, 4),
-                   "best_delta": round(abs(best(trials) - base_best) / abs(base_best), 4)}
+                   "best_delta": round(abs(best(trials, metric) - base_best) / abs(base_best),
+                                       4)}
             for name, trials in runs.items()}
 
 
@@ -185,12 +203,117 @@ def over_seeds(effects: list[dict[str, Any]]) -> dict[str, Any]:
             "seeds": len(effects)}
 
 
+@dataclass
+class Replayed:
+    """A replayed trial, as far as the pruning numbers look at it."""
+
+    status: str = "running"
+    val_score: float | None = None
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+
+
+class ReplayLog:
+    """The observer of a replayed search: each trial's rounds and how it ended."""
+
+    def __init__(self) -> None:
+        self.trials: dict[int, Replayed] = {}
+
+    def on_trial_start(self, number: int, arch: Any, train: Any) -> None:
+        self.trials[number] = Replayed()
+
+    def on_epoch(self, number: int, report: Any) -> None:
+        self.trials[number].epochs_run = report.epoch
+        self.trials[number].train_seconds = report.elapsed_s
+
+    def on_trial_pruned(self, number: int, epoch: int) -> None:
+        self.trials[number].status = "pruned"
+
+    def on_trial_end(self, number: int, outcome: Any, checkpoint_dir: Any) -> None:
+        self.trials[number].status = outcome.status.value
+        self.trials[number].val_score = outcome.val_score
+
+    def __getattr__(self, name: str) -> Any:  # the events the numbers do not need
+        return lambda *args, **kwargs: None
+
+
+def stored_curves(db: str) -> list[tuple[str, Metric, dict[str, list[Curve]]]]:
+    """Per task of an archsearch database: its name, metric and the learning curves of its
+    completed trials by family (validation score per round, training seconds per round)."""
+    tasks = []
+    with Store(db, upgrade=False) as store:
+        for task in store.list_tasks():
+            curves: dict[str, list[Curve]] = {}
+            for trial in store.trials(task.id):
+                if trial.status == "completed" and trial.epochs:
+                    scores = tuple(e.val_score for e in trial.epochs)
+                    curves.setdefault(trial.family, []).append(
+                        Curve(scores, trial.train_seconds / len(scores)))
+            if curves:
+                tasks.append((f"{Path(db).stem}/{task.id} {task.dataset_name}", task.metric,
+                              curves))
+    return tasks
+
+
+def replayed_search(space: Any, metric: Metric, curves: dict[str, list[Curve]], pruner: str,
+                    seed: int, trials: int) -> list[Replayed]:
+    """A random-sampler search (the same draws whatever the pruner) over ``curves``: each
+    configuration replays one stored curve of its family, the same one in every run."""
+    bridge = OptunaBridge.create(space, metric, seed, "random", pruner, space.max_rounds(),
+                                 None, "replay", Objectives.parse("quality"))
+    bridge.enqueue_initial_design([])
+    log = ReplayLog()
+
+    def curve_of(spec: TrialSpec) -> Curve:
+        family = curves[spec.arch.family]
+        key = repr((sorted(spec.arch.hparams.items()), spec.train))
+        return family[zlib.crc32(key.encode()) % len(family)]
+
+    simulate(Coordinator(bridge, log, Constraints(), seed), curve_of, trials)
+    return list(log.trials.values())
+
+
+def replay(dbs: list[str], seeds: int, trials: int) -> dict[str, Any]:
+    """``--replay``: the pruners on the stored curves of real searches, ``seeds`` seeds each,
+    in seconds (no Ray, no training): the space is the default one, cut to the families that
+    have curves."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    default = load_space()
+    pruners = ("none", "median", "halving")
+    result = {}
+    for db in dbs:
+        for name, metric, curves in stored_curves(db):
+            space = dataclasses.replace(default, families={
+                f: params for f, params in default.families.items() if f in curves})
+            effects = [pruning_effect({p: replayed_search(space, metric, curves, p, seed, trials)
+                                       for p in pruners}, metric)
+                       for seed in range(1, seeds + 1)]
+            result[name] = {"families": sorted(curves),
+                            "curves": sum(len(c) for c in curves.values()),
+                            **{p: over_seeds([e[p] for e in effects]) for p in pruners[1:]}}
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="16 trials per search; median and successive halving only")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out"))
+    parser.add_argument("--replay", nargs="+", metavar="DB",
+                        help="replay the stored learning curves of these databases' searches "
+                             "instead (e.g. sqlite:///out/gunpoint.db); no training")
+    parser.add_argument("--seeds", type=int, default=20, help="replay: seeds per task")
+    parser.add_argument("--trials", type=int, default=30, help="replay: trials per search")
     args = parser.parse_args()
+    if args.replay:
+        started = time.perf_counter()
+        tasks = replay(args.replay, args.seeds, args.trials)
+        print(json.dumps({"benchmark": "search", "mode": "replay", "seeds": args.seeds,
+                          "trials": args.trials, "tasks": tasks,
+                          "wall_s": round(time.perf_counter() - started, 1)}))
+        return
     n_overhead, n_search = (5, 16) if args.quick else (10, 30)
     cpus = os.cpu_count() or 1
     started = time.perf_counter()

@@ -23,8 +23,8 @@ import requests
 
 from archsearch.api.views import live_view
 from archsearch.data import load_dataset
-from archsearch.store import TrialRecord
-from archsearch.types import FloorResult
+from archsearch.store import Store, TrialRecord
+from archsearch.types import FloorResult, Metric, TaskStatus
 from tests.browser import watch
 from tests.records import task_record, trial_record
 
@@ -167,6 +167,47 @@ def test_the_token_is_checked_before_the_body_is_read(server):
     assert not uploads.exists() or not any(uploads.iterdir())
 
 
+def _read_answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 answer with a Content-Length: its status line and its body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head.split(b"\r\n")[0], body
+
+
+def test_a_chunked_upload_is_limited_while_it_arrives(server):
+    """A chunked body (no Content-Length) over the limit is answered 413 with the paragraph,
+    though it never said its size; the connection then serves the next request, and nothing
+    was kept. A chunked body under the limit is read as any other."""
+    host, port = server.url.removeprefix("http://").split(":")
+    part = (b'--b\r\nContent-Disposition: form-data; name="dataset"; filename="big.npz"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                     + TOKEN.encode() + b"\r\nContent-Type: multipart/form-data; boundary=b"
+                     b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for chunk in [part] + [b"\0" * 65536] * 20:  # 1.25 MiB: over the 1 MiB limit
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        status, body = _read_answer(sock)
+        assert status.startswith(b"HTTP/1.1 413"), (status, body)
+        assert "accepts at most 1048576" in json.loads(body)["detail"]
+        sock.sendall(b"0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_answer(sock) == (b"HTTP/1.1 200 OK", b'{"status":"ok"}')
+    under = requests.post(server.url + "/tasks", data=iter([b"builtin=%2Fetc%2Fpasswd"]),
+                          headers={**server.auth(),
+                                   "Content-Type": "application/x-www-form-urlencoded"},
+                          timeout=30)
+    assert under.request.headers["Transfer-Encoding"] == "chunked"
+    assert under.status_code == 422 and "does not start with 'builtin:'" in under.text
+    uploads = server.data_dir / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())
+
+
 def test_pages_are_public_escaped_shells(server):
     for path in ("/", "/ui/tasks/1"):
         page = requests.get(server.url + path, timeout=10)
@@ -209,6 +250,38 @@ def test_bad_input_is_refused_and_nothing_is_kept(server):
     assert not uploads.exists() or not any(uploads.iterdir())
     assert server.get("/tasks/999999").status_code == 404
     assert server.get("/tasks/1/report").status_code in (404, 409)
+
+
+def test_listings_come_in_pages_with_a_link_to_the_next(server):
+    store = Store(f"sqlite:///{server.db_file}")
+    try:
+        added = [store.create_task(
+            source=TINY, dataset_name="adding", task_kind="regression",
+            metric=Metric("mse", "minimize"), seed=0, constraints={},
+            options={"report_dir": str(server.data_dir.parent / "reports")},
+            space_name="tiny", meta_features={}, fingerprint=None, budget_trials=3,
+            budget_minutes=None, status=TaskStatus.COMPLETED) for _ in range(3)]
+        for number in range(3):
+            store.start_trial(added[0], number, "gru", {})
+    finally:
+        store.close()
+    every = [t["task_id"] for t in server.get("/tasks").json()]
+    assert every == sorted(every) and every[-3:] == added
+    seen, page = [], server.get("/tasks?limit=2")
+    while "next" in page.links:
+        seen += [t["task_id"] for t in page.json()]
+        assert len(page.json()) == 2
+        page = server.get(page.links["next"]["url"])
+    assert seen + [t["task_id"] for t in page.json()] == every
+    newest = server.get("/tasks?order=desc&limit=2")
+    assert [t["task_id"] for t in newest.json()] == added[:0:-1]
+    assert newest.links["next"]["url"] == "/tasks?order=desc&limit=2&offset=2"
+    trials = server.get(f"/tasks/{added[0]}/trials?limit=2&offset=1")
+    assert [t["number"] for t in trials.json()] == [1, 2] and "next" not in trials.links
+    first = server.get(f"/tasks/{added[0]}/trials?limit=2")
+    assert first.links["next"]["url"] == f"/tasks/{added[0]}/trials?limit=2&offset=2"
+    for bad in ("limit=0", "limit=1001", "offset=-1", "order=up"):
+        assert server.get(f"/tasks?{bad}").status_code == 422
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import pytest
 from archsearch.cli import main
 from archsearch.data import BUILTIN_TASKS, LoadOptions, fingerprint, load_dataset, meta_features
 from archsearch.options import SearchOptions
-from archsearch.search.runtime import ray_runtime
+from archsearch.search.ray_backend.runtime import ray_runtime
 from archsearch.store import Store, TaskRecord
 from archsearch.types import TaskKind
 from archsearch.workflow import SearchRequest, run_task, submit

@@ -11,7 +11,7 @@ import time
 import pytest
 import ray
 
-from archsearch.search.runtime import ray_runtime
+from archsearch.search.ray_backend.runtime import ray_runtime
 
 pytestmark = pytest.mark.slow
 

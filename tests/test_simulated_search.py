@@ -3,6 +3,8 @@ sampler and pruner, the coordinator and the time-budget rules, without Ray or tr
 search of dozens of trials takes well under a second of real time."""
 
 
+import dataclasses
+
 import pytest
 
 from archsearch.search.budget import (
@@ -15,7 +17,7 @@ from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.search.selection import FinalistPlan
 from archsearch.search.simulated import Curve, simulate
 from archsearch.space import load_space
-from archsearch.types import Constraints, Metric, Objectives
+from archsearch.types import Constraints, CostMeasurement, Metric, Objectives
 
 MSE = Metric("mse", "minimize")
 ROUNDS = 20  # the default space: 300 steps, validation every 15
@@ -40,10 +42,15 @@ class Recorder:
         return lambda *args, **kwargs: None
 
 
-def coordinator(constraints=None, pruner="median", seed=0):
+def coordinator(constraints=None, pruner="median", seed=0, objectives="quality", study=None,
+                rerun=()):
+    """A coordinator over a new study, or over ``study`` (a resumed search), ``rerun`` queued."""
     bridge = OptunaBridge.create(load_space(), MSE, seed=seed, sampler="tpe", pruner=pruner,
                                  max_rounds=ROUNDS, storage=None, study_name="sim",
-                                 objectives=Objectives.parse("quality"))
+                                 objectives=Objectives.parse(objectives))
+    if study is not None:
+        bridge.study = study
+    bridge.requeue(list(rerun))
     bridge.enqueue_initial_design([])
     recorder = Recorder()
     return Coordinator(bridge, recorder, constraints or Constraints(), seed), recorder
@@ -125,3 +132,53 @@ def test_trials_end_early_enough_for_every_competitive_finalist_to_be_cross_vali
         ends[planned] = run.seconds
     assert ends[False] + needed > 1000.0
     assert ends[True] + needed <= 1000.0
+
+
+def test_a_resumed_search_reruns_the_killed_trials_and_meets_the_budget_exactly():
+    # A driver is killed with 4 trials finished and 2 running; a new one resumes on the same
+    # Optuna study (as `archsearch search --resume` does): the 2 run again with their own
+    # configurations (queued after what was left of the initial design), and the budget of 24
+    # trials is met exactly.
+    first, _ = coordinator(pruner="none")
+    simulate(first, lambda spec: GOOD, budget_trials=4, slots=2)
+    killed = {}
+    for tune_id in ("killed-a", "killed-b"):
+        first.suggest(tune_id)
+        number = first.numbers[tune_id]
+        killed[number] = first.specs[number]
+    finished = len(first.completed)
+    assert finished == 4
+    second, seen = coordinator(pruner="none", study=first.bridge.study, rerun=sorted(killed))
+    simulate(second, lambda spec: GOOD, budget_trials=24 - finished, slots=2)
+    again = [(spec.arch, spec.train) for spec in second.specs.values()]
+    assert all((spec.arch, spec.train) in again for spec in killed.values())
+    assert len(seen.started) == 24 - finished
+    states = [t.state.name for t in second.bridge.study.trials]
+    assert states.count("COMPLETE") == 24 and states.count("FAIL") == 2
+
+
+def cost(latency_ms: float):
+    return CostMeasurement(params=1000, flops=1000, latency_ms=latency_ms,
+                           latency_p95_ms=latency_ms, peak_memory_mb=1.0, memory_method="sim",
+                           device="cpu", threads=1)
+
+
+def test_the_pareto_pruner_stops_dear_and_worse_trials_and_keeps_the_cheapest():
+    # quality vs latency: transformers are slow and no better than the rest, so they are
+    # stopped among their cheaper peers; the cheapest configuration (rnn) is never stopped,
+    # however poor, since it sits on the front.
+    def curve_of(spec):
+        family = spec.arch.family
+        if family == "rnn":
+            return Curve((0.9,) * ROUNDS, 1.0, cost=cost(0.1))
+        final = 0.5 if family == "transformer" else 0.05
+        slow = family == "transformer"
+        return dataclasses.replace(learns(final), cost=cost(5.0 if slow else 1.0))
+
+    search, seen = coordinator(objectives="quality,latency")
+    simulate(search, curve_of, budget_trials=60, slots=2)
+    slow = [n for n, family in seen.started.items() if family == "transformer"]
+    cheap = [n for n, family in seen.started.items() if family == "rnn"]
+    assert slow and cheap and seen.pruned
+    assert not any(n in seen.pruned for n in cheap)
+    assert all(n in seen.pruned for n in slow[1:])

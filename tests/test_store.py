@@ -1,6 +1,7 @@
 """One store contract, run against SQLite and a real PostgreSQL server."""
 
 import multiprocessing
+import re
 import time
 
 import pytest
@@ -55,6 +56,44 @@ def test_task_trial_epoch_roundtrip(db_url):
     assert store.latest_recommendation(task_id).rationale == ["why"]
     assert [t.id for t in store.list_tasks()] == [task_id]
     store.close()
+
+
+def test_tasks_and_trials_are_paged_in_sql(db_url):
+    from sqlalchemy import event
+
+    store = Store(db_url)
+    task_ids = [new_task(store) for _ in range(5)]
+    for number in range(5):
+        store.start_trial(task_ids[0], number, "gru", {})
+    statements = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda *args: statements.append(args[2].upper()))
+    assert [t.id for t in store.list_tasks(2, 1)] == task_ids[1:3]
+    assert [t.id for t in store.list_tasks(2, 0, newest_first=True)] == task_ids[:2:-1]
+    assert [t.id for t in store.list_tasks(10, 4)] == task_ids[4:]
+    assert [t.number for t in store.trials(task_ids[0], 2, 3)] == [3, 4]
+    assert store.trials(task_ids[0], 2, 5) == []
+    # The pages' own queries (not the floors and epochs loaded beside the rows they return).
+    pages = [s for s in statements if re.search(r"FROM ARCHSEARCH_(TASKS|TRIALS)\b", s)]
+    assert len(pages) == 5 and all("LIMIT" in s and "OFFSET" in s for s in pages), statements
+    assert [t.id for t in store.list_tasks()] == task_ids  # unpaged: every task, oldest first
+    store.close()
+
+
+def test_stores_opened_by_many_threads_at_once(db_url):
+    """The API's worker threads each open a store (and so run the migrations) at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_and_list(_: int) -> int:
+        store = Store(db_url)
+        try:
+            return len(store.list_tasks())
+        finally:
+            store.close()
+
+    Store(db_url).close()  # the schema exists: the threads only check it, as the API's do
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(open_and_list, range(32))) == [0] * 32
 
 
 def test_floor_roundtrip(db_url):
@@ -202,6 +241,22 @@ def test_a_lease_is_taken_by_one_driver_at_a_time_and_lapses(db_url):
     store.close()
 
 
+def test_a_queued_task_no_driver_took_reads_interrupted_after_a_lease(db_url, monkeypatch):
+    """Its server stopped between storing it and starting its driver: after a whole lease
+    without a driver, readers (a restarted server among them) see it interrupted, resumable."""
+    monkeypatch.setenv("ARCHSEARCH_LEASE_SECONDS", "0.5")
+    store = Store(db_url)
+    task_id = new_task(store, status=TaskStatus.QUEUED)
+    assert store.get_task(task_id).status == "queued"  # a driver may still be on its way
+    time.sleep(0.6)
+    orphan = store.get_task(task_id)
+    assert orphan.status == "interrupted" and "no driver ever took it" in orphan.error
+    assert f"POST /tasks/{task_id}/resume" in orphan.error
+    assert store.acquire_lease(task_id, "resumer", 60)
+    assert store.get_task(task_id).status == "queued"  # a driver holds it now
+    store.close()
+
+
 def test_a_task_without_a_live_driver_is_ended_with_its_running_trials(db_url):
     store = Store(db_url)
     task_id = new_task(store, status=TaskStatus.RUNNING)
@@ -250,3 +305,29 @@ def test_a_store_is_a_context_manager_and_a_new_database_gets_the_schema(tmp_pat
         new_task(store)
     with Store(url) as store:
         assert len(store.list_tasks()) == 1
+
+
+def test_a_fenced_driver_writes_only_while_it_holds_the_lease(db_url):
+    from archsearch.store.lease import LeaseLost
+
+    with Store(db_url) as first, Store(db_url) as second:
+        task_id = new_task(first, status=TaskStatus.RUNNING)
+        other_task = new_task(first, status=TaskStatus.RUNNING)
+        assert first.acquire_lease(task_id, "first", 0.5)
+        first.fence(task_id, "first")
+        first.start_trial(task_id, 0, "gru", {})  # held: written
+        first.start_trial(other_task, 0, "gru", {})  # another task: not fenced
+        time.sleep(0.6)  # the lease lapses and another driver takes the task
+        assert second.acquire_lease(task_id, "second", 60)
+        second.fence(task_id, "second")
+        for write in (lambda: first.record_epoch(task_id, 0, EpochReport(1, 1.0, 0.5, 0.1)),
+                      lambda: first.start_trial(task_id, 1, "lstm", {}),
+                      lambda: first.update_task(task_id, status=TaskStatus.COMPLETED)):
+            with pytest.raises(LeaseLost, match=f"task {task_id}"):
+                write()
+        # Nothing of the old driver's landed; the new holder writes as usual.
+        trials = second.trials(task_id)
+        assert [t.number for t in trials] == [0] and not trials[0].epochs
+        assert second.get_task(task_id).status == "running"
+        second.record_epoch(task_id, 0, EpochReport(1, 1.0, 0.4, 0.1))
+        assert [e.val_score for e in second.trials(task_id)[0].epochs] == [0.4]

@@ -295,9 +295,9 @@ def test_finalists_whose_folds_overrun_the_deadline_are_cancelled(tiny_data):
     import ray
 
     from archsearch.search.coordinator import Coordinator
-    from archsearch.search.finalists import cross_validate_finalists
     from archsearch.search.optuna_bridge import OptunaBridge
-    from archsearch.search.runtime import ray_runtime
+    from archsearch.search.ray_backend.finalists import cross_validate_finalists
+    from archsearch.search.ray_backend.runtime import ray_runtime
     from archsearch.types import Objectives, TrialOutcome
 
     class Notes:

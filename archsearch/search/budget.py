@@ -1,5 +1,5 @@
 """How a time budget is shared among trials: pure decisions, no Ray (the adapters in
-``tune_parts.py`` and ``engine.py`` apply them)."""
+``ray_backend`` apply them)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The decisions of one search, without Ray: what the next trial is (and under which time
 limit), whether a result stops it (Optuna's pruner), and what its end means. The Ray Tune
-adapters in ``tune_parts.py`` only relay to it, so it is tested without a Ray runtime."""
+adapters in ``ray_backend`` only relay to it, so it is tested without a Ray runtime."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def outcome_from_dict(values: dict[str, Any]) -> TrialOutcome:
 
 class Coordinator:
     """Shared state of one search. A backend drives it: Ray Tune through the adapters in
-    ``tune_parts.py``, or :mod:`archsearch.search.simulated`, which replays learning curves."""
+    ``ray_backend``, or :mod:`archsearch.search.simulated`, which replays learning curves."""
 
     def __init__(self, bridge: OptunaBridge, observer: SearchObserver, constraints: Constraints,
                  seed: int) -> None:

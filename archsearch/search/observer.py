@@ -8,6 +8,8 @@ import torch
 
 from archsearch.types import ArchConfig, CostMeasurement, EpochReport, TrainConfig, TrialOutcome
 
+MODEL_FILE = "model.pt"  # a completed trial's weights, in the checkpoint_dir of on_trial_end
+
 
 class SearchObserver(Protocol):
     def on_note(self, message: str) -> None: ...

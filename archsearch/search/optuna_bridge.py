@@ -3,7 +3,7 @@
 Ray's own ``OptunaSearch`` hard-codes ``NopPruner``, so Optuna's pruners never run under Tune.
 Here the study is driven with ask/tell: every validation round's score (``TrainConfig.
 eval_every`` optimizer steps; every trial of a search shares the step budget) is reported to the
-Optuna trial, the study's pruner decides, and :class:`~archsearch.search.tune_parts.
+Optuna trial, the study's pruner decides, and :class:`~archsearch.search.ray_backend.tune_parts.
 OptunaPrunerScheduler` makes Ray Tune stop the trial.
 
 A pruning rung is a validation round, so trials are compared after equal numbers of

@@ -13,6 +13,7 @@ time budget ends (then it ends without a final report, as under Ray Tune).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections.abc import Callable
@@ -20,18 +21,20 @@ from dataclasses import dataclass, field
 
 from archsearch.search.coordinator import EVENT, Coordinator, outcome_to_dict
 from archsearch.trial import TrialSpec
-from archsearch.types import TrialOutcome, TrialStatus
+from archsearch.types import CostMeasurement, TrialOutcome, TrialStatus
 
 
 @dataclass(frozen=True)
 class Curve:
     """What one configuration does when trained: its validation score after each round and
     the training seconds a round takes (the start, the cost measurement and the test are
-    ``start_seconds``)."""
+    ``start_seconds``), and what it costs (the Pareto pruner of a multi-objective search
+    compares trials by it)."""
 
     scores: tuple[float, ...]
     seconds_per_round: float
     start_seconds: float = 0.0
+    cost: CostMeasurement | None = None  # measured before training (reported with round 1)
 
 
 CurveOf = Callable[[TrialSpec], Curve]  # the tabulated learning curve of a configuration
@@ -117,6 +120,8 @@ def _round(coordinator: Coordinator, trial: _Running, now: float) -> str | None:
     seconds = trial.rounds * trial.curve.seconds_per_round
     report = {EVENT: "epoch", "epoch": trial.rounds, "train_loss": math.nan,
               "val_score": score, "elapsed_s": seconds}
+    if trial.curve.cost is not None:
+        report["cost"] = dataclasses.asdict(trial.curve.cost)
     if coordinator.result(trial.tune_id, report):
         return TrialStatus.PRUNED.value
     train = trial.spec.train
@@ -124,7 +129,7 @@ def _round(coordinator: Coordinator, trial: _Running, now: float) -> str | None:
     patience_spent = 0 < train.patience <= trial.rounds - trial.best[0]
     if trial.rounds < train.max_rounds and seconds < limit and not patience_spent:
         return None
-    outcome = TrialOutcome(TrialStatus.COMPLETED, None, trial.rounds, trial.best[0],
-                           trial.best[1], trial.best[1], seconds)
+    outcome = TrialOutcome(TrialStatus.COMPLETED, trial.curve.cost, trial.rounds,
+                           trial.best[0], trial.best[1], trial.best[1], seconds)
     coordinator.complete(trial.tune_id, {EVENT: "final", "outcome": outcome_to_dict(outcome)}, None)
     return TrialStatus.COMPLETED.value

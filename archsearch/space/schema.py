@@ -83,6 +83,15 @@ class SearchSpace:
         own = {p.name for p in self.families[family]}
         return tuple(p for p in self.shared if p.name not in own)
 
+    def max_rounds(self) -> int:
+        """Validation rounds of the largest fixed step budget here (Hyperband's maximum
+        resource and the median pruner's warm-up are counted in rounds)."""
+        fixed = {p.name: p.value for p in self.training if p.type == "fixed"}
+        defaults = TrainConfig()
+        return TrainConfig(max_steps=int(fixed.get("max_steps", defaults.max_steps)),
+                           eval_every=int(fixed.get("eval_every", defaults.eval_every))
+                           ).max_rounds
+
     def smallest(self, family: str) -> Iterator[tuple[ArchConfig, TrainConfig]]:
         """``family``'s smallest configurations: every int and float at its low end, every
         ordinal at its smallest choice, and one configuration per combination of categorical

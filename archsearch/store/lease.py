@@ -11,11 +11,19 @@ import time
 import uuid
 from collections.abc import Callable
 
-from archsearch.errors import UsageError
+from archsearch.errors import ArchsearchError, UsageError
 
 LEASE_SECONDS = 30.0  # how long a lease lasts unless renewed; a dead driver's task lapses after
 LEASE_ENV = "ARCHSEARCH_LEASE_SECONDS"  # a shorter lease for tests and impatient operators
 RENEWALS_PER_LEASE = 6  # renew every LEASE/6 s: a few missed renewals do not lose the lease
+
+
+class LeaseLost(ArchsearchError):
+    """The driver lost its task's lease mid-run (another driver took it after it lapsed)."""
+
+    def __init__(self, task_id: int, reason: str) -> None:
+        super().__init__(f"task {task_id}: this driver lost the task's lease ({reason}); it "
+                         "stopped without writing over the driver that holds it now.")
 
 
 def lease_seconds() -> float:

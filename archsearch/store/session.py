@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from archsearch.errors import ArchsearchError
+from archsearch.errors import ArchsearchError, causes
 from archsearch.options import DEFAULT_DB_URL
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -45,17 +46,13 @@ def write_failure(exc: BaseException) -> str | None:
     """What was refused, when ``exc`` or an error it was raised from (Ray Tune re-raises the
     errors of its callbacks as a TuneError) is a write the database or the disk refused: a full
     disk, a read-only file system, a database gone. None for any other error."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in causes(exc):
         if isinstance(current, OperationalError):
             reason = str(current.orig) if current.orig is not None else str(current)
             return reason.strip().splitlines()[0] if reason.strip() else "the database failed"
         if isinstance(current, OSError) and current.errno in _REFUSED_WRITES:
             return f"{current.strerror}: {current.filename}" if current.filename else \
                 str(current.strerror)
-        current = current.__cause__ or current.__context__
     return None
 
 
@@ -69,6 +66,12 @@ def create_db_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+# Alembic's commands keep their context in module globals (alembic.context, alembic.op), so two
+# threads upgrading at once break each other (KeyError: 'config'): one upgrade at a time in a
+# process, as when the API's worker threads each open a store.
+_UPGRADING = threading.Lock()
 
 
 def _unreachable(engine: Engine, exc: OperationalError) -> DatabaseError:
@@ -86,7 +89,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` with the migrations shipped in the package."""
     config = _alembic_config()
     try:
-        with engine.begin() as connection:
+        with _UPGRADING, engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except OperationalError as exc:

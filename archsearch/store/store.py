@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, update
-from sqlalchemy.orm import selectinload, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from archsearch.errors import NotFoundError
+from archsearch.store.lease import LeaseLost, lease_seconds
 from archsearch.store.models import (
     EpochRow,
     FloorRow,
@@ -72,6 +74,29 @@ class Store:
             self.engine.dispose()
             raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._fence: tuple[int, str] | None = None  # (task, lease owner): see fence()
+
+    def fence(self, task_id: int, owner: str) -> None:
+        """From now on, this store's writes to ``task_id`` (its trials, epochs, floor,
+        recommendations, columns) commit only while ``owner`` holds the task's lease: a driver
+        whose lease another driver took raises :class:`~archsearch.store.lease.LeaseLost`
+        instead of writing over it."""
+        self._fence = (task_id, owner)
+
+    @contextmanager
+    def _writing(self, task_id: int) -> Iterator[Session]:
+        """:func:`session_scope`, fenced (see :meth:`fence`): the lease is read after the
+        writes are flushed, when the transaction holds the write lock (SQLite) or the task's
+        row (PostgreSQL, FOR UPDATE), so no other driver can take the lease before the commit."""
+        with session_scope(self._sessions) as session:
+            yield session
+            if self._fence is not None and self._fence[0] == task_id:
+                session.flush()
+                holder = session.scalar(select(TaskRow.lease_owner)
+                                        .where(TaskRow.id == task_id).with_for_update())
+                if holder != self._fence[1]:
+                    raise LeaseLost(task_id, "another driver holds its lease now"
+                                    if holder else "its lease lapsed")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -103,7 +128,7 @@ class Store:
 
     def update_task(self, task_id: int, **values: Any) -> None:
         """Set task columns (status, best_trial_id, report_path, error, optuna_study, ...)."""
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             row = self._task_row(session, task_id)
             for key, value in values.items():
                 if key not in _TASK_FIELDS:
@@ -114,9 +139,14 @@ class Store:
         with session_scope(self._sessions) as session:
             return _task_record(self._task_row(session, task_id))
 
-    def list_tasks(self) -> list[TaskRecord]:
+    def list_tasks(self, limit: int | None = None, offset: int = 0,
+                   newest_first: bool = False) -> list[TaskRecord]:
+        """The tasks by id, oldest first (or newest first); a page of them with ``limit`` and
+        ``offset``, cut in SQL."""
+        order = TaskRow.id.desc() if newest_first else TaskRow.id
         with session_scope(self._sessions) as session:
-            rows = session.scalars(select(TaskRow).order_by(TaskRow.id)).all()
+            rows = session.scalars(select(TaskRow).order_by(order)
+                                   .limit(limit).offset(offset)).all()
             return [_task_record(row) for row in rows]
 
     # -- leases: which driver runs a task (see archsearch.store.lease) ----------------------
@@ -204,7 +234,7 @@ class Store:
     # -- the floor -----------------------------------------------------------------------------
     def save_floor(self, task_id: int, floor: FloorResult) -> None:
         """Store (or replace) the task's measured floor; read it back as ``TaskRecord.floor``."""
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             task = self._task_row(session, task_id)
             row = task.floor
             if row is None:
@@ -217,7 +247,7 @@ class Store:
                                       bag_test_score: float | None = None) -> None:
         """The floor's k-fold score on the folds the search's finalists were scored on, and the
         test score of its fold models' bag."""
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             row = self._task_row(session, task_id).floor
             if row is None:
                 raise NotFoundError(f"task {task_id} has no floor to cross-validate.")
@@ -228,7 +258,7 @@ class Store:
     def start_trial(self, task_id: int, number: int, family: str, config: dict[str, Any],
                     tune_trial_id: str | None = None) -> None:
         """Record a trial as running (idempotent per (task, number): a rerun resets it)."""
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             row = self._trial_row(session, task_id, number, missing_ok=True)
             if row is None:
                 row = TrialRow(task_id=task_id, number=number)
@@ -242,7 +272,7 @@ class Store:
 
     def record_epoch(self, task_id: int, number: int, report: EpochReport) -> None:
         """Store one epoch; a retried trial (Ray restarts a crashed worker) overwrites it."""
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             row = self._trial_row(session, task_id, number)
             epoch = session.scalars(select(EpochRow).where(EpochRow.trial_id == row.id,
                                                            EpochRow.epoch == report.epoch)
@@ -256,7 +286,7 @@ class Store:
             row.train_seconds = report.elapsed_s
 
     def finish_trial(self, task_id: int, number: int, outcome: TrialOutcome) -> None:
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             row = self._trial_row(session, task_id, number)
             row.status = outcome.status.value
             row.error = outcome.error
@@ -271,7 +301,7 @@ class Store:
     def record_cost(self, task_id: int, number: int, cost: CostMeasurement,
                     node_id: str | None = None) -> None:
         """Store the cost measured on the untrained model (before any epoch), and where."""
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             row = self._trial_row(session, task_id, number)
             _set_cost(row, cost)
             row.node_id = node_id
@@ -279,7 +309,7 @@ class Store:
     def record_retry(self, task_id: int, number: int, reason: str) -> int:
         """Count a failed attempt that Ray runs again (its epochs are then reported afresh);
         the reason stands as the trial's error until it ends. Returns the retries so far."""
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             row = self._trial_row(session, task_id, number)
             row.retries += 1
             row.error = f"attempt {row.retries} failed ({reason}); Ray runs it again"
@@ -287,18 +317,18 @@ class Store:
 
     def record_cross_validation(self, task_id: int, number: int, mean: float, std: float,
                                 folds: int) -> None:
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             row = self._trial_row(session, task_id, number)
             row.cv_score, row.cv_std, row.cv_folds = mean, std, folds
 
     def record_bag(self, task_id: int, number: int, test_score: float) -> None:
         """The test score of the bag of a finalist's fold models (the answer on small data)."""
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             self._trial_row(session, task_id, number).bag_test_score = test_score
 
     def delete_trial(self, task_id: int, number: int) -> None:
         """Remove a trial and its epochs (an interrupted trial about to be run again)."""
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             row = self._trial_row(session, task_id, number)
             for epoch in list(row.epochs):
                 session.delete(epoch)
@@ -307,7 +337,7 @@ class Store:
     def mark_trial(self, task_id: int, number: int, status: TrialStatus,
                    error: str | None = None) -> None:
         """Change a trial's status only (pruned, or failed by the scheduler)."""
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             self._mark(self._trial_row(session, task_id, number), status, error)
 
     @classmethod
@@ -321,13 +351,16 @@ class Store:
     def _signed(task: TaskRow, value: float) -> float:
         return Metric(task.metric_name, task.metric_direction).sign * value
 
-    def trials(self, task_id: int) -> list[TrialRecord]:
+    def trials(self, task_id: int, limit: int | None = None, offset: int = 0,
+               with_epochs: bool = True) -> list[TrialRecord]:
+        """The task's trials by number; a page of them with ``limit`` and ``offset``, cut in
+        SQL. Without ``with_epochs``, their learning curves are not read (``epochs`` empty)."""
+        query = (select(TrialRow).where(TrialRow.task_id == task_id)
+                 .order_by(TrialRow.number).limit(limit).offset(offset))
+        if with_epochs:
+            query = query.options(selectinload(TrialRow.epochs))
         with session_scope(self._sessions) as session:
-            rows = session.scalars(
-                select(TrialRow).where(TrialRow.task_id == task_id)
-                .options(selectinload(TrialRow.epochs)).order_by(TrialRow.number)
-            ).all()
-            return [_trial_record(row) for row in rows]
+            return [_trial_record(row, with_epochs) for row in session.scalars(query).all()]
 
     @staticmethod
     def _trial_row(session, task_id: int, number: int,  # noqa: ANN001
@@ -386,7 +419,7 @@ class Store:
 
     # -- recommendations -----------------------------------------------------------------------
     def save_recommendation(self, task_id: int, rec: RecommendationRecord) -> None:
-        with session_scope(self._sessions) as session:
+        with self._writing(task_id) as session:
             session.add(RecommendationRow(task_id=task_id, family=rec.family, config=rec.config,
                                           confidence=rec.confidence, rationale=rec.rationale,
                                           ranking=rec.ranking))
@@ -417,15 +450,22 @@ def _lease_free(now: datetime, owner: str | None) -> ColumnElement[bool]:
 
 def _task_record(row: TaskRow) -> TaskRecord:
     values = {name: getattr(row, name) for name in _TASK_FIELDS}
+    now, why = utcnow(), None
     if (row.status in _UNFINISHED and row.lease_expires_at is not None
-            and row.lease_expires_at < utcnow()):
+            and row.lease_expires_at < now):
         # Its driver stopped renewing (killed, or its machine or database went away): the
         # stored status cannot be trusted, and the task can be resumed.
+        why = (f"its driver stopped renewing its lease (lapsed at "
+               f"{row.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC, while {row.status})")
+    elif (row.status == TaskStatus.QUEUED.value and row.lease_owner is None
+          and row.created_at < now - timedelta(seconds=lease_seconds())):
+        # A driver takes the lease within moments of the task being stored; none did for a
+        # whole lease (its server was stopped in between), so none will.
+        why = "no driver ever took it (its server stopped before its driver started)"
+    if why:
         values["status"] = TaskStatus.INTERRUPTED.value
-        values["error"] = (
-            f"its driver stopped renewing its lease (lapsed at "
-            f"{row.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC, while {row.status}): continue it "
-            f"with `archsearch search --resume {row.id}` or POST /tasks/{row.id}/resume.")
+        values["error"] = (f"{why}: continue it with `archsearch search --resume {row.id}` or "
+                           f"POST /tasks/{row.id}/resume.")
     floor = (None if row.floor is None
              else FloorResult(**{name: getattr(row.floor, name) for name in _FLOOR_FIELDS}))
     return TaskRecord(metric=Metric(row.metric_name, row.metric_direction), floor=floor,

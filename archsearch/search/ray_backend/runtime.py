@@ -7,13 +7,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 
 import ray
 
 from archsearch.errors import UsageError
 
-TOKEN_FILE = Path.home() / ".ray" / "auth_token"
 LOOPBACK = "127.0.0.1"  # where the embedded runtime listens, every service of it
 
 
@@ -30,12 +28,6 @@ class RayRuntime:
     @property
     def gpus(self) -> float:
         return self.resources.get("GPU", 0.0)
-
-
-def dashboard_hint() -> str:
-    """How to get into the dashboard (Ray 2.60 enables token authentication by default)."""
-    return (f"the dashboard asks for a token: it is in {TOKEN_FILE} "
-            "(or the RAY_AUTH_TOKEN environment variable of the cluster)")
 
 
 @contextmanager

@@ -1,8 +1,6 @@
 """Ray Tune adapters: the trainable, a Searcher over the Optuna study, a scheduler that lets
 Optuna's pruner stop trials, and a callback that relays events; each delegates its decisions
-to the :class:`~archsearch.search.coordinator.Coordinator`, which knows nothing of Ray. Ray is
-called here, in ``runtime.py`` (the runtime), ``engine.py`` (the Tuner) and ``finalists.py``
-(the folds as Ray tasks)."""
+to the :class:`~archsearch.search.coordinator.Coordinator`, which knows nothing of Ray."""
 
 from __future__ import annotations
 
@@ -22,6 +20,7 @@ from ray.tune.search import Searcher
 
 from archsearch.data import PreparedData
 from archsearch.search.coordinator import EVENT, Coordinator, outcome_to_dict
+from archsearch.search.observer import MODEL_FILE
 from archsearch.trial import TrialSpec, run_trial
 from archsearch.types import (
     ArchConfig,
@@ -30,8 +29,6 @@ from archsearch.types import (
     EpochReport,
     TrainConfig,
 )
-
-MODEL_FILE = "model.pt"
 
 
 def trainable(config: dict[str, Any], data: PreparedData) -> None:

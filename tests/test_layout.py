@@ -1,0 +1,24 @@
+"""The house's rooms: Ray behind one adapter, and the faces (CLI, API) loading neither Ray nor
+Optuna until a search runs."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "archsearch"
+IMPORTS_RAY = re.compile(r"^\s*(import ray\b|from ray\b)", re.MULTILINE)
+
+
+def test_only_the_ray_adapter_imports_ray():
+    importers = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
+                 if IMPORTS_RAY.search(path.read_text(encoding="utf-8"))}
+    assert importers and all(p.startswith("search/ray_backend/") for p in importers), importers
+
+
+def test_the_api_and_the_cli_load_neither_ray_nor_optuna():
+    probe = ("import sys, archsearch.api.app, archsearch.cli, archsearch.workflow; "
+             "print(sorted(m for m in ('ray', 'optuna') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"
