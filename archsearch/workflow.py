@@ -50,6 +50,8 @@ from archsearch.recommend import (
     facts_for,
     recommend,
 )
+from archsearch.recommend.knowledge import load_knowledge_base
+from archsearch.recommend.rationale import knowledge_verdict
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint
@@ -366,6 +368,7 @@ class _SearchedTask:
     facts: dict[str, Any]  # the task's facts for the recommender (facts_for)
     families: list[str]
     past: PastEvidence
+    predicted: str  # the instant recommendation's family, before the search
     floor_model: FloorModel | None  # None: kept from before a resume, or not fitted
     status: TaskStatus = TaskStatus.COMPLETED
     error: str | None = None  # why the search stopped early (an interrupt, a cancel)
@@ -394,12 +397,13 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
                              finished)
     families = sorted(space.families)
     facts = facts_for(task.meta_features, task.task_kind, request.constraints.to_dict())
-    searched = _SearchedTask(store, task, request, prepared, observer, facts, families,
-                             evidence_for_task(store, task, families), floor_model)
+    past = evidence_for_task(store, task, families, load_knowledge_base())
     # The instant recommendation orders the initial design: under a time budget the
     # likeliest families are measured before time runs out.
-    instant = recommend(facts, families, task.metric, [], past=searched.past)
+    instant = recommend(facts, families, task.metric, [], past=past)
     family_order = tuple(r.family for r in instant.ranking)
+    searched = _SearchedTask(store, task, request, prepared, observer, facts, families, past,
+                             instant.family, floor_model)
     with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
         trial_minutes, deadline = _time_plan(request, prepared, started)
         settings = SearchSettings(
@@ -445,6 +449,9 @@ def _conclusion_phase(searched: _SearchedTask, owner: str, keeper: LeaseKeeper,
     rec = recommend(searched.facts, searched.families, metric, selection_trials(trials),
                     past=searched.past)
     rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number, metric))
+    verdict = knowledge_verdict(searched.predicted, rec.family, searched.past)
+    if verdict:
+        rec.rationale.append(verdict)
     best = next((t for t in trials if t.number == rec.trial_number), None)
     bag = _bag_the_pick(store, task_id, best, observer, searched.data, request.constraints,
                         metric, rec, printer)

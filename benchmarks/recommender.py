@@ -2,6 +2,19 @@
 
     python benchmarks/recommender.py [--quick] [--seed N] [--keep DIR]
     python benchmarks/recommender.py --rescore DIR
+    python benchmarks/recommender.py --knowledge-base [MATRIX]
+
+``--knowledge-base`` trains nothing (seconds): it scores the instant pick by leave-one-task-out
+over the knowledge base's matrix (default: the shipped one, docs/knowledge-base.md). Each
+measured corpus task is held out in turn (its row removed) and picked for from the others'
+rows, the rules as prior and as hard validity rules (a family a hard rule excludes is no
+candidate), beside the rules alone, a uniformly random family and the best constant pick (the
+family best most often on the other tasks). Regret is ``1 - s(pick)``, ``s`` the held-out
+task's normalised test score over its candidates; ``top3_rate`` is the share of held-out tasks
+whose best family is among the instant ranking's first three. The last line is one JSON object
+with ``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``, ``best_constant``),
+``top3_rate``, ``best_family_share`` (the largest share of tasks one family wins) and the
+knowledge base's provenance.
 
 ``--rescore DIR`` scores the recommender again on the searches a ``--keep DIR`` run left there,
 without searching: the same measured tasks, the recommender as it is now.
@@ -48,9 +61,23 @@ from archsearch.data import load_dataset  # noqa: E402
 from archsearch.data.builtin import BUILTIN_TASKS  # noqa: E402
 from archsearch.errors import DataError  # noqa: E402
 from archsearch.options import SearchOptions  # noqa: E402
-from archsearch.recommend import evidence_for_task, facts_for, recommend  # noqa: E402
+from archsearch.recommend import (  # noqa: E402
+    PastTask,
+    apply_rules,
+    evidence_for_task,
+    facts_for,
+    load_rules,
+    past_evidence,
+    recommend,
+)
+from archsearch.recommend.knowledge import (  # noqa: E402
+    MATRIX_FILE,
+    KnowledgeBase,
+    load_knowledge_base,
+)
 from archsearch.recommend.ranker import normalised_scores  # noqa: E402
 from archsearch.search.ray_backend.runtime import ray_runtime  # noqa: E402
+from archsearch.space import load_space  # noqa: E402
 from archsearch.space.schema import default_space_path  # noqa: E402
 from archsearch.store import Store, TaskRecord  # noqa: E402
 from archsearch.workflow import SearchRequest, run_task  # noqa: E402
@@ -138,6 +165,89 @@ def evaluate(store: Store, families: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def knowledge_base_rows(knowledge: KnowledgeBase, families: list[str]) -> list[dict[str, Any]]:
+    """Leave-one-task-out over the matrix (see ``--knowledge-base`` in the module docstring)."""
+    rules = load_rules()
+    corpus = knowledge.past_tasks()
+    rows = []
+    for held in corpus:
+        facts = facts_for(held.meta_features, held.task_kind, held.constraints)
+        excluded = apply_rules(rules, facts, families).excluded
+        candidates = sorted(f for f in held.scores if f in families and f not in excluded)
+        truth = normalised_scores({f: held.scores[f] for f in candidates},
+                                  held.metric.maximizes)
+        if len(truth) < 2:
+            continue
+        others = [task for task in corpus if task.name != held.name]
+        past = past_evidence([], held.meta_features, held.task_kind, candidates,
+                             corpus=others, knowledge=knowledge.provenance())
+        instant = recommend(facts, candidates, held.metric, [], rules, past)
+        rules_only = recommend(facts, candidates, held.metric, [], rules)
+        constant = best_constant(others, candidates)
+        best = max(truth, key=truth.get)
+        rows.append({
+            "task": held.name, "kind": held.task_kind, "best_family": best,
+            "instant": instant.family, "rules_only": rules_only.family,
+            "best_constant": constant,
+            "regret_instant": round(regret(instant.family, truth), 4),
+            "regret_rules_only": round(regret(rules_only.family, truth), 4),
+            "regret_random": round(statistics.fmean(1.0 - v for v in truth.values()), 4),
+            "regret_best_constant": round(regret(constant, truth), 4),
+            "best_in_top3": best in [r.family for r in instant.ranking[:3]],
+            "trust_factor": instant.trust.factor if instant.trust else None,
+        })
+    return rows
+
+
+def best_constant(tasks: list[PastTask], candidates: list[str]) -> str:
+    """The candidate that is the best family on the most ``tasks`` (ties: the higher mean
+    normalised score, then the first name)."""
+    wins = dict.fromkeys(candidates, 0)
+    means: dict[str, list[float]] = {f: [] for f in candidates}
+    for task in tasks:
+        scores = normalised_scores(task.scores, task.metric.maximizes)
+        if scores:
+            winner = max(scores, key=scores.get)
+            if winner in wins:
+                wins[winner] += 1
+        for family, value in scores.items():
+            if family in means:
+                means[family].append(value)
+    return max(sorted(candidates, reverse=True),
+               key=lambda f: (wins[f], statistics.fmean(means[f] or [0.0])))
+
+
+def knowledge_base_main(matrix: Path) -> int:
+    start = time.perf_counter()
+    knowledge = load_knowledge_base(matrix)
+    if knowledge is None:
+        print(f"{matrix}: no measured cell yet; build it with benchmarks/knowledge.py build.",
+              file=sys.stderr)
+        return 2
+    rows = knowledge_base_rows(knowledge, sorted(load_space().families))
+    for row in rows:
+        print(f"{row['task']}: best {row['best_family']}; instant {row['instant']} (regret "
+              f"{row['regret_instant']:.3f}), rules {row['rules_only']} "
+              f"({row['regret_rules_only']:.3f}), constant {row['best_constant']} "
+              f"({row['regret_best_constant']:.3f})")
+    winners = [row["best_family"] for row in rows]
+    result = {
+        "benchmark": "recommender_knowledge_base_leave_one_task_out",
+        "tasks": len(rows),
+        "regret": {name: mean(rows, f"regret_{name}")
+                   for name in ("instant", "rules_only", "random", "best_constant")},
+        "top3_rate": (round(sum(r["best_in_top3"] for r in rows) / len(rows), 3)
+                      if rows else None),
+        "best_family_share": (round(max(map(winners.count, winners)) / len(rows), 3)
+                              if rows else None),
+        "knowledge_base": knowledge.provenance(),
+        "per_task": rows,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    print(json.dumps(result))
+    return 0
+
+
 def run_searches(specs: list[str], space: Path, budget: int, db_url: str, report_dir: Path,
                  seed: int) -> dict[str, float]:
     """One small search per task; returns seconds per task."""
@@ -169,7 +279,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the database and reports in DIR (default: a temp dir)")
     parser.add_argument("--rescore", type=Path, metavar="DIR",
                         help="score again the searches a --keep DIR run left in DIR")
+    parser.add_argument("--knowledge-base", type=Path, nargs="?", const=MATRIX_FILE,
+                        metavar="MATRIX", help="leave-one-task-out over the knowledge base's "
+                        "matrix, training nothing (default: the shipped matrix)")
     args = parser.parse_args(argv)
+    if args.knowledge_base:
+        return knowledge_base_main(args.knowledge_base)
     settings = QUICK if args.quick else FULL
     start = time.perf_counter()
     search_seconds: dict[str, float] = {}

@@ -7,12 +7,16 @@ from archsearch.recommend.pareto import pareto_front
 from archsearch.recommend.ranker import (
     FamilyScoreRegressor,
     PastEvidence,
-    meta_vector,
+    PastTask,
     past_evidence,
+    stored_tasks,
     training_table,
 )
 from archsearch.recommend.rules import Rule, apply_rules, load_rules
+from archsearch.recommend.similarity import meta_vector, pairwise_distances, task_distance
 
-__all__ = ["Advice", "FamilyRank", "FamilyScoreRegressor", "PastEvidence", "Recommendation",
+__all__ = ["Advice", "FamilyRank", "FamilyScoreRegressor", "PastEvidence", "PastTask",
+           "Recommendation",
            "Rule", "advise", "apply_rules", "evidence_for_task", "facts_for", "load_rules",
-           "meta_vector", "pareto_front", "past_evidence", "recommend", "training_table"]
+           "meta_vector", "pairwise_distances", "pareto_front", "past_evidence", "recommend",
+           "stored_tasks", "task_distance", "training_table"]

@@ -1,14 +1,15 @@
 """The instant answer behind ``archsearch recommend DATA``: rules and past data, no training.
 
 It loads and describes the data set (meta-features: seconds at most), fits the past-task ranker
-on the database and combines both with the rules. When the database already holds a completed
+on the database and on the shipped knowledge base's corpus tasks (when it holds any), and
+combines both with the rules. When the database already holds a completed
 search of the same data (same fingerprint), that search's measured trials decide, under the
 constraints given now.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from archsearch.recommend.combine import Recommendation, facts_for, recommend
-from archsearch.recommend.ranker import NO_PAST, PastEvidence, past_evidence
-from archsearch.store import Store, TaskRecord
+from archsearch.recommend.knowledge import KnowledgeBase, load_knowledge_base
+from archsearch.recommend.ranker import PastEvidence, past_evidence
+from archsearch.store import Store, TaskRecord, TrialRecord
 from archsearch.store.session import create_db_engine
 from archsearch.types import Constraints, Metric, TaskStatus
 
@@ -25,10 +27,24 @@ if TYPE_CHECKING:
     from archsearch.data import LoadOptions
 
 
-def evidence_for_task(store: Store, task: TaskRecord, families: Sequence[str]) -> PastEvidence:
-    """The past-task evidence for a stored task: every other completed task in ``store``."""
-    return past_evidence(store.past_results(exclude=[task.id]), task.meta_features,
-                         task.task_kind, list(families), fingerprint=task.fingerprint)
+def evidence_for_task(store: Store, task: TaskRecord, families: Sequence[str],
+                      knowledge: KnowledgeBase | None = None) -> PastEvidence:
+    """The past-task evidence for a stored task: every other completed task in ``store``, and
+    the corpus tasks of ``knowledge`` (the shipped knowledge base) when given."""
+    return _with_knowledge(knowledge, store.past_results(exclude=[task.id]),
+                           task.meta_features, task.task_kind, families, (),
+                           task.fingerprint)
+
+
+def _with_knowledge(knowledge: KnowledgeBase | None,
+                    history: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
+                    meta: Mapping[str, Any], task_kind: str, families: Sequence[str],
+                    exclude: Sequence[int], fingerprint: str | None) -> PastEvidence:
+    """:func:`past_evidence` with the knowledge base's corpus tasks joining the stored ones."""
+    if knowledge is None:
+        return past_evidence(history, meta, task_kind, list(families), exclude, fingerprint)
+    return past_evidence(history, meta, task_kind, list(families), exclude, fingerprint,
+                         corpus=knowledge.past_tasks(), knowledge=knowledge.provenance())
 
 
 @dataclass(frozen=True)
@@ -54,7 +70,9 @@ class Advice:
             "rationale": rec.rationale,
             "ranking": [r.to_dict() for r in rec.ranking],
             "measured_task_id": self.measured_task.id if self.measured_task else None,
-            "past_tasks": self.past.n_tasks,
+            "past_tasks": self.past.n_tasks - self.past.n_corpus,
+            "corpus_tasks": self.past.n_corpus,
+            "knowledge_base": self.past.knowledge,
             "trust": rec.trust.to_dict() if rec.trust else None,
             "dataset": self.dataset_name,
             "metric": {"name": self.metric.name, "direction": self.metric.direction},
@@ -92,7 +110,9 @@ def advise(source: str, constraints: Constraints | None = None, db_url: str | No
     digest = fingerprint(dataset)
     metric = Metric.for_task(dataset.task)
     families = sorted(load_space(space).families)
-    past, measured, trials = NO_PAST, None, []
+    knowledge = load_knowledge_base()
+    history: list[tuple[TaskRecord, dict[str, TrialRecord]]] = []
+    measured, trials = None, []
     skip = _readable_database(db_url) if db_url else "no database given"
     database = skip or f"read {make_url(db_url).render_as_string(hide_password=True)}"
     if skip is None:
@@ -105,9 +125,8 @@ def advise(source: str, constraints: Constraints | None = None, db_url: str | No
                 trials = store.trials(measured.id)
                 metric = measured.metric
                 families = sorted(set(families) | {t.family for t in trials})
-            past = past_evidence(history, meta, dataset.task.value, families,
-                                 exclude=[measured.id] if measured else [],
-                                 fingerprint=digest)
+    past = _with_knowledge(knowledge, history, meta, dataset.task.value, families,
+                           [measured.id] if measured else [], digest)
     facts = facts_for(meta, dataset.task.value, constraints.to_dict())
     rec = recommend(facts, families, metric, trials, past=past, constraints=constraints)
     return Advice(rec, dataset.name, meta, metric, families, past, measured, database)

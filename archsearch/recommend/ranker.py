@@ -2,15 +2,19 @@
 
 Glossary:
 - *meta-features*: the data room's description of a data set (``archsearch.data.meta``);
-  :func:`meta_vector` turns the numeric ones into a fixed-length row (logs of the sizes, the
-  task kind one-hot, signal statistics; a missing key is NaN).
+  :func:`~archsearch.recommend.similarity.meta_vector` turns them into a fixed-length row and
+  :func:`~archsearch.recommend.similarity.pairwise_distances` says how far apart two rows are
+  (the one task distance of the recommender).
 - *normalised family score*: on one past task, ``(s_f - s_worst) / (s_best - s_worst)`` over
   the families measured there, with ``s`` the best validation score of each family, signed so
   that higher is better: 1 = the best measured family, 0 = the worst. A family not measured on
   a task is NaN there.
 - :class:`FamilyScoreRegressor`: a scikit-learn estimator, meta-feature rows -> one normalised
-  score per family (k nearest past tasks over standardised features, distance-weighted; one
+  score per family (k nearest past tasks by the task distance, distance-weighted; one
   neighbour model per family, fitted on the tasks that measured it).
+- :class:`PastTask`: one task learned from: a completed search in the user's database, or a
+  corpus task of the shipped knowledge base (:mod:`archsearch.recommend.knowledge`); the two
+  join in one table.
 - :class:`PastEvidence`: the ranker's answer for one task, with what backs it (how many past
   tasks, the nearest ones, a configuration to start from), or why there is none.
 - :class:`HeldOutTask`: one past task predicted from the other past tasks, beside what it
@@ -26,45 +30,16 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.impute import SimpleImputer
-from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
-from sklearn.preprocessing import StandardScaler
+from sklearn.neighbors import KNeighborsRegressor
 
+from archsearch.recommend.similarity import FEATURE_NAMES, meta_vector, pairwise_distances
 from archsearch.store.records import TaskRecord, TrialRecord
+from archsearch.types import Metric
 
 MIN_TASKS = 2  # with fewer usable past tasks the ranker has nothing to say
 # At most this many (the most recent) past tasks are held out one at a time, so that the
 # calibration costs O(n) fits, not O(n^2) work, on a large database.
 MAX_HELD_OUT = 50
-TASK_KINDS = ("classification", "regression", "forecast")
-# (meta-feature, transform): sizes on a log scale (a task twice as long is as far as one half
-# as long); statistics as they are. Keys the data room does not provide stay NaN (imputed).
-_LOG_KEYS = ("seq_len", "n_sequences", "n_features", "n_outputs", "length_mean",
-             "class_imbalance", "dominant_period")
-_RAW_KEYS = ("padding_ratio", "acf_lag1", "acf_long_lag", "hurst_exponent",
-             "spectral_energy_long", "spectral_energy_short", "dominant_period_power")
-FEATURE_NAMES: tuple[str, ...] = (tuple(f"log10_{k}" for k in _LOG_KEYS) + _RAW_KEYS
-                                  + tuple(f"is_{kind}" for kind in TASK_KINDS))
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    return math.nan
-
-
-def meta_vector(meta: Mapping[str, Any], task_kind: str | None = None) -> np.ndarray:
-    """One row of :data:`FEATURE_NAMES` from a meta-feature dict (missing or odd values: NaN)."""
-    row = []
-    for key in _LOG_KEYS:
-        value = _number(meta.get(key))
-        row.append(math.log10(value) if value > 0 else math.nan)
-    row.extend(_number(meta.get(key)) for key in _RAW_KEYS)
-    kind = task_kind or meta.get("task")
-    row.extend(float(kind == k) if kind is not None else math.nan for k in TASK_KINDS)
-    return np.asarray(row, dtype=np.float64)
 
 
 def normalised_scores(best: Mapping[str, float], maximize: bool) -> dict[str, float]:
@@ -85,11 +60,12 @@ def normalised_scores(best: Mapping[str, float], maximize: bool) -> dict[str, fl
 class FamilyScoreRegressor(BaseEstimator):
     """Meta-features -> normalised score per family, from past tasks (scikit-learn estimator).
 
-    ``fit(X, Y)``: ``X`` (n_tasks, n_features) may hold NaN (imputed by the training median);
-    ``Y`` (n_tasks, n_families) holds normalised scores, NaN where a task did not measure a
-    family. Each family gets its own distance-weighted k-nearest-neighbour model over the
-    standardised features of the tasks that measured it. ``predict(X)`` returns
-    (n, n_families), NaN for a family no training task measured.
+    ``fit(X, Y)``: ``X`` (n_tasks, n_features) rows of
+    :func:`~archsearch.recommend.similarity.meta_vector` (NaN: missing); ``Y`` (n_tasks,
+    n_families) holds normalised scores, NaN where a task did not measure a family. Each family
+    gets its own distance-weighted k-nearest-neighbour model over the tasks that measured it,
+    by the recommender's task distance. ``predict(X)`` returns (n, n_families), NaN for a
+    family no training task measured.
 
     Parameters: ``n_neighbors`` (k, capped at the tasks available per family) and ``weights``
     (``"distance"`` or ``"uniform"``, as in :class:`~sklearn.neighbors.KNeighborsRegressor`).
@@ -107,50 +83,52 @@ class FamilyScoreRegressor(BaseEstimator):
         if X.ndim != 2 or len(X) != len(Y) or len(X) == 0:
             raise ValueError(f"X must be (n_tasks, n_features) and y (n_tasks, n_families) "
                              f"with n_tasks >= 1; got {X.shape} and {Y.shape}")
+        if X.shape[1] != len(FEATURE_NAMES):
+            raise ValueError(f"X must have the {len(FEATURE_NAMES)} columns of meta_vector, "
+                             f"got {X.shape[1]}")
         if self.n_neighbors < 1:
             raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
         self.n_features_in_ = X.shape[1]
         self.n_outputs_ = Y.shape[1]
-        self.imputer_ = SimpleImputer(strategy="median", keep_empty_features=True).fit(X)
-        self.scaler_ = StandardScaler().fit(self.imputer_.transform(X))
-        Z = self._transform(X)
+        self.X_ = X
+        distances = pairwise_distances(X, X)
         self.support_ = (~np.isnan(Y)).sum(axis=0)
+        self.rows_: list[np.ndarray] = []  # per family: the training tasks that measured it
         self.models_: list[KNeighborsRegressor | None] = []
         for j in range(self.n_outputs_):
-            rows = ~np.isnan(Y[:, j])
-            if not rows.any():
+            rows = np.flatnonzero(~np.isnan(Y[:, j]))
+            self.rows_.append(rows)
+            if not len(rows):
                 self.models_.append(None)
                 continue
-            k = min(self.n_neighbors, int(rows.sum()))
-            self.models_.append(KNeighborsRegressor(n_neighbors=k, weights=self.weights)
-                                .fit(Z[rows], Y[rows, j]))
-        self.neighbours_ = NearestNeighbors().fit(Z)
+            k = min(self.n_neighbors, len(rows))
+            self.models_.append(KNeighborsRegressor(n_neighbors=k, weights=self.weights,
+                                                    metric="precomputed")
+                                .fit(distances[np.ix_(rows, rows)], Y[rows, j]))
         return self
 
-    def _transform(self, X: np.ndarray) -> np.ndarray:
-        return self.scaler_.transform(self.imputer_.transform(X))
-
-    def _check(self, X: Any) -> np.ndarray:
+    def _distances(self, X: Any) -> np.ndarray:
+        """(n, n_tasks) distances from the rows of ``X`` to the training tasks."""
         if not hasattr(self, "models_"):
             raise ValueError("this FamilyScoreRegressor is not fitted yet; call fit(X, y) first")
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have {self.n_features_in_} columns, got shape {X.shape}")
-        return X
+        return pairwise_distances(X, self.X_)
 
     def predict(self, X: Any) -> np.ndarray:
-        Z = self._transform(self._check(X))
-        out = np.full((len(Z), self.n_outputs_), np.nan)
+        distances = self._distances(X)
+        out = np.full((len(distances), self.n_outputs_), np.nan)
         for j, model in enumerate(self.models_):
             if model is not None:
-                out[:, j] = np.clip(model.predict(Z), 0.0, 1.0)
+                out[:, j] = np.clip(model.predict(distances[:, self.rows_[j]]), 0.0, 1.0)
         return out
 
     def kneighbors(self, X: Any, n_neighbors: int = 3) -> tuple[np.ndarray, np.ndarray]:
         """(distances, row indices) of the nearest training tasks, over all families."""
-        Z = self._transform(self._check(X))
-        k = min(n_neighbors, self.neighbours_.n_samples_fit_)
-        return self.neighbours_.kneighbors(Z, n_neighbors=k)
+        distances = self._distances(X)
+        order = np.argsort(distances, axis=1, kind="stable")[:, :n_neighbors]
+        return np.take_along_axis(distances, order, axis=1), order
 
     def score(self, X: Any, y: Any) -> float:
         """Masked R^2 over the measured entries of ``y`` (higher is better, 1 is perfect)."""
@@ -167,47 +145,70 @@ class FamilyScoreRegressor(BaseEstimator):
 
 
 @dataclass(frozen=True)
+class PastTask:
+    """One task the ranker learns from: a completed search in the database, or a corpus task
+    of the shipped knowledge base (``task_id`` None; :mod:`archsearch.recommend.knowledge`)."""
+
+    name: str  # the data set's name, or the corpus task's id
+    task_id: int | None
+    task_kind: str
+    meta_features: Mapping[str, Any]
+    constraints: Mapping[str, Any]
+    metric: Metric
+    scores: dict[str, float]  # each family's best score by ``metric``
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # family -> its best
+    config_sources: dict[str, str] = field(default_factory=dict)  # family -> "task 3, trial 4"
+    fingerprint: str | None = None
+    seed: int | None = None
+
+
+def stored_tasks(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
+                 exclude: Iterable[int] = ()) -> list[PastTask]:
+    """:meth:`archsearch.store.Store.past_results` (but the tasks in ``exclude``) as
+    :class:`PastTask`: each family's best validation score and configuration."""
+    excluded = set(exclude)
+    return [PastTask(task.dataset_name, task.id, task.task_kind, task.meta_features,
+                     task.constraints, task.metric,
+                     {f: t.val_score for f, t in best.items()},
+                     {f: dict(t.config) for f, t in best.items()},
+                     {f: f"task {task.id}, trial {t.number}" for f, t in best.items()},
+                     task.fingerprint, task.seed)
+            for task, best in past if task.id not in excluded]
+
+
+@dataclass(frozen=True)
 class TrainingTable:
     """Past tasks as a learning problem: X (tasks x features), Y (tasks x families)."""
 
     X: np.ndarray
     Y: np.ndarray
     families: list[str]
-    tasks: list[TaskRecord]
-    best: list[dict[str, TrialRecord]]  # per task: its best completed trial per family
+    tasks: list[PastTask]
 
 
-def training_table(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
-                   families: Iterable[str] | None = None,
-                   exclude: Iterable[int] = ()) -> TrainingTable:
-    """Build the table from :meth:`archsearch.store.Store.past_results`.
-
-    Tasks in ``exclude`` and tasks that measured fewer than two of ``families`` (nothing to
-    compare) are left out. ``families`` defaults to every family seen.
-    """
-    excluded = set(exclude)
-    rows = [(task, dict(best)) for task, best in past if task.id not in excluded]
+def training_table(past: Sequence[PastTask],
+                   families: Iterable[str] | None = None) -> TrainingTable:
+    """Build the table; tasks that measured fewer than two of ``families`` (nothing to
+    compare) are left out. ``families`` defaults to every family seen."""
     names = sorted(set(families) if families is not None
-                   else {f for _, best in rows for f in best})
-    X, Y, tasks, bests = [], [], [], []
-    for task, best in rows:
-        maximize = task.metric.maximizes
-        scores = normalised_scores({f: t.val_score for f, t in best.items() if f in names},
-                                   maximize)
+                   else {f for task in past for f in task.scores})
+    X, Y, tasks = [], [], []
+    for task in past:
+        scores = normalised_scores({f: v for f, v in task.scores.items() if f in names},
+                                   task.metric.maximizes)
         if not scores:
             continue
         X.append(meta_vector(task.meta_features, task.task_kind))
         Y.append([scores.get(f, math.nan) for f in names])
         tasks.append(task)
-        bests.append(best)
     return TrainingTable(np.asarray(X, dtype=np.float64).reshape(len(X), len(FEATURE_NAMES)),
                          np.asarray(Y, dtype=np.float64).reshape(len(Y), len(names)),
-                         names, tasks, bests)
+                         names, tasks)
 
 
 @dataclass(frozen=True)
 class Neighbour:
-    task_id: int
+    task_id: int | None  # None: a corpus task of the knowledge base
     dataset_name: str
     distance: float
     best_family: str
@@ -223,7 +224,7 @@ def trust_weight(support: int, n_neighbors: int) -> float:
 class HeldOutTask:
     """A past task predicted by the ranker fitted on the other past tasks."""
 
-    task: TaskRecord
+    task: PastTask
     scores: dict[str, float]  # predicted 0..1 per family
     weights: dict[str, float]  # trust per predicted family (:func:`trust_weight`)
     truth: dict[str, float]  # what the task measured, normalised (NaN-free)
@@ -234,7 +235,7 @@ class PastEvidence:
     """What past tasks predict for this one (``available`` False: too few, the rules decide)."""
 
     available: bool
-    n_tasks: int  # usable past tasks
+    n_tasks: int  # usable past tasks, corpus tasks included
     scores: dict[str, float] = field(default_factory=dict)  # predicted 0..1 per family
     support: dict[str, int] = field(default_factory=dict)  # past tasks that measured a family
     neighbours: list[Neighbour] = field(default_factory=list)
@@ -243,6 +244,8 @@ class PastEvidence:
     same_data: list[tuple[int, int, str]] = field(default_factory=list)  # (task, seed, winner)
     n_neighbors: int = 3
     held_out: list[HeldOutTask] = field(default_factory=list)
+    n_corpus: int = 0  # of n_tasks, corpus tasks of the knowledge base
+    knowledge: str | None = None  # the knowledge base's provenance, when it was consulted
 
     def weight(self, family: str) -> float:
         """How much to trust the prediction for ``family`` (:func:`trust_weight`)."""
@@ -251,7 +254,8 @@ class PastEvidence:
         return trust_weight(self.support.get(family, 0), self.n_neighbors)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"available": self.available, "n_tasks": self.n_tasks, "scores": self.scores,
+        return {"available": self.available, "n_tasks": self.n_tasks,
+                "n_corpus": self.n_corpus, "knowledge": self.knowledge, "scores": self.scores,
                 "support": self.support,
                 "neighbours": [n.__dict__ for n in self.neighbours]}
 
@@ -262,19 +266,24 @@ NO_PAST = PastEvidence(False, 0)
 def past_evidence(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
                   meta: Mapping[str, Any], task_kind: str, families: Sequence[str],
                   exclude: Iterable[int] = (), fingerprint: str | None = None,
-                  n_neighbors: int = 3) -> PastEvidence:
-    """Fit the ranker on ``past`` (minus ``exclude``) and predict for this task's ``meta``.
+                  n_neighbors: int = 3, corpus: Sequence[PastTask] = (),
+                  knowledge: str | None = None) -> PastEvidence:
+    """Fit the ranker on ``past`` (minus ``exclude``) and the ``corpus`` tasks of the shipped
+    knowledge base (``knowledge``: its provenance), and predict for this task's ``meta``.
 
     ``fingerprint``: this data set's, to report earlier searches of the same data (their
     seeds and winners: stability across seeds).
     """
-    table = training_table(past, families, exclude)
+    # The corpus first: the most recent tasks, the user's own, are always among those held out.
+    table = training_table([*corpus, *stored_tasks(past, exclude)], families)
+    n_corpus = sum(task.task_id is None for task in table.tasks)
     same = []
     for task, row in zip(table.tasks, table.Y, strict=True):
         if fingerprint and task.fingerprint == fingerprint:
-            same.append((task.id, task.seed, table.families[int(np.nanargmax(row))]))
+            same.append((task.task_id, task.seed, table.families[int(np.nanargmax(row))]))
     if len(table.tasks) < MIN_TASKS:
-        return PastEvidence(False, len(table.tasks), same_data=same, n_neighbors=n_neighbors)
+        return PastEvidence(False, len(table.tasks), same_data=same, n_neighbors=n_neighbors,
+                            n_corpus=n_corpus, knowledge=knowledge if n_corpus else None)
     model = FamilyScoreRegressor(n_neighbors=n_neighbors).fit(table.X, table.Y)
     x = meta_vector(meta, task_kind)[None, :]
     predicted = model.predict(x)[0]
@@ -286,17 +295,19 @@ def past_evidence(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
     for distance, index in zip(distances[0], indices[0], strict=True):
         task = table.tasks[index]
         winner = table.families[int(np.nanargmax(table.Y[index]))]
-        neighbours.append(Neighbour(task.id, task.dataset_name, float(distance), winner))
+        neighbours.append(Neighbour(task.task_id, task.name, float(distance), winner))
     # A configuration to start from, per family: its best trial on the nearest past task
-    # that measured it.
+    # that measured it and kept its configuration.
     _, order = model.kneighbors(x, len(table.tasks))
     for index in order[0]:
-        for family, trial in table.best[index].items():
+        task = table.tasks[index]
+        for family, config in task.configs.items():
             if family in scores and family not in configs:
-                configs[family] = dict(trial.config)
-                sources[family] = f"task {table.tasks[index].id}, trial {trial.number}"
+                configs[family] = dict(config)
+                sources[family] = task.config_sources[family]
     return PastEvidence(True, len(table.tasks), scores, support, neighbours, configs, sources,
-                        same, n_neighbors, _held_out(table, n_neighbors))
+                        same, n_neighbors, _held_out(table, n_neighbors), n_corpus,
+                        knowledge if n_corpus else None)
 
 
 def _held_out(table: TrainingTable, n_neighbors: int) -> list[HeldOutTask]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from archsearch.recommend.evidence import DataTrust, Evidence, FamilyRank
-from archsearch.recommend.ranker import PastEvidence
+from archsearch.recommend.ranker import Neighbour, PastEvidence
 from archsearch.store.records import TrialRecord
 
 # A cheaper point on the Pareto front is worth naming when its quality is within this share of
@@ -71,14 +71,20 @@ def _past_sentences(e: Evidence) -> list[str]:
     if past is None:
         return []
     if not past.available:
-        return [f"Past tasks: {past.n_tasks} usable in the database (at least 2 completed "
-                "searches that measured two or more families are needed); the ranker has no "
-                "data, so the rules set the prior."]
-    near = "; ".join(f"{n.dataset_name} (task {n.task_id}, best {n.best_family}, distance "
+        corpus = f" and {past.n_corpus} in the knowledge base" if past.n_corpus else ""
+        return [f"Past tasks: {past.n_tasks - past.n_corpus} usable in the database{corpus} "
+                "(at least 2 tasks that measured two or more families are needed); the ranker "
+                "has no data, so the rules set the prior."]
+    near = "; ".join(f"{n.dataset_name} ({_origin(n)}, best {n.best_family}, distance "
                      f"{n.distance:.2f})" for n in past.neighbours)
-    sentences = [f"Past tasks: learned from {past.n_tasks} earlier searches; the nearest by "
-                 f"meta-features are {near}. They predict {_fmt_past(past, e.ranking)} (1 = "
-                 "the best family on a similar task, 0 = the worst)."]
+    learned = f"{past.n_tasks - past.n_corpus} earlier searches"
+    if past.n_corpus:
+        learned += f" and {past.n_corpus} corpus tasks of the knowledge base"
+    sentences = [f"Past tasks: learned from {learned}; the nearest by meta-features are "
+                 f"{near}. They predict {_fmt_past(past, e.ranking)} (1 = the best family on a "
+                 "similar task, 0 = the worst)."]
+    if past.knowledge:
+        sentences.append(past.knowledge)
     if e.trust is not None:
         sentences.append(_trust_sentence(e.trust))
     rules_top = max(_allowed(e), key=lambda r: r.prior)
@@ -95,6 +101,25 @@ def _past_sentences(e: Evidence) -> list[str]:
                          for task, seed, winner in past.same_data)
         sentences.append(f"Earlier searches of the same data set: {runs}.")
     return sentences
+
+
+def knowledge_verdict(predicted: str, picked: str, past: PastEvidence) -> str | None:
+    """What the instant recommendation (rules and past tasks, the knowledge base among them)
+    predicted before a search, and whether the search's pick agreed; None when the knowledge
+    base was not consulted."""
+    if not past.n_corpus:
+        return None
+    used = ("learned from" if past.available else
+            "too few to learn from, so the rules decided; it holds")
+    verdict = ("the search agreed" if predicted == picked
+               else f"the search picked {picked} instead")
+    return (f"Before the search, the instant recommendation predicted {predicted} (the rules, "
+            f"and the knowledge base: {used} {past.n_corpus} measured corpus task(s)); "
+            f"{verdict}.")
+
+
+def _origin(neighbour: Neighbour) -> str:
+    return "corpus" if neighbour.task_id is None else f"task {neighbour.task_id}"
 
 
 def _constraint_sentences(e: Evidence) -> list[str]:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from archsearch.recommend.similarity import task_distance
 from archsearch.store import TaskRecord, TrialRecord
 
-# Meta-features compared on a log scale: a task twice as long is as far as one half as long.
-SIMILARITY_KEYS = ("seq_len", "n_features", "n_sequences")
-MAX_DISTANCE = 1.5  # in natural-log units, summed over the keys
-
-
-def task_distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
-    if a.get("task") != b.get("task"):
-        return math.inf
-    distance = 0.0
-    for key in SIMILARITY_KEYS:
-        x, y = a.get(key), b.get(key)
-        if not isinstance(x, (int, float)) or not isinstance(y, (int, float)) or x <= 0 or y <= 0:
-            return math.inf
-        distance += abs(math.log(x) - math.log(y))
-    return distance
+# In the units of archsearch.recommend.similarity (decades of length): about a fivefold length
+# apart at most, and below its KIND_GAP: never a task of another kind.
+MAX_DISTANCE = 0.75
 
 
 def similar_winners(meta_features: Mapping[str, Any],

@@ -1,0 +1,265 @@
+"""Build the knowledge base's performance matrix, resumably (docs/knowledge-base.md).
+
+    python benchmarks/knowledge.py build [--tasks ID,...] [--families F,...] [--trials N]
+                                         [--steps N] [--cv-folds K] [--out FILE]
+    python benchmarks/knowledge.py status [--out FILE]
+
+``build`` measures every missing cell (corpus task x family x this machine's device) of the
+corpus (``archsearch/recommend/knowledge/corpus.yaml``): a search of that family alone through
+the normal workflow (its own temporary database, so that no earlier cell warm-starts it; the
+pruner off, so every trial gets the whole step budget), at the one budget of the matrix file.
+Each cell is appended to the matrix as soon as it finishes; Ctrl-C or a crash loses at most the
+running cell, and a later ``build`` skips the finished ones. The sidecar JSON records each run's
+provenance (commit, machine, torch/ray versions, dates, budget). ``--out`` writes another
+matrix file; a budget other than the shipped one (``--trials/--steps/--cv-folds``) needs it, so
+a quick build is never taken for the knowledge base. ``status`` prints how much is measured,
+the mean cell time and the CPU time left at that rate; its last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from archsearch.errors import ArchsearchError, UsageError  # noqa: E402
+from archsearch.options import SearchOptions  # noqa: E402
+from archsearch.recommend.knowledge import (  # noqa: E402
+    COMPLETED,
+    CORPUS_FILE,
+    FAILED,
+    MATRIX_FILE,
+    STANDARD_BUDGET,
+    Cell,
+    CellBudget,
+    Corpus,
+    CorpusTask,
+    append_cell,
+    load_corpus,
+    read_cells,
+    read_sidecar,
+    write_sidecar,
+)
+from archsearch.space import load_space  # noqa: E402
+from archsearch.space.schema import default_space_path  # noqa: E402
+from archsearch.store import Store  # noqa: E402
+from archsearch.types import TrialStatus  # noqa: E402
+from archsearch.workflow import SearchRequest, run_task  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# What one cell measures: (cell, the task's facts for the sidecar); raises KeyboardInterrupt
+# when it was stopped before it finished.
+Measure = Callable[[CorpusTask, str, CellBudget, int], tuple[Cell, dict[str, Any]]]
+
+
+def this_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def provenance(budget: CellBudget, corpus: Corpus) -> dict[str, Any]:
+    """Where and with what one build run measures its cells."""
+    import optuna
+    import ray
+    import torch
+
+    def git(*args: str) -> str | None:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False)
+        return done.stdout.strip() or None if done.returncode == 0 else None
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"started": utc_now(),
+            "commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
+                       + (f", {gpu}" if gpu else ""),
+            "device": this_device(), "python": platform.python_version(),
+            "torch": torch.__version__, "ray": ray.__version__, "optuna": optuna.__version__,
+            "budget": dataclasses.asdict(budget), "corpus_version": corpus.version,
+            "cells": 0}
+
+
+def family_space(family: str, budget: CellBudget, out: Path) -> Path:
+    """The default space cut to ``family``, every trial at ``budget.max_steps``; its rules
+    keep what they fix in this family's parameters (a space refuses a rule on a parameter it
+    does not have)."""
+    raw = yaml.safe_load(default_space_path().read_text(encoding="utf-8"))
+    raw["families"] = {family: raw["families"][family]}
+    raw["training"]["max_steps"] = budget.max_steps
+    names = set(raw["training"]) | set(raw["shared"]) | set(raw["families"][family] or {})
+    rules = [{**rule, "fix": {k: v for k, v in rule["fix"].items() if k in names}}
+             for rule in raw.get("rules", [])]
+    raw["rules"] = [rule for rule in rules if rule["fix"]]
+    path = out / f"space-{family}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def measure_cell(task: CorpusTask, family: str, budget: CellBudget,
+                 run: int) -> tuple[Cell, dict[str, Any]]:
+    """One cell through the normal workflow (see the module docstring)."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="archsearch-kb-") as tmp:
+        work = Path(tmp)
+        db_url = f"sqlite:///{work / 'cell.db'}"
+        options = SearchOptions(budget_trials=budget.trials, seed=budget.seed, pruner="none",
+                                cv_folds=budget.cv_folds)
+        request = SearchRequest(data=task.data, constraints=task.constraints,
+                                space=str(family_space(family, budget, work)), options=options,
+                                db_url=db_url, report_dir=work / "reports")
+        result = run_task(request, printer=lambda line: None)
+        if result["status"] == "interrupted":
+            raise KeyboardInterrupt
+        with Store(db_url) as store:
+            stored = store.get_task(result["task_id"])
+            trials = [t for t in store.trials(stored.id)
+                      if t.status == TrialStatus.COMPLETED.value and t.val_score is not None]
+    metric = stored.metric
+    best = None
+    for trial in trials:
+        if best is None or metric.better(trial.val_score, best.val_score):
+            best = trial
+    facts = {"data": task.data, "kind": stored.task_kind,
+             "metric": {"name": metric.name, "direction": metric.direction},
+             "meta_features": stored.meta_features}
+    seconds = round(time.perf_counter() - started, 1)
+    if best is None:
+        return failed_cell(task.id, family, seconds, run), facts
+    return Cell(task.id, family, best.device or this_device(), COMPLETED, best.val_score,
+                best.test_score, best.cv_score, best.cv_std, best.cv_folds,
+                round(best.train_seconds, 2), best.latency_ms, best.params,
+                best.peak_memory_mb, len(trials), seconds, run, utc_now()), facts
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def failed_cell(task_id: str, family: str, seconds: float, run: int) -> Cell:
+    """A cell in which no trial completed (or the workflow refused the task): recorded, so that
+    a later build does not spend its budget again, with no scores."""
+    return Cell(task_id, family, this_device(), FAILED, *[None] * 9, 0, seconds, run, utc_now())
+
+
+def _note(matrix: Path, corpus: Corpus, families: list[str], budget: CellBudget) -> str:
+    done = {(c.task, c.family) for c in read_cells(matrix)}
+    total = len(corpus.tasks) * len(families)
+    standard = budget == STANDARD_BUDGET
+    if len(done) >= total and standard:
+        return f"Complete: all {total} cells of corpus version {corpus.version}."
+    return (f"{'Partial' if standard else 'Not the knowledge base (a non-standard budget)'}: "
+            f"{len(done)} of {total} cells ({len(corpus.tasks)} tasks x {len(families)} "
+            "families) measured; the rest are still to be built.")
+
+
+def build(corpus: Corpus, families: list[str], budget: CellBudget, matrix: Path,
+          tasks: Iterable[str] | None = None, measure: Measure = measure_cell,
+          printer: Callable[[str], None] = print) -> int:
+    """Measure every missing cell of ``tasks`` (default: the whole corpus) x ``families`` on
+    this device into ``matrix``; return how many were measured. Stops cleanly on Ctrl-C."""
+    sidecar = read_sidecar(matrix)
+    if sidecar["budget"] is not None and CellBudget(**sidecar["budget"]) != budget:
+        raise UsageError(f"{matrix} holds cells measured at {sidecar['budget']}; a cell at "
+                         f"{dataclasses.asdict(budget)} would not compare with them. Build "
+                         "into another file (--out) or use its budget.")
+    chosen = [corpus.task(t) for t in tasks] if tasks is not None else list(corpus.tasks)
+    device = this_device()
+    done = {(c.task, c.family) for c in read_cells(matrix) if c.device == device}
+    todo = [(task, family) for task in chosen for family in families
+            if (task.id, family) not in done]
+    printer(f"{len(todo)} cell(s) to measure on {device} into {matrix} "
+            f"({len(chosen) * len(families) - len(todo)} already there).")
+    if not todo:
+        return 0
+    sidecar["budget"] = dataclasses.asdict(budget)
+    sidecar["corpus_version"] = corpus.version
+    sidecar["runs"].append(provenance(budget, corpus))
+    run = len(sidecar["runs"]) - 1
+    write_sidecar(matrix, sidecar)
+    from archsearch.search.ray_backend.runtime import ray_runtime
+
+    measured = 0
+    with ray_runtime(None):  # one embedded runtime: every cell's search joins it
+        for task, family in todo:
+            try:
+                cell, facts = measure(task, family, budget, run)
+            except KeyboardInterrupt:
+                printer(f"Stopped during {task.id} x {family}: it is measured again next time.")
+                break
+            except ArchsearchError as exc:  # the workflow refused this cell: record why not
+                printer(f"{task.id} x {family}: refused ({exc}).")
+                cell, facts = failed_cell(task.id, family, 0.0, run), None
+            append_cell(matrix, cell)
+            measured += 1
+            if facts is not None:
+                sidecar["tasks"][task.id] = facts
+            sidecar["runs"][run]["cells"] += 1
+            sidecar["runs"][run]["finished"] = cell.finished_at
+            sidecar["note"] = _note(matrix, corpus, families, budget)
+            write_sidecar(matrix, sidecar)
+            printer(f"{task.id} x {family}: {cell.status}, test {cell.test_score}, "
+                    f"{cell.cell_seconds:g} s.")
+    return measured
+
+
+def status(corpus: Corpus, families: list[str], matrix: Path) -> dict[str, Any]:
+    """How much of the matrix is measured, and the CPU time the rest would take."""
+    cells = read_cells(matrix)
+    total = len(corpus.tasks) * len(families)
+    seconds = [c.cell_seconds for c in cells if c.status == COMPLETED]
+    mean = statistics.fmean(seconds) if seconds else None
+    missing = total - len({(c.task, c.family) for c in cells})
+    return {"matrix": str(matrix), "cells": len(cells), "of": total,
+            "completed": len(seconds), "failed": sum(c.status == FAILED for c in cells),
+            "tasks_measured": len({c.task for c in cells}),
+            "mean_cell_seconds": round(mean, 1) if mean else None,
+            "hours_left_at_that_rate": round(mean * missing / 3600, 1) if mean else None,
+            "note": read_sidecar(matrix).get("note")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["build", "status"])
+    parser.add_argument("--tasks", help="corpus task ids, comma-separated (default: all)")
+    parser.add_argument("--families", help="families, comma-separated (default: the default "
+                                           "space's)")
+    parser.add_argument("--trials", type=int, default=STANDARD_BUDGET.trials)
+    parser.add_argument("--steps", type=int, default=STANDARD_BUDGET.max_steps)
+    parser.add_argument("--cv-folds", type=int, default=STANDARD_BUDGET.cv_folds)
+    parser.add_argument("--out", type=Path, default=MATRIX_FILE, help="the matrix file")
+    parser.add_argument("--corpus", type=Path, default=CORPUS_FILE)
+    args = parser.parse_args(argv)
+    corpus = load_corpus(args.corpus)
+    families = (args.families.split(",") if args.families
+                else sorted(load_space().families))
+    if args.command == "status":
+        print(json.dumps(status(corpus, families, args.out)))
+        return 0
+    budget = dataclasses.replace(STANDARD_BUDGET, trials=args.trials, max_steps=args.steps,
+                                 cv_folds=args.cv_folds)
+    if budget != STANDARD_BUDGET and args.out.resolve() == MATRIX_FILE.resolve():
+        parser.error("a budget other than the shipped matrix's needs --out FILE")
+    build(corpus, families, budget, args.out,
+          args.tasks.split(",") if args.tasks else None)
+    print(json.dumps(status(corpus, families, args.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

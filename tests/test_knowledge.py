@@ -1,0 +1,179 @@
+"""The knowledge base: its corpus, and a resumable build of its matrix (tiny budget)."""
+
+import json
+
+import pytest
+
+from archsearch.data import load_dataset
+from archsearch.errors import UsageError
+from archsearch.recommend.knowledge import (
+    COMPLETED,
+    CellBudget,
+    load_corpus,
+    load_knowledge_base,
+    read_cells,
+    read_sidecar,
+)
+from benchmarks.knowledge import build, main, measure_cell
+
+TINY = CellBudget(trials=1, max_steps=4, cv_folds=0)
+
+
+def test_the_corpus_spans_the_axes_the_rules_reason_about():
+    corpus = load_corpus()
+    assert len(corpus.tasks) >= 30 and len({t.id for t in corpus.tasks}) == len(corpus.tasks)
+    data = {t.id: load_dataset(t.data) for t in corpus.tasks}
+    assert {d.task.value for d in data.values()} == {"classification", "regression",
+                                                      "forecast"}
+    lengths = [d.seq_len for d in data.values()]
+    assert min(lengths) < 30 and max(lengths) >= 2000
+    assert max(d.n_features for d in data.values()) >= 12
+    assert min(d.n_sequences for d in data.values()) <= 100 <= max(
+        d.n_sequences for d in data.values())
+    assert any(t.constraints.streaming for t in corpus.tasks)
+    assert "CardanoSentiment" in corpus.unseen["aeon"]
+
+
+@pytest.mark.parametrize("tasks, message", [
+    ("  - {id: a, data: 'builtin:cardanosentiment', axes: x}\n", "one of the unseen sets"),
+    ("  - {id: a, data: 'builtin:parity', axes: x}\n" * 2, "used by an earlier task"),
+    ("  - {id: a, data: 'data.csv', axes: x}\n", "must be a builtin: spec"),
+    ("  - {id: a, data: 'builtin:parity', axes: x, constraints: {fast: true}}\n",
+     "bad constraints"),
+])
+def test_a_corpus_that_breaks_its_rules_is_refused_with_the_task_named(tmp_path, tasks,
+                                                                       message):
+    from archsearch.errors import ArchsearchError
+
+    path = tmp_path / "corpus.yaml"
+    path.write_text("version: 1\ntasks:\n" + tasks + "unseen: {aeon: [CardanoSentiment]}\n",
+                    encoding="utf-8")
+    with pytest.raises(ArchsearchError, match=message):
+        load_corpus(path)
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path):
+    path = tmp_path / "corpus.yaml"
+    path.write_text("version: 1\ntasks:\n"
+                    "  - {id: parity-8, data: 'builtin:parity?length=8&n=64', axes: tiny}\n",
+                    encoding="utf-8")
+    return load_corpus(path)
+
+
+def test_a_stopped_build_keeps_its_finished_cells_and_resumes(tmp_path, tiny_corpus):
+    matrix = tmp_path / "matrix.csv"
+    calls = []
+
+    def stopped_at_the_second_cell(task, family, budget, run):
+        calls.append(family)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as Ctrl-C in the middle of a cell
+        return measure_cell(task, family, budget, run)
+
+    families = ["gru", "tcn"]
+    assert build(tiny_corpus, families, TINY, matrix, measure=stopped_at_the_second_cell,
+                 printer=lambda line: None) == 1
+    first = read_cells(matrix)
+    assert [(c.task, c.family, c.status) for c in first] == [("parity-8", "gru", COMPLETED)]
+    cell = first[0]
+    assert cell.device == "cpu" and cell.trials == 1 and 0 <= cell.test_score <= 1
+    assert cell.params > 0 and cell.latency_ms > 0 and cell.train_seconds > 0
+    # Run again: the finished cell is skipped, the interrupted one measured.
+    calls.clear()
+    assert build(tiny_corpus, families, TINY, matrix, measure=stopped_at_the_second_cell,
+                 printer=lambda line: None) == 1
+    assert calls == ["tcn"]
+    assert [(c.family, c.run) for c in read_cells(matrix)] == [("gru", 0), ("tcn", 1)]
+    sidecar = read_sidecar(matrix)
+    assert [run["cells"] for run in sidecar["runs"]] == [1, 1]
+    run = sidecar["runs"][0]
+    assert {"commit", "machine", "torch", "ray", "started", "budget"} <= set(run)
+    assert sidecar["budget"] == {"trials": 1, "max_steps": 4, "cv_folds": 0, "seed": 0}
+    assert sidecar["tasks"]["parity-8"]["meta_features"]["seq_len"] == 8
+    assert "Not the knowledge base" in sidecar["note"]
+    kb = load_knowledge_base(matrix)
+    assert set(kb.scores()["parity-8"]) == {"gru", "tcn"} and "2 cells" in kb.provenance()
+    # Nothing left: a third build measures nothing; another budget is refused.
+    assert build(tiny_corpus, families, TINY, matrix, printer=lambda line: None) == 0
+    with pytest.raises(UsageError, match="would not compare"):
+        build(tiny_corpus, families, CellBudget(), matrix, printer=lambda line: None)
+
+
+def test_a_quick_budget_never_writes_the_shipped_matrix(capsys):
+    with pytest.raises(SystemExit):
+        main(["build", "--trials", "1"])
+    assert "needs --out" in capsys.readouterr().err
+    main(["status", "--out", "/nonexistent/matrix.csv"])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["cells"] == 0
+
+
+FAMILIES = ["gru", "lstm", "tcn", "transformer"]
+
+
+def write_matrix(path, winners):
+    """A hand-made matrix: on task ``name`` (length ``n``) the family ``winners[n]`` scores
+    0.9, the others 0.5 (accuracy); the sidecar as a build writes it."""
+    from archsearch.recommend.knowledge import Cell, append_cell, write_sidecar
+
+    tasks = {}
+    for n, winner in winners.items():
+        name = f"task-{n}"
+        for family in FAMILIES:
+            score = 0.9 if family == winner else 0.5
+            append_cell(path, Cell(name, family, "cpu", COMPLETED, score, score, None, None,
+                                   None, 1.0, 1.0, 1000, 1.0, 4, 10.0, 0, "2026-12-01T00:00Z"))
+        tasks[name] = {"data": f"builtin:parity?length={n}", "kind": "classification",
+                       "metric": {"name": "accuracy", "direction": "maximize"},
+                       "meta_features": {"seq_len": n, "n_sequences": 1000, "n_features": 1}}
+    write_sidecar(path, {"format": 1, "corpus_version": 1, "note": "Hand-made for a test.",
+                         "budget": {"trials": 4, "max_steps": 300, "cv_folds": 5, "seed": 0},
+                         "runs": [{"commit": "abc1234", "started": "2026-12-01T00:00:00Z"}],
+                         "tasks": tasks})
+
+
+def test_the_instant_pick_learns_from_the_matrix_and_names_its_nearest_tasks(tmp_path):
+    from archsearch.recommend import facts_for, past_evidence, recommend
+    from archsearch.types import Metric
+
+    # Against the rules (short sequences: recurrent), tcn wins every short task.
+    matrix = tmp_path / "matrix.csv"
+    write_matrix(matrix, {16: "tcn", 20: "tcn", 24: "tcn", 32: "tcn", 40: "tcn", 48: "tcn",
+                          2000: "transformer", 3000: "transformer", 4000: "transformer"})
+    knowledge = load_knowledge_base(matrix)
+    assert len(knowledge.tasks) == 9 and "abc1234" in knowledge.provenance()
+    meta = {"seq_len": 30, "n_sequences": 1000, "n_features": 1}
+    past = past_evidence([], meta, "classification", FAMILIES,
+                         corpus=knowledge.past_tasks(), knowledge=knowledge.provenance())
+    assert past.available and past.n_corpus == 9 and past.scores["tcn"] == 1.0
+    rec = recommend(facts_for(meta, "classification", {}), FAMILIES,
+                    Metric("accuracy", "maximize"), [], past=past)
+    assert rec.family == "tcn" and rec.trust.factor > 0
+    text = " ".join(rec.rationale)
+    assert "9 corpus tasks of the knowledge base" in text
+    assert "task-32 (corpus, best tcn" in text and "Knowledge base matrix.csv: 36 cells" in text
+    # What a search's report says of the prediction: agreed, or what the search picked.
+    from archsearch.recommend.rationale import knowledge_verdict
+
+    assert knowledge_verdict("tcn", "tcn", past).endswith("9 measured corpus task(s)); the "
+                                                          "search agreed.")
+    assert knowledge_verdict("tcn", "gru", past).endswith("the search picked gru instead.")
+    assert knowledge_verdict("tcn", "gru", past_evidence([], meta, "classification",
+                                                         FAMILIES)) is None
+
+
+def test_the_knowledge_base_benchmark_scores_leave_one_task_out(tmp_path, capsys):
+    from benchmarks.recommender import main as benchmark
+
+    matrix = tmp_path / "matrix.csv"
+    write_matrix(matrix, {16: "tcn", 20: "tcn", 24: "tcn", 32: "tcn", 40: "tcn", 48: "tcn",
+                          2000: "transformer", 3000: "transformer", 4000: "transformer"})
+    assert benchmark(["--knowledge-base", str(matrix)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["tasks"] == 9
+    assert set(result["regret"]) == {"instant", "rules_only", "random", "best_constant"}
+    regret = result["regret"]
+    assert regret["instant"] < regret["rules_only"] and regret["instant"] < regret["random"]
+    assert regret["instant"] <= regret["best_constant"]
+    assert 0.0 <= result["top3_rate"] <= 1.0 and result["best_family_share"] == pytest.approx(
+        6 / 9, abs=1e-3)
