@@ -147,3 +147,15 @@ def test_recommender_benchmark_scores_leave_one_task_out_regret(tmp_path):
         assert row["regret_rules_data"] == 0.0
         assert row["regret_rules_only"] == (1.0 if row["rules_only"] == "gru" else 0.75)
         assert row["regret_random"] == pytest.approx((1.0 + 0.75 + 0.0) / 3, abs=1e-4)
+
+
+def test_past_tasks_too_far_from_a_task_say_nothing_about_it(tmp_path):
+    with Store(f"sqlite:///{tmp_path / 'past.db'}") as store:
+        for seq_len in (30, 50, 80, 120):
+            add_search(store, seq_len, {"gru": 0.5, "lstm": 0.4, "transformer": 0.1})
+        # Tens of steps against 20,000: far beyond MAX_NEIGHBOUR_DISTANCE in length alone.
+        meta = {"seq_len": 20_000, "n_sequences": 1000, "n_features": 2}
+        past = past_evidence(store.past_results(), meta, "regression", FAMILIES)
+    assert not past.available and past.n_tasks == 4 and past.nearest > 1.5
+    rec = recommend(facts_for(meta, "regression", {}), FAMILIES, MSE, [], past=past)
+    assert any("none is similar enough to predict from" in s for s in rec.rationale)

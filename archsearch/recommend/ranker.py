@@ -32,7 +32,12 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.neighbors import KNeighborsRegressor
 
-from archsearch.recommend.similarity import FEATURE_NAMES, meta_vector, pairwise_distances
+from archsearch.recommend.similarity import (
+    FEATURE_NAMES,
+    MAX_NEIGHBOUR_DISTANCE,
+    meta_vector,
+    pairwise_distances,
+)
 from archsearch.store.records import TaskRecord, TrialRecord
 from archsearch.types import Metric
 
@@ -246,6 +251,7 @@ class PastEvidence:
     held_out: list[HeldOutTask] = field(default_factory=list)
     n_corpus: int = 0  # of n_tasks, corpus tasks of the knowledge base
     knowledge: str | None = None  # the knowledge base's provenance, when it was consulted
+    nearest: float | None = None  # set when the nearest task was too far to predict from
 
     def weight(self, family: str) -> float:
         """How much to trust the prediction for ``family`` (:func:`trust_weight`)."""
@@ -286,6 +292,11 @@ def past_evidence(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
                             n_corpus=n_corpus, knowledge=knowledge if n_corpus else None)
     model = FamilyScoreRegressor(n_neighbors=n_neighbors).fit(table.X, table.Y)
     x = meta_vector(meta, task_kind)[None, :]
+    nearest = float(model.kneighbors(x, 1)[0][0, 0])
+    if nearest > MAX_NEIGHBOUR_DISTANCE:
+        return PastEvidence(False, len(table.tasks), same_data=same, n_neighbors=n_neighbors,
+                            n_corpus=n_corpus, knowledge=knowledge if n_corpus else None,
+                            nearest=nearest)
     predicted = model.predict(x)[0]
     scores = {f: float(v) for f, v in zip(table.families, predicted, strict=True)
               if not math.isnan(v)}

@@ -7,6 +7,7 @@ import math
 
 from archsearch.recommend.evidence import DataTrust, Evidence, FamilyRank
 from archsearch.recommend.ranker import Neighbour, PastEvidence
+from archsearch.recommend.similarity import MAX_NEIGHBOUR_DISTANCE
 from archsearch.store.records import TrialRecord
 
 # A cheaper point on the Pareto front is worth naming when its quality is within this share of
@@ -72,6 +73,11 @@ def _past_sentences(e: Evidence) -> list[str]:
         return []
     if not past.available:
         corpus = f" and {past.n_corpus} in the knowledge base" if past.n_corpus else ""
+        if past.nearest is not None:
+            return [f"Past tasks: {past.n_tasks - past.n_corpus} in the database{corpus}, the "
+                    f"nearest {past.nearest:.2f} away by meta-features, beyond "
+                    f"{MAX_NEIGHBOUR_DISTANCE:g}: none is similar enough to predict from, so "
+                    "the rules set the prior."]
         return [f"Past tasks: {past.n_tasks - past.n_corpus} usable in the database{corpus} "
                 "(at least 2 tasks that measured two or more families are needed); the ranker "
                 "has no data, so the rules set the prior."]

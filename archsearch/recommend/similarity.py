@@ -33,6 +33,11 @@ from archsearch.types import TaskKind
 TASK_KINDS = tuple(kind.value for kind in TaskKind)
 KIND_GAP = 1.0
 MISSING_GAP = 0.5
+# Past tasks farther than this say nothing about a task: when none is nearer, past data (the
+# user's searches and the knowledge base) is not consulted and the rules set the prior (a
+# knowledge base of parity, sunspots and ItalyPowerDemand, 3 units from the adding problem,
+# was seen overriding the adding problem's own measurements).
+MAX_NEIGHBOUR_DISTANCE = 1.5
 # (meta-feature, weight): the length dominates, as it does in the seed guide's rules; the
 # number of sequences and channels count half; derived sizes and signal statistics (values of
 # order 1) a quarter to a half, so that the dependence structure separates tasks of one size.
