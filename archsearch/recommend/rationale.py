@@ -155,18 +155,25 @@ def _unmeasured_sentences(e: Evidence) -> list[str]:
 
 def _measured_sentences(e: Evidence, best: TrialRecord) -> list[str]:
     top, metric = e.ranking[0], e.metric
-    sentences = [
-        f"{top.family} reached the best validation {metric.name} ({best.val_score:.4g}) in "
-        f"trial {best.number}; {top.n_trials} of the {len(e.feasible)} "
-        f"{'feasible' if e.limits else 'completed'} trials are {top.family}."]
     runner = next((r for r in e.ranking[1:] if r.measured is not None
                    and r.excluded_by is None), None)
+    # The prior breaks near-ties (combine.PRIOR_SCALE): the runner-up may have measured better.
+    ahead = runner is not None and metric.better(runner.measured, best.val_score)
+    sentences = [
+        f"{top.family} reached {'a' if ahead else 'the best'} validation {metric.name} "
+        f"({best.val_score:.4g}) in trial {best.number}; {top.n_trials} of the "
+        f"{len(e.feasible)} {'feasible' if e.limits else 'completed'} trials are "
+        f"{top.family}."]
     if runner is not None:
         gap = abs(best.val_score - runner.measured)
         share = abs(metric.utility(best.val_score) - metric.utility(runner.measured)) / e.spread
         relative = gap / abs(best.val_score) if best.val_score else math.inf
+        why = ("below the cross-validated pick" if top.cross_validated
+               and not runner.cross_validated else "ranked second by the prior belief (a "
+               "near-tie)")
+        where = f"ahead on validation, {why}" if ahead else "behind"
         sentences.append(f"Runner-up: {runner.family} at {runner.measured:.4g} "
-                         f"({runner.n_trials} trial(s)), {gap:.3g} behind ({relative:.1%}; "
+                         f"({runner.n_trials} trial(s)), {gap:.3g} {where} ({relative:.1%}; "
                          f"{share:.0%} of the measured range).")
     favoured = max(e.ranking, key=lambda r: r.prior)
     if favoured.prior > 1.0 and favoured.family != top.family:
