@@ -116,6 +116,8 @@ def knowledge_verdict(predicted: str, picked: str, past: PastEvidence) -> str | 
     if not past.n_corpus:
         return None
     used = ("learned from" if past.available else
+            "none near enough to learn from, so the rules decided; it holds"
+            if past.nearest is not None else
             "too few to learn from, so the rules decided; it holds")
     verdict = ("the search agreed" if predicted == picked
                else f"the search picked {picked} instead")
