@@ -250,7 +250,9 @@ def stored_curves(db: str) -> list[tuple[str, Metric, dict[str, list[Curve]]]]:
                     curves.setdefault(trial.family, []).append(
                         Curve(scores, trial.train_seconds / len(scores)))
             if curves:
-                tasks.append((f"{Path(db).stem}/{task.id} {task.dataset_name}", task.metric,
+                where = Path(db.split("///", 1)[-1])  # the file of a sqlite URL
+                tasks.append((f"{where.parent.name}/{where.stem}/{task.id} {task.dataset_name}",
+                              task.metric,
                               curves))
     return tasks
 
