@@ -292,7 +292,8 @@ def past_evidence(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
                             n_corpus=n_corpus, knowledge=knowledge if n_corpus else None)
     model = FamilyScoreRegressor(n_neighbors=n_neighbors).fit(table.X, table.Y)
     x = meta_vector(meta, task_kind)[None, :]
-    nearest = float(model.kneighbors(x, 1)[0][0, 0])
+    distances, order = model.kneighbors(x, len(table.tasks))  # every task, nearest first
+    nearest = float(distances[0, 0])
     if nearest > MAX_NEIGHBOUR_DISTANCE:
         return PastEvidence(False, len(table.tasks), same_data=same, n_neighbors=n_neighbors,
                             n_corpus=n_corpus, knowledge=knowledge if n_corpus else None,
@@ -301,15 +302,14 @@ def past_evidence(past: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
     scores = {f: float(v) for f, v in zip(table.families, predicted, strict=True)
               if not math.isnan(v)}
     support = {f: int(n) for f, n in zip(table.families, model.support_, strict=True)}
-    distances, indices = model.kneighbors(x, n_neighbors)
     neighbours, configs, sources = [], {}, {}
-    for distance, index in zip(distances[0], indices[0], strict=True):
+    for distance, index in zip(distances[0, :n_neighbors], order[0, :n_neighbors],
+                               strict=True):
         task = table.tasks[index]
         winner = table.families[int(np.nanargmax(table.Y[index]))]
         neighbours.append(Neighbour(task.task_id, task.name, float(distance), winner))
     # A configuration to start from, per family: its best trial on the nearest past task
     # that measured it and kept its configuration.
-    _, order = model.kneighbors(x, len(table.tasks))
     for index in order[0]:
         task = table.tasks[index]
         for family, config in task.configs.items():
