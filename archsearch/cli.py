@@ -18,8 +18,12 @@ from typing import TYPE_CHECKING, Any, NoReturn, get_args, get_type_hints
 
 from archsearch.errors import ArchsearchError, UsageError
 from archsearch.options import (
+    DEFAULT_DATA_DIR,
     DEFAULT_DB_URL,
+    DEFAULT_MAX_UPLOAD_MB,
     DEFAULT_REPORT_DIR,
+    DEFAULT_SERVE_HOST,
+    DEFAULT_SERVE_PORT,
     Option,
     SearchOptions,
     option_of,
@@ -27,6 +31,7 @@ from archsearch.options import (
 from archsearch.types import Constraints, TaskKind
 
 if TYPE_CHECKING:
+    from archsearch.api import ServeConfig
     from archsearch.data import LoadOptions
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 130  # input errors: ArchsearchError.exit_code
@@ -138,9 +143,10 @@ def _add_search_command(commands: argparse._SubParsersAction) -> None:
 def _add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the HTTP API and the live pages; searches "
                                 "run in background driver processes")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on (default 127.0.0.1; any other needs a token)")
-    serve.add_argument("--port", type=_positive_int, default=8000)
+    serve.add_argument("--host", default=DEFAULT_SERVE_HOST,
+                       help=f"address to listen on (default {DEFAULT_SERVE_HOST}; any other "
+                       "needs a token)")
+    serve.add_argument("--port", type=_positive_int, default=DEFAULT_SERVE_PORT)
     _add_db(serve)
     serve.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster the searches "
                        "join (default: each search starts a local Ray)")
@@ -149,11 +155,12 @@ def _add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--token-file", type=Path, metavar="FILE", help="file holding the bearer "
                        "token (default: $ARCHSEARCH_API_TOKEN; on loopback without either, a "
                        "token is generated into DATA_DIR/api_token)")
-    serve.add_argument("--data-dir", type=Path, default=Path("archsearch-data"), metavar="DIR",
-                       help="uploads and driver logs (default archsearch-data/)")
+    serve.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR",
+                       help=f"uploads and driver logs (default {DEFAULT_DATA_DIR}/)")
     serve.add_argument("--report-dir", type=Path, default=DEFAULT_REPORT_DIR, metavar="DIR")
-    serve.add_argument("--max-upload-mb", type=_positive_float, default=512.0, metavar="MB",
-                       help="largest request body accepted (default 512)")
+    serve.add_argument("--max-upload-mb", type=_positive_float, default=DEFAULT_MAX_UPLOAD_MB,
+                       metavar="MB", help=f"largest request body accepted (default "
+                       f"{DEFAULT_MAX_UPLOAD_MB:g})")
     _add_limit(serve)
 
 
@@ -376,15 +383,22 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from archsearch.api import ServeConfig, serve
+    from archsearch.api import serve
+
+    serve(serve_config(args))
+    return EXIT_OK
+
+
+def serve_config(args: argparse.Namespace) -> ServeConfig:
+    """The settings of ``archsearch serve`` from its parsed flags."""
+    from archsearch.api import ServeConfig
     from archsearch.data import DataLimits
 
-    serve(ServeConfig(host=args.host, port=args.port, db_url=args.db,
-                      ray_address=args.ray_address, dashboard_url=args.dashboard_url,
-                      data_dir=args.data_dir, report_dir=args.report_dir,
-                      token_file=args.token_file, max_upload_mb=args.max_upload_mb,
-                      limits=DataLimits.from_items(args.limit)))
-    return EXIT_OK
+    return ServeConfig(host=args.host, port=args.port, db_url=args.db,
+                       ray_address=args.ray_address, dashboard_url=args.dashboard_url,
+                       data_dir=args.data_dir, report_dir=args.report_dir,
+                       token_file=args.token_file, max_upload_mb=args.max_upload_mb,
+                       limits=DataLimits.from_items(args.limit))
 
 
 def _spaces(args: argparse.Namespace) -> int:

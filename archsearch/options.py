@@ -22,6 +22,11 @@ from archsearch.types import PRUNERS, QUALITY_ONLY, SAMPLERS, Objectives
 DEFAULT_DB_URL = "sqlite:///archsearch.db"
 DEFAULT_REPORT_DIR = Path("reports")
 DEFAULT_BUDGET_TRIALS = 12  # without budget_minutes; with it, trials run until time is up
+# `archsearch serve`'s defaults, read by its CLI flags and by ServeConfig alike.
+DEFAULT_SERVE_HOST = "127.0.0.1"
+DEFAULT_SERVE_PORT = 8000
+DEFAULT_DATA_DIR = Path("archsearch-data")  # uploads, driver logs, a generated token
+DEFAULT_MAX_UPLOAD_MB = 512.0
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -404,33 +403,31 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
     family_order = tuple(r.family for r in instant.ranking)
     searched = _SearchedTask(store, task, request, prepared, observer, facts, families, past,
                              instant.family, floor_model)
-    with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
-        trial_minutes, deadline = _time_plan(request, prepared, started)
-        settings = SearchSettings(
-            options=options,
-            trials_left=(None if options.budget_trials is None
-                         else options.budget_trials - len(finished)),
-            trial_minutes=trial_minutes, deadline=deadline, ray_address=ray_address,
-            optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
-            rerun_numbers=tuple(unfinished),
-            warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
-            family_order=family_order,
-        )
-        if not finished:
-            printer(f"Initial design: one trial per family, in the order of the instant "
-                    f"recommendation: {', '.join(family_order)}.")
-        # Imported here: Ray and Optuna load in the driver that runs a search, not in every
-        # process that imports the workflow (the API server, `archsearch tasks`).
-        from archsearch.search.engine import run_search
+    trial_minutes, deadline = _time_plan(request, prepared, started)
+    settings = SearchSettings(
+        options=options,
+        trials_left=(None if options.budget_trials is None
+                     else options.budget_trials - len(finished)),
+        trial_minutes=trial_minutes, deadline=deadline, ray_address=ray_address,
+        optuna_storage=db_url, study_name=study_name, rerun_numbers=tuple(unfinished),
+        warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
+        family_order=family_order,
+    )
+    if not finished:
+        printer(f"Initial design: one trial per family, in the order of the instant "
+                f"recommendation: {', '.join(family_order)}.")
+    # Imported here: Ray and Optuna load in the driver that runs a search, not in every
+    # process that imports the workflow (the API server, `archsearch tasks`).
+    from archsearch.search.engine import run_search
 
-        try:
-            if settings.trials_left is None or settings.trials_left > 0:
-                run_search(prepared, space, request.constraints, settings, observer)
-        except KeyboardInterrupt:
-            if lost:
-                raise LeaseLost(task_id, lost[0]) from None
-            searched.status, searched.error = TaskStatus.INTERRUPTED, _stop_reason(keeper)
-            printer("Interrupted: finishing the report with the trials done so far.")
+    try:
+        if settings.trials_left is None or settings.trials_left > 0:
+            run_search(prepared, space, request.constraints, settings, observer)
+    except KeyboardInterrupt:
+        if lost:
+            raise LeaseLost(task_id, lost[0]) from None
+        searched.status, searched.error = TaskStatus.INTERRUPTED, _stop_reason(keeper)
+        printer("Interrupted: finishing the report with the trials done so far.")
     return searched
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from archsearch.store import TaskRecord, TrialRecord
-from archsearch.types import Metric
+from archsearch.store import Store, TaskRecord, TrialRecord
+from archsearch.types import Metric, TaskStatus
 
 WHEN = datetime(2026, 1, 1)
 
@@ -31,3 +31,14 @@ def trial_record(**fields: Any) -> TrialRecord:
         "test_score": 0.1, "best_epoch": 1, "epochs_run": 1, "train_seconds": 1.0,
         "started_at": WHEN, "finished_at": None}
     return TrialRecord(**{**defaults, **fields})
+
+
+def stored_task(store: Store, status: TaskStatus, **fields: Any) -> int:
+    """A task row written straight to ``store`` (no search ran): a tiny adding regression
+    with a budget of 3 trials unless ``fields`` say otherwise; its id."""
+    defaults: dict[str, Any] = {
+        "source": "builtin:adding?length=12&n=120", "dataset_name": "adding",
+        "task_kind": "regression", "metric": Metric("mse", "minimize"), "seed": 0,
+        "constraints": {}, "options": {}, "space_name": "tiny", "meta_features": {},
+        "fingerprint": None, "budget_trials": 3, "budget_minutes": None}
+    return store.create_task(**{**defaults, **fields}, status=status)

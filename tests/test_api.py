@@ -24,9 +24,9 @@ import requests
 from archsearch.api.views import live_view
 from archsearch.data import load_dataset
 from archsearch.store import Store, TrialRecord
-from archsearch.types import FloorResult, Metric, TaskStatus
+from archsearch.types import FloorResult, TaskStatus
 from tests.browser import watch
-from tests.records import task_record, trial_record
+from tests.records import stored_task, task_record, trial_record
 
 TOKEN = "test-token-0123456789abcdef"
 TINY = "builtin:adding?length=12&n=120"
@@ -255,12 +255,9 @@ def test_bad_input_is_refused_and_nothing_is_kept(server):
 def test_listings_come_in_pages_with_a_link_to_the_next(server):
     store = Store(f"sqlite:///{server.db_file}")
     try:
-        added = [store.create_task(
-            source=TINY, dataset_name="adding", task_kind="regression",
-            metric=Metric("mse", "minimize"), seed=0, constraints={},
-            options={"report_dir": str(server.data_dir.parent / "reports")},
-            space_name="tiny", meta_features={}, fingerprint=None, budget_trials=3,
-            budget_minutes=None, status=TaskStatus.COMPLETED) for _ in range(3)]
+        added = [stored_task(store, TaskStatus.COMPLETED, source=TINY,
+                             options={"report_dir": str(server.data_dir.parent / "reports")})
+                 for _ in range(3)]
         for number in range(3):
             store.start_trial(added[0], number, "gru", {})
     finally:

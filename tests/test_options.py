@@ -8,8 +8,9 @@ from dataclasses import fields
 import pytest
 from pydantic import ValidationError
 
+from archsearch.api import ServeConfig
 from archsearch.api.schemas import TaskOptions
-from archsearch.cli import build_parser
+from archsearch.cli import build_parser, serve_config
 from archsearch.data import LoadOptions
 from archsearch.errors import UsageError
 from archsearch.options import SearchOptions
@@ -86,3 +87,8 @@ def test_stored_options_are_the_serialised_form():
         SearchOptions(seed=-1)
     with pytest.raises(UsageError, match="sampler must be one of tpe"):
         SearchOptions(sampler="grid")
+
+
+def test_serve_flags_default_to_the_serve_config_defaults(monkeypatch):
+    monkeypatch.delenv("ARCHSEARCH_DB", raising=False)
+    assert serve_config(build_parser().parse_args(["serve"])) == ServeConfig()

@@ -8,13 +8,29 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
+
+from archsearch.search.scratch import scratch_prefix
+from archsearch.store import Store
+from archsearch.types import TaskStatus
+from tests.records import stored_task
 
 pytestmark = pytest.mark.slow
 BUDGET = 10
 LEASE_S = 6  # the drivers' lease (a setting): a killed driver's task lapses within seconds
+# One family, trials of a few seconds: what is tested is the resume, not the families. Long
+# enough that the driver is still searching when the test has seen three trials end (the
+# refused second driver runs in between), short enough that ten trials cost little.
+SPACE = """version: 1
+training: {lr: 1.0e-3, batch_size: 32, max_steps: 60, eval_every: 20, weight_decay: 0.0}
+shared: {d_model: 16, dropout: 0.0, pooling: last}
+families:
+  gru: {n_layers: 1}
+"""
 
 
 def finished_trials(db_file) -> list[tuple]:
@@ -42,14 +58,15 @@ def trials(db_file) -> list[tuple]:
 def test_kill_9_then_resume(tmp_path):
     db_file = tmp_path / "k.db"
     db = f"sqlite:///{db_file}"
+    (tmp_path / "gru.yaml").write_text(SPACE)
     # No cross-validation of finalists: what is tested is the resume (stored with the task,
     # so the resumed driver skips it too).
     base = [sys.executable, "-m", "archsearch", "search", "--db", db, "--report-dir",
             str(tmp_path), "--json", "--cv-folds", "0"]
     env = {**os.environ, "ARCHSEARCH_LEASE_SECONDS": str(LEASE_S)}
-    driver = subprocess.Popen([*base, "builtin:adding?length=24&n=300", "--budget-trials",
-                               str(BUDGET), "--seed", "2"], cwd=tmp_path, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen([*base, "builtin:adding?length=24&n=300", "--space", "gru.yaml",
+                               "--budget-trials", str(BUDGET), "--seed", "2"], cwd=tmp_path,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     while not trials(db_file) and time.monotonic() < deadline:
         assert driver.poll() is None, driver.returncode
@@ -67,6 +84,10 @@ def test_kill_9_then_resume(tmp_path):
     killed = time.monotonic()
     before = finished_trials(db_file)
     assert 3 <= len(before) < BUDGET
+    # Ray Tune's scratch folder: a killed driver leaves it, the resume of its task removes it.
+    scratch = Path(tempfile.gettempdir()).glob(scratch_prefix(db, "archsearch-task-1") + "*")
+    left = list(scratch)
+    assert len(left) == 1, left
 
     # Nothing wrote "interrupted": the lapsed lease says so to every reader.
     time.sleep(max(0.0, killed + LEASE_S + 1 - time.monotonic()))
@@ -92,17 +113,16 @@ def test_kill_9_then_resume(tmp_path):
             "(SELECT sum(epochs_run) FROM archsearch_trials)").fetchone()
     assert epochs == run
     assert (tmp_path / "task-1" / "report.html").is_file()
+    assert not left[0].exists()
+    assert not list(Path(tempfile.gettempdir()).glob(scratch_prefix(db, "archsearch-task-1")
+                                                     + "*"))
 
 
 def test_resume_refuses_a_completed_task(tmp_path):
     db = f"sqlite:///{tmp_path / 'c.db'}"
-    done = subprocess.run([sys.executable, "-m", "archsearch", "search",
-                           "builtin:adding?length=12&n=100", "--budget-trials", "1",
-                           "--cv-folds", "0", "--db", db,
-                           "--report-dir", str(tmp_path)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    again = subprocess.run([sys.executable, "-m", "archsearch", "search", "--resume", "1",
-                            "--db", db], cwd=tmp_path, capture_output=True, text=True,
-                           timeout=120)
-    assert again.returncode == 2 and "already completed" in again.stderr
+    with Store(db) as store:  # a completed task, as a search leaves it (none needs to run)
+        task_id = stored_task(store, TaskStatus.COMPLETED)
+    again = subprocess.run([sys.executable, "-m", "archsearch", "search", "--resume",
+                            str(task_id), "--db", db], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 2 and "already completed" in again.stderr, again.stderr[-2000:]

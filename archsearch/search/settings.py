@@ -18,7 +18,6 @@ class SearchSettings:
     ray_address: str | None = None
     optuna_storage: str | None = None
     study_name: str = "archsearch"
-    work_dir: str | None = None  # where Ray Tune keeps checkpoints (absolute)
     rerun_numbers: tuple[int, ...] = ()  # unfinished trials of a resumed search, run again
     warm_start: tuple[dict, ...] = ()  # stored trial configs of similar past tasks' winners
     family_order: tuple[str, ...] = ()  # the initial design's order (the instant ranking)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 
 import ray
@@ -22,6 +21,7 @@ from archsearch.search.ray_backend.tune_parts import (
     trainable,
     unregister_coordinator,
 )
+from archsearch.search.scratch import tune_scratch
 from archsearch.search.selection import FinalistPlan
 from archsearch.search.settings import SearchSettings
 from archsearch.trial.crossval import fold_count
@@ -41,7 +41,10 @@ def run_on_ray(coordinator: Coordinator, data: PreparedData, settings: SearchSet
 def _tune(coordinator: Coordinator, data: PreparedData, settings: SearchSettings,
           key: str) -> None:
     options, observer, constraints = settings.options, coordinator.observer, coordinator.constraints
-    with ray_runtime(settings.ray_address) as runtime:
+    # The scratch folder inside the runtime: once Ray has started, a SIGTERM ends the driver
+    # with SystemExit, and the folder is removed on the way out.
+    with ray_runtime(settings.ray_address) as runtime, \
+            tune_scratch(settings.optuna_storage, settings.study_name) as work_dir:
         observer.on_ray_ready(runtime.dashboard_url, dict(runtime.resources))
         gpus = options.gpus_per_trial
         if gpus is None:
@@ -52,7 +55,6 @@ def _tune(coordinator: Coordinator, data: PreparedData, settings: SearchSettings
         resources = {"cpu": options.cpus_per_trial, "gpu": gpus}
         coordinator.constraints = trial_constraints(
             constraints, settings.trial_minutes, max(1, math.floor(slots)))
-        work_dir = settings.work_dir or tempfile.mkdtemp(prefix="archsearch-tune-")
         data_ref = ray.put(data)  # once per search: trials and folds read it from the store
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(trainable, data=data_ref), resources),
