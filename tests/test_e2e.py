@@ -110,9 +110,11 @@ def test_search_end_to_end(tmp_path):
 
 def test_parameter_budget_makes_trials_infeasible(tmp_path):
     db = f"sqlite:///{tmp_path / 'c.db'}"
+    # No cross-validation of finalists (test_search_end_to_end covers it): what is tested is
+    # the constraint.
     run = archsearch("search", "builtin:adding?length=16&n=200", "--budget-trials", "6",
-                     "--constraint", "max_params=5000", "--db", db, "--report-dir",
-                     str(tmp_path), "--json", cwd=tmp_path)
+                     "--constraint", "max_params=5000", "--cv-folds", "0", "--db", db,
+                     "--report-dir", str(tmp_path), "--json", cwd=tmp_path)
     assert run.returncode in (0, 1), run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["trials"]["infeasible"] > 0

@@ -15,10 +15,6 @@ from archsearch.api.middleware import BearerAuth, BodyLimit, SecurityHeaders
 from archsearch.api.problems import add_problem_handlers
 from archsearch.store import Store
 
-# The forms' text fields are short (options as JSON, a built-in data set's name): parsed in
-# memory, so they are kept small and few; files are spooled to disk past their first megabyte.
-FORM_LIMITS = {"max_fields": 4, "max_files": 2, "max_part_size": 64 * 1024}
-
 
 def create_app(config: ServeConfig, token: str) -> FastAPI:
     services = Services(config=config, store=Store(config.db_url),
@@ -31,7 +27,6 @@ def create_app(config: ServeConfig, token: str) -> FastAPI:
         services.store.close()
 
     app = FastAPI(title="archsearch", version=__version__, lifespan=lifespan,
-                  form_limits=FORM_LIMITS,
                   description="Submit a data set and constraints; archsearch searches sequence "
                   "architectures on Ray and recommends one. Every /tasks and /recommend route "
                   "takes `Authorization: Bearer TOKEN`.")

@@ -1,6 +1,6 @@
 """What the routes share, as FastAPI dependencies: the server's settings, its store, its driver
-pool, the Ray dashboard's address and a request's upload folder. ``create_app`` puts them on
-``app.state`` once; a route names what it needs in its signature."""
+pool, the Ray dashboard's address, a request's upload folder and its form. ``create_app`` puts
+them on ``app.state`` once; a route names what it needs in its signature."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from fastapi.security import HTTPBearer
 
 from archsearch.api.config import ServeConfig
 from archsearch.api.drivers import DriverPool
-from archsearch.api.forms import Uploads
+from archsearch.api.form_stream import Form, Uploads, read_form
+from archsearch.api.forms import RECOMMEND_FORM, TASK_FORM
 from archsearch.store import Store
 
 TaskId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]  # beyond: not a row id in any backend
@@ -57,8 +58,21 @@ def _uploads(request: Request) -> Uploads:
     return Uploads(_config(request).data_dir / "uploads")
 
 
+async def _task_form(request: Request, saved: Annotated[Uploads, Depends(_uploads)]) -> Form:
+    return await read_form(request, TASK_FORM, saved)
+
+
+async def _recommend_form(request: Request,
+                          saved: Annotated[Uploads, Depends(_uploads)]) -> Form:
+    return await read_form(request, RECOMMEND_FORM, saved)
+
+
 Config = Annotated[ServeConfig, Depends(_config)]
 StoreDep = Annotated[Store, Depends(_store)]
 Drivers = Annotated[DriverPool, Depends(_drivers)]
 Dashboard = Annotated[str, Depends(_dashboard)]
 RequestUploads = Annotated[Uploads, Depends(_uploads)]
+# The form of POST /tasks and of POST /recommend, read as it arrives (files written once, into
+# the request's uploads); a route that takes it also takes RequestUploads, the same object.
+TaskForm = Annotated[Form, Depends(_task_form)]
+RecommendForm = Annotated[Form, Depends(_recommend_form)]

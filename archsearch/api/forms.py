@@ -1,46 +1,18 @@
-"""A request's form fields and files -> what the workflow takes: options parsed, constraints
-checked, uploads saved under names the server chooses."""
+"""A request's form fields and files -> what the workflow takes: the fields each route reads,
+options parsed, constraints checked, the data source and the search space chosen."""
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
-from fastapi import UploadFile
 from pydantic import BaseModel, ValidationError
 
+from archsearch.api.form_stream import FormField
 from archsearch.api.problems import HttpProblem, paragraph
 from archsearch.data import SUPPORTED_EXTENSIONS
 from archsearch.space import default_space_path
 from archsearch.types import Constraints
-
-
-class Uploads:
-    """The files of one request, stored under names the server chooses (the client's file name
-    is never used as a path); error messages name them as the client did."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder.resolve()  # stored with the task: the driver must find it anywhere
-        self.client_names: dict[Path, str] = {}
-
-    def save(self, upload: UploadFile, suffix: str) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{uuid.uuid4().hex}{suffix}"
-        with open(path, "xb") as out:
-            shutil.copyfileobj(upload.file, out, 1 << 20)
-        self.client_names[path] = Path(upload.filename or "upload").name[:200]
-        return path
-
-    def in_client_names(self, message: str) -> str:
-        for path, name in self.client_names.items():
-            message = message.replace(str(path), name).replace(path.name, name)
-        return message
-
-    def discard(self) -> None:
-        for path in self.client_names:
-            path.unlink(missing_ok=True)
 
 
 def parse_options(model: type[BaseModel], text: str) -> Any:
@@ -56,9 +28,9 @@ def parse_constraints(values: dict[str, Any]) -> Constraints:
     return Constraints.parse([f"{key}={value}" for key, value in text.items()])
 
 
-def data_source(upload: UploadFile | None, builtin: str | None, saved: Uploads) -> str:
-    """What the data layer loads: a built-in data set, or the upload saved under a server-chosen
-    name."""
+def data_source(upload: Path | None, builtin: str | None) -> str:
+    """What the data layer loads: a built-in data set, or the uploaded file (saved under a
+    server-chosen name)."""
     if (upload is None) == (builtin is None):
         raise HttpProblem(422, "give either a dataset file or a builtin data set "
                                "(builtin:NAME[?key=value&...]), not both and not neither.")
@@ -67,17 +39,17 @@ def data_source(upload: UploadFile | None, builtin: str | None, saved: Uploads) 
             raise HttpProblem(422, f"builtin: '{builtin[:80]}' does not start with 'builtin:'; "
                                    "upload files as the dataset field.")
         return builtin
-    return str(saved.save(upload, _data_suffix(upload.filename)))
+    return str(upload)
 
 
-def search_space(name: str | None, upload: UploadFile | None, saved: Uploads) -> str | None:
+def search_space(name: str | None, upload: Path | None) -> str | None:
     """The search-space file: an uploaded YAML, a space shipped with the server, or None (the
     default)."""
     if upload is not None and name is not None:
         raise HttpProblem(422, "give either options.space (a shipped space) or a space file, "
                                "not both.")
     if upload is not None:
-        return str(saved.save(upload, ".yaml"))
+        return str(upload)
     if name is None:
         return None
     shipped = default_space_path().parent
@@ -97,3 +69,20 @@ def _data_suffix(filename: str | None) -> str:
             return suffix
     raise HttpProblem(422, f"dataset: the file name must end in one of "
                            f"{', '.join(SUPPORTED_EXTENSIONS)} (it says which format it is).")
+
+
+BUILTIN = FormField("instead of a file: a built-in data set, builtin:NAME[?key=value&...]",
+                    max_length=500)
+TASK_FORM = {
+    "dataset": FormField("the data set: .npz, .csv, .tsv (optionally .gz), .parquet",
+                         suffix=_data_suffix),
+    "builtin": BUILTIN,
+    "options": FormField("TaskOptions as JSON", default="{}"),
+    "space": FormField("a search-space YAML (instead of options.space)",
+                       suffix=lambda _: ".yaml"),
+}
+RECOMMEND_FORM = {
+    "dataset": FormField("the data set (as for POST /tasks)", suffix=_data_suffix),
+    "builtin": BUILTIN,
+    "options": FormField("RecommendOptions as JSON", default="{}"),
+}

@@ -24,8 +24,8 @@ class BodyLimit:
     a declared Content-Length over the limit is answered 413 before a byte is read; any other
     body (chunked ones too) is counted as the route reads it, and the first piece over the limit
     ends the request with 413. (The rest of such a body is read and dropped by the HTTP server,
-    a piece at a time.) Nothing here holds the body: the form parser writes a file past its
-    first megabyte to a temporary file, and the route copies that in 1 MiB pieces."""
+    a piece at a time.) Nothing here holds the body: the form reader (``form_stream``) writes
+    each file, as its pieces arrive, straight into the upload folder."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes

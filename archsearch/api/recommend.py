@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter
 
-from archsearch.api.deps import GUARDED, Config, RequestUploads
-from archsearch.api.forms import data_source, parse_constraints, parse_options, search_space
+from archsearch.api.deps import GUARDED, Config, RecommendForm, RequestUploads
+from archsearch.api.form_stream import openapi_form
+from archsearch.api.forms import (
+    RECOMMEND_FORM,
+    data_source,
+    parse_constraints,
+    parse_options,
+    search_space,
+)
 from archsearch.api.problems import ERRORS, HttpProblem
 from archsearch.api.schemas import RecommendOptions
 from archsearch.data import LoadOptions
@@ -16,24 +23,17 @@ from archsearch.errors import ArchsearchError
 router = APIRouter(dependencies=GUARDED, responses=ERRORS)
 
 
-@router.post("/recommend")
-def recommend_now(config: Config, saved: RequestUploads,
-                  dataset: Annotated[UploadFile | None, File(
-                      description="the data set (as for POST /tasks)")] = None,
-                  builtin: Annotated[str | None, Form(
-                      description="instead of a file: builtin:NAME[?key=value&...]",
-                      max_length=500)] = None,
-                  options: Annotated[str, Form(description="RecommendOptions as "
-                                               "JSON")] = "{}") -> dict[str, Any]:
+@router.post("/recommend", openapi_extra=openapi_form(RECOMMEND_FORM))
+def recommend_now(config: Config, saved: RequestUploads, form: RecommendForm) -> dict[str, Any]:
     """An instant answer from the rules, the data set's meta-features and the past tasks
     in the database: no training."""
     from archsearch.recommend import advise
 
-    chosen = parse_options(RecommendOptions, options)
-    constraints = parse_constraints(chosen.constraints)
     try:
-        space_file = search_space(chosen.space, None, saved)
-        data = data_source(dataset, builtin, saved)
+        chosen = parse_options(RecommendOptions, form.text["options"])
+        constraints = parse_constraints(chosen.constraints)
+        space_file = search_space(chosen.space, None)
+        data = data_source(form.files.get("dataset"), form.text.get("builtin"))
         return advise(data, constraints, config.db_url,
                       load=LoadOptions(task=chosen.task, limits=config.limits),
                       space=space_file).to_json()

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from archsearch.api.deps import (
@@ -18,9 +18,17 @@ from archsearch.api.deps import (
     Drivers,
     RequestUploads,
     StoreDep,
+    TaskForm,
     TaskId,
 )
-from archsearch.api.forms import data_source, parse_constraints, parse_options, search_space
+from archsearch.api.form_stream import openapi_form
+from archsearch.api.forms import (
+    TASK_FORM,
+    data_source,
+    parse_constraints,
+    parse_options,
+    search_space,
+)
 from archsearch.api.problems import ERRORS, HttpProblem
 from archsearch.api.schemas import LiveView, TaskCreated, TaskOptions, TaskView, TrialView
 from archsearch.api.views import live_view, task_view, trial_view
@@ -53,42 +61,35 @@ class Viewer:
 View = Annotated[Viewer, Depends()]
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, openapi_extra=openapi_form(TASK_FORM))
 def submit_task(config: Config, drivers: Drivers, saved: RequestUploads,
-                dataset: Annotated[UploadFile | None, File(
-                    description="the data set: .npz, .csv, .tsv (optionally .gz), "
-                    ".parquet")] = None,
-                builtin: Annotated[str | None, Form(
-                    description="instead of a file: a built-in data set, "
-                    "builtin:NAME[?key=value&...]", max_length=500)] = None,
-                options: Annotated[str, Form(description="TaskOptions as JSON")] = "{}",
-                space: Annotated[UploadFile | None, File(description="a search-space "
-                                                         "YAML (instead of options.space)")]
-                = None) -> TaskCreated:
+                form: TaskForm) -> TaskCreated:
     """Validate the upload and the options, store the task as queued and start its search
-    in the background."""
+    in the background. The fields: a dataset file or a builtin data set, options (TaskOptions
+    as JSON) and, optionally, a space file."""
     from archsearch.options import SearchOptions
     from archsearch.workflow import SearchRequest, submit
 
-    chosen = parse_options(TaskOptions, options)
-    constraints = parse_constraints(chosen.constraints)
-    if {"task", "target"} & set(chosen.load):
-        raise HttpProblem(422, "options.load: give task and target as options of their "
-                               "own, not inside load.")
-    if "limits" in chosen.load:
-        raise HttpProblem(422, "options.load: the data limits are this server's (archsearch "
-                               "serve --limit KEY=VALUE); a request cannot change them.")
-    load = LoadOptions.from_dict({**chosen.load, "task": chosen.task,
-                                  "target": chosen.target, "limits": config.limits})
-    try:
-        data = data_source(dataset, builtin, saved)
-        space_file = search_space(chosen.space, space, saved)
+    try:  # a refused task leaves nothing behind: its uploads are already on disk
+        chosen = parse_options(TaskOptions, form.text["options"])
+        constraints = parse_constraints(chosen.constraints)
+        if {"task", "target"} & set(chosen.load):
+            raise HttpProblem(422, "options.load: give task and target as options of their "
+                                   "own, not inside load.")
+        if "limits" in chosen.load:
+            raise HttpProblem(422, "options.load: the data limits are this server's "
+                                   "(archsearch serve --limit KEY=VALUE); a request cannot "
+                                   "change them.")
+        load = LoadOptions.from_dict({**chosen.load, "task": chosen.task,
+                                      "target": chosen.target, "limits": config.limits})
+        data = data_source(form.files.get("dataset"), form.text.get("builtin"))
+        space_file = search_space(chosen.space, form.files.get("space"))
         task_id = submit(SearchRequest(
             data=data, constraints=constraints, load=load, space=space_file,
             options=SearchOptions.from_dict(chosen.model_dump()), db_url=config.db_url,
             ray_address=config.ray_address, report_dir=config.report_dir))
     except BaseException as exc:
-        saved.discard()  # a refused task leaves nothing behind
+        saved.discard()
         if isinstance(exc, ArchsearchError):
             raise HttpProblem(422, saved.in_client_names(str(exc))) from None
         raise
