@@ -9,16 +9,9 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from archsearch import options
 from archsearch.data.limits import DataLimits
 from archsearch.errors import UsageError
-from archsearch.options import (
-    DEFAULT_DATA_DIR,
-    DEFAULT_DB_URL,
-    DEFAULT_MAX_UPLOAD_MB,
-    DEFAULT_REPORT_DIR,
-    DEFAULT_SERVE_HOST,
-    DEFAULT_SERVE_PORT,
-)
 
 TOKEN_ENV = "ARCHSEARCH_API_TOKEN"
 MIN_TOKEN_CHARS = 16
@@ -26,15 +19,15 @@ MIN_TOKEN_CHARS = 16
 
 @dataclass(frozen=True)
 class ServeConfig:
-    host: str = DEFAULT_SERVE_HOST
-    port: int = DEFAULT_SERVE_PORT
-    db_url: str = DEFAULT_DB_URL
+    host: str = options.DEFAULT_SERVE_HOST
+    port: int = options.DEFAULT_SERVE_PORT
+    db_url: str = options.DEFAULT_DB_URL
     ray_address: str | None = None  # drivers join this cluster; None: each starts its own Ray
     dashboard_url: str | None = None  # the Ray dashboard the pages link to (None: derived)
-    data_dir: Path = DEFAULT_DATA_DIR
-    report_dir: Path = DEFAULT_REPORT_DIR
+    data_dir: Path = options.DEFAULT_DATA_DIR
+    report_dir: Path = options.DEFAULT_REPORT_DIR
     token_file: Path | None = None
-    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    max_upload_mb: float = options.DEFAULT_MAX_UPLOAD_MB
     limits: DataLimits = field(default_factory=DataLimits)  # every upload is read within them
     cancel_grace_s: float = 20.0  # after SIGINT, how long a driver may take to write its report
 
