@@ -241,7 +241,10 @@ def replay_initial_design(order: list[str], held: PastTask, train_seconds: dict[
     space = dataclasses.replace(default, families={f: p for f, p in default.families.items()
                                                    if f in order})
     rounds, metric = space.max_rounds(), held.metric
-    bridge = OptunaBridge.create(space, metric, seed, "tpe", "none", rounds, None,
+    # The random sampler: a family's hyperparameters (only the family is enqueued) change
+    # nothing here, since every configuration of a family replays one curve; TPE would spend
+    # seconds drawing them.
+    bridge = OptunaBridge.create(space, metric, seed, "random", "none", rounds, None,
                                  "kb-warm-start", Objectives.parse("quality"))
     bridge.enqueue_initial_design([], tuple(order))
 

@@ -71,7 +71,8 @@ def greedy_portfolio(regret: Any, weights: Any, families: Sequence[str],
     ``regret`` is (n_tasks, n_families), columns in the order of ``families``, NaN where a task
     did not measure a family (counted as regret 1); ``weights`` (n_tasks,) are non-negative.
     Ties go to the higher ``prior`` weight, then to the earlier family in ``families``; it
-    stops when the best addition gains less than :data:`MIN_GAIN`. Returns the families chosen, in order, and the weighted mean regret after each.
+    stops when the best addition gains less than :data:`MIN_GAIN`. Returns the families chosen,
+    in order, and the weighted mean regret after each.
     """
     R = np.nan_to_num(np.asarray(regret, dtype=np.float64), nan=1.0)
     w = np.asarray(weights, dtype=np.float64)
