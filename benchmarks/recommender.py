@@ -2,7 +2,7 @@
 
     python benchmarks/recommender.py [--quick] [--seed N] [--keep DIR]
     python benchmarks/recommender.py --rescore DIR
-    python benchmarks/recommender.py --knowledge-base [MATRIX]
+    python benchmarks/recommender.py --knowledge-base [MATRIX] [--warm-start]
 
 ``--knowledge-base`` trains nothing (seconds): it scores the instant pick by leave-one-task-out
 over the knowledge base's matrix (default: the shipped one, docs/knowledge-base.md). Each
@@ -11,10 +11,18 @@ rows, the rules as prior and as hard validity rules (a family a hard rule exclud
 candidate), beside the rules alone, a uniformly random family and the best constant pick (the
 family best most often on the other tasks). Regret is ``1 - s(pick)``, ``s`` the held-out
 task's normalised test score over its candidates; ``top3_rate`` is the share of held-out tasks
-whose best family is among the instant ranking's first three. The last line is one JSON object
-with ``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``, ``best_constant``),
-``top3_rate``, ``best_family_share`` (the largest share of tasks one family wins) and the
-knowledge base's provenance.
+whose best family is among the instant ranking's first three; ``confidence`` holds the
+reliability table (stated confidence against the observed rate of right picks, raw and
+calibrated by leave-one-task-out) and the expected calibration error. The last line is one JSON
+object with ``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``, ``best_constant``),
+``top3_rate``, ``best_family_share`` (the largest share of tasks one family wins),
+``confidence`` and the knowledge base's provenance.
+
+``--knowledge-base --warm-start`` replays, per held-out task, a search's initial design in three
+orders (the zero-shot portfolio of the other tasks, the instant ranking alone, the rules'
+ranking alone) through the simulated backend, and reports the trials (and training seconds) each
+needs to reach its final best: what is simulated is :data:`SIMULATED`, in detail
+docs/knowledge-base.md.
 
 ``--rescore DIR`` scores the recommender again on the searches a ``--keep DIR`` run left there,
 without searching: the same measured tasks, the recommender as it is now.
