@@ -103,3 +103,28 @@ def test_the_reliability_table_and_its_expected_calibration_error():
         ([0.0, 0.2], 2, 0.1, 0.5), ([0.4, 0.6], 2, 0.5, 1.0)]
     assert expected_calibration_error(table) == pytest.approx(0.45)
     assert expected_calibration_error([]) is None
+
+
+class PastSearches:
+    """The one Store query the portfolio reads: completed tasks with their best trials."""
+
+    def __init__(self, history):
+        self.history = history
+
+    def past_results(self, exclude=()):
+        return [(task, best) for task, best in self.history if task.id not in exclude]
+
+
+def test_the_users_own_completed_searches_join_the_portfolio():
+    from archsearch.recommend import portfolio_for_task
+    from tests.records import task_record, trial_record
+
+    meta = {"seq_len": 20, "n_sequences": 1000, "n_features": 1}
+    earlier = task_record(id=1, task_kind="classification", metric=ACCURACY, meta_features=meta)
+    best = {f: trial_record(family=f, val_score=0.9 if f == "tcn" else 0.5) for f in FAMILIES}
+    this = task_record(id=2, task_kind="classification", metric=ACCURACY,
+                       meta_features={**meta, "seq_len": 16})
+    instant = recommend(facts_for(this.meta_features, "classification", {}), FAMILIES,
+                        ACCURACY, [])
+    portfolio = portfolio_for_task(PastSearches([(earlier, best), (this, best)]), this, instant)
+    assert portfolio.families == ("tcn",) and portfolio.n_tasks == 1  # itself left out
