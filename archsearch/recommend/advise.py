@@ -78,8 +78,7 @@ class Advice:
     measured_task: TaskRecord | None  # the earlier search of the same data whose trials count
     database: str  # what the database said: where it is, or why it was not read
     portfolio: Portfolio  # what a search of this data would measure first
-    stated: StatedConfidence | None  # how the instant pick's confidence was stated (None:
-    # measured trials decided)
+    stated: StatedConfidence | None  # an instant pick's confidence (None: trials decided)
 
     def to_json(self) -> dict[str, Any]:
         rec = self.recommendation
