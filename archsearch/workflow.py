@@ -65,7 +65,7 @@ from archsearch.store import (
     write_failure,
 )
 from archsearch.store.lease import LeaseKeeper, LeaseLost, lease_seconds, new_owner
-from archsearch.trial.crossval import bag_score, cross_validation_folds
+from archsearch.trial.crossval import bag_score, cross_validation_folds, members_see_enough
 from archsearch.trial.preflight import refuse_unfit_data
 from archsearch.trial.runner import model_io
 from archsearch.types import (
@@ -459,7 +459,7 @@ def _conclusion_phase(searched: _SearchedTask, owner: str, keeper: LeaseKeeper,
     if searched.initial_design:
         rec.rationale.append(searched.initial_design)
     best = next((t for t in trials if t.number == rec.trial_number), None)
-    bag = _bag_the_pick(store, task_id, best, observer, searched.data, request.constraints,
+    bag = _bag_the_pick(store, task_id, best, observer, searched.data, request,
                         metric, rec, printer)
     if bag is not None:  # the stored bag score, without reading every trial again
         best = dataclasses.replace(best, bag_test_score=bag[1])
@@ -496,17 +496,22 @@ def _conclusion_phase(searched: _SearchedTask, owner: str, keeper: LeaseKeeper,
 
 
 def _bag_the_pick(store: Store, task_id: int, best: TrialRecord | None,
-                  observer: StoreObserver, data: PreparedData, constraints: Constraints,
+                  observer: StoreObserver, data: PreparedData, request: SearchRequest,
                   metric: Metric, rec: Recommendation,
                   printer: Printer) -> tuple[Path, float] | None:
     """On small data the pick's fold models (from its cross-validation) are bagged into the
     answer: scored on test, stored, and written as one state dict (its path and test score;
-    None when the pick was not cross-validated, must stream, or would break a constraint as k
-    copies)."""
+    None when the pick was not cross-validated, its fold models saw less data than it did,
+    it must stream, or it would break a constraint as k copies)."""
     if best is None or not observer.fold_states(best.number).is_file():
         return None
     states = torch.load(observer.fold_states(best.number))
-    k = len(states)
+    k, constraints = len(states), request.constraints
+    if not members_see_enough(data, k, request.options.seed):
+        rec.rationale.append(f"The pick's {k} fold models were not bagged: each trained on "
+                             f"fewer sequences than the single model of trial {best.number}, "
+                             f"which is the answer.")
+        return None
     # k members: k times the weights and the time; memory counted k times too (an upper bound,
     # the members run one after another).
     refusals = constraints.violations(k * (best.params or 0), k * (best.latency_ms or 0.0),
