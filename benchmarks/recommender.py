@@ -93,7 +93,7 @@ from archsearch.recommend.knowledge import (  # noqa: E402
 )
 from archsearch.recommend.ranker import normalised_scores  # noqa: E402
 from archsearch.search.ray_backend.runtime import ray_runtime  # noqa: E402
-from archsearch.space import load_space  # noqa: E402
+from archsearch.space import SearchSpace, load_space  # noqa: E402
 from archsearch.space.schema import default_space_path  # noqa: E402
 from archsearch.store import Store, TaskRecord  # noqa: E402
 from archsearch.types import Constraints  # noqa: E402
@@ -233,10 +233,11 @@ class _Silent:
 
 
 def replay_initial_design(order: list[str], held: PastTask, train_seconds: dict[str, float],
-                          seed: int = 0) -> dict[str, Any]:
+                          default: SearchSpace, seed: int = 0) -> dict[str, Any]:
     """Replay a search whose initial design runs ``order`` (one trial per family, one at a
     time) on the held-out task through the simulated backend; how many trials and how many
-    training seconds it takes to reach its final best (see ``--warm-start``)."""
+    training seconds it takes to reach its final best (see ``--warm-start``); the space is
+    ``default`` cut to the families of ``order``."""
     import optuna
 
     from archsearch.search.coordinator import Coordinator
@@ -245,7 +246,6 @@ def replay_initial_design(order: list[str], held: PastTask, train_seconds: dict[
     from archsearch.types import Objectives
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    default = load_space()
     space = dataclasses.replace(default, families={f: p for f, p in default.families.items()
                                                    if f in order})
     rounds, metric = space.max_rounds(), held.metric
@@ -281,6 +281,7 @@ def warm_start_rows(picks: list[HeldOutPick], knowledge: KnowledgeBase) -> list[
     order (what a search did before the portfolio) and the rules' order alone."""
     corpus = [pick.task for pick in picks]
     seconds = {(c.task, c.family): c.train_seconds or 0.0 for c in knowledge.cells}
+    default = load_space()
     rows = []
     for pick in picks:
         held = pick.task
@@ -294,7 +295,7 @@ def warm_start_rows(picks: list[HeldOutPick], knowledge: KnowledgeBase) -> list[
         row: dict[str, Any] = {"task": held.name, "best_family": pick.best_family,
                                "portfolio": list(portfolio.families)}
         for name, order in orders.items():
-            replayed = replay_initial_design(order, held, train)
+            replayed = replay_initial_design(order, held, train, default)
             row[f"trials_{name}"] = replayed["trials_to_best"]
             row[f"seconds_{name}"] = replayed["seconds_to_best"]
         rows.append(row)
