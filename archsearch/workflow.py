@@ -47,10 +47,11 @@ from archsearch.recommend import (
     Recommendation,
     evidence_for_task,
     facts_for,
+    portfolio_for_task,
     recommend,
 )
 from archsearch.recommend.knowledge import load_knowledge_base
-from archsearch.recommend.rationale import knowledge_verdict
+from archsearch.recommend.rationale import initial_design_sentence, knowledge_verdict
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint
@@ -368,6 +369,7 @@ class _SearchedTask:
     families: list[str]
     past: PastEvidence
     predicted: str  # the instant recommendation's family, before the search
+    initial_design: str | None  # the order of its initial design, and why (None: resumed)
     floor_model: FloorModel | None  # None: kept from before a resume, or not fitted
     status: TaskStatus = TaskStatus.COMPLETED
     error: str | None = None  # why the search stopped early (an interrupt, a cancel)
@@ -396,13 +398,16 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
                              finished)
     families = sorted(space.families)
     facts = facts_for(task.meta_features, task.task_kind, request.constraints.to_dict())
-    past = evidence_for_task(store, task, families, load_knowledge_base())
-    # The instant recommendation orders the initial design: under a time budget the
-    # likeliest families are measured before time runs out.
+    knowledge = load_knowledge_base()
+    past = evidence_for_task(store, task, families, knowledge)
+    # The initial design runs the zero-shot portfolio of past tasks first, then the instant
+    # recommendation's ranking: under a time budget the likeliest families are measured
+    # before time runs out.
     instant = recommend(facts, families, task.metric, [], past=past)
-    family_order = tuple(r.family for r in instant.ranking)
+    portfolio = portfolio_for_task(store, task, instant, knowledge)
+    initial_design = None if finished else initial_design_sentence(portfolio)
     searched = _SearchedTask(store, task, request, prepared, observer, facts, families, past,
-                             instant.family, floor_model)
+                             instant.family, initial_design, floor_model)
     trial_minutes, deadline = _time_plan(request, prepared, started)
     settings = SearchSettings(
         options=options,
@@ -411,11 +416,10 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
         trial_minutes=trial_minutes, deadline=deadline, ray_address=ray_address,
         optuna_storage=db_url, study_name=study_name, rerun_numbers=tuple(unfinished),
         warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
-        family_order=family_order,
+        family_order=portfolio.order,
     )
-    if not finished:
-        printer(f"Initial design: one trial per family, in the order of the instant "
-                f"recommendation: {', '.join(family_order)}.")
+    if initial_design:
+        printer(initial_design)
     # Imported here: Ray and Optuna load in the driver that runs a search, not in every
     # process that imports the workflow (the API server, `archsearch tasks`).
     from archsearch.search.engine import run_search
@@ -449,6 +453,8 @@ def _conclusion_phase(searched: _SearchedTask, owner: str, keeper: LeaseKeeper,
     verdict = knowledge_verdict(searched.predicted, rec.family, searched.past)
     if verdict:
         rec.rationale.append(verdict)
+    if searched.initial_design:
+        rec.rationale.append(searched.initial_design)
     best = next((t for t in trials if t.number == rec.trial_number), None)
     bag = _bag_the_pick(store, task_id, best, observer, searched.data, request,
                         metric, rec, printer)
