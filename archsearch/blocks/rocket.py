@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,7 +127,7 @@ class RocketBlock(ConvFamily):
             raise SpaceError(f"rocket: n_features must be >= {KERNELS} (one per kernel), got "
                              f"{config.n_features}.")
 
-    def _slots(self) -> Any:
+    def _slots(self) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
         """(slot, dilation, padded (84,) bool, biases (84, n)) for every slot."""
         padded = torch.arange(KERNELS, device=self.biases.device) % 2 == 0  # (84,)
         biases = self.biases.split([KERNELS * n for n in self.sizes])
