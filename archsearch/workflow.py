@@ -48,10 +48,11 @@ from archsearch.recommend import (
     Recommendation,
     evidence_for_task,
     facts_for,
+    portfolio_for_task,
     recommend,
 )
 from archsearch.recommend.knowledge import load_knowledge_base
-from archsearch.recommend.rationale import knowledge_verdict
+from archsearch.recommend.rationale import initial_design_sentence, knowledge_verdict
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
 from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint
@@ -64,7 +65,7 @@ from archsearch.store import (
     write_failure,
 )
 from archsearch.store.lease import LeaseKeeper, LeaseLost, lease_seconds, new_owner
-from archsearch.trial.crossval import bag_score, cross_validation_folds
+from archsearch.trial.crossval import bag_score, cross_validation_folds, members_see_enough
 from archsearch.trial.preflight import refuse_unfit_data
 from archsearch.trial.runner import model_io
 from archsearch.types import (
@@ -369,6 +370,7 @@ class _SearchedTask:
     families: list[str]
     past: PastEvidence
     predicted: str  # the instant recommendation's family, before the search
+    initial_design: str | None  # the order of its initial design, and why (None: resumed)
     floor_model: FloorModel | None  # None: kept from before a resume, or not fitted
     status: TaskStatus = TaskStatus.COMPLETED
     error: str | None = None  # why the search stopped early (an interrupt, a cancel)
@@ -397,13 +399,16 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
                              finished)
     families = sorted(space.families)
     facts = facts_for(task.meta_features, task.task_kind, request.constraints.to_dict())
-    past = evidence_for_task(store, task, families, load_knowledge_base())
-    # The instant recommendation orders the initial design: under a time budget the
-    # likeliest families are measured before time runs out.
+    knowledge = load_knowledge_base()
+    past = evidence_for_task(store, task, families, knowledge)
+    # The initial design runs the zero-shot portfolio of past tasks first, then the instant
+    # recommendation's ranking: under a time budget the likeliest families are measured
+    # before time runs out.
     instant = recommend(facts, families, task.metric, [], past=past)
-    family_order = tuple(r.family for r in instant.ranking)
+    portfolio = portfolio_for_task(store, task, instant, knowledge)
+    initial_design = None if finished else initial_design_sentence(portfolio)
     searched = _SearchedTask(store, task, request, prepared, observer, facts, families, past,
-                             instant.family, floor_model)
+                             instant.family, initial_design, floor_model)
     with tempfile.TemporaryDirectory(prefix="archsearch-tune-") as work_dir:
         trial_minutes, deadline = _time_plan(request, prepared, started)
         settings = SearchSettings(
@@ -414,11 +419,10 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
             optuna_storage=db_url, study_name=study_name, work_dir=work_dir,
             rerun_numbers=tuple(unfinished),
             warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
-            family_order=family_order,
+            family_order=portfolio.order,
         )
-        if not finished:
-            printer(f"Initial design: one trial per family, in the order of the instant "
-                    f"recommendation: {', '.join(family_order)}.")
+        if initial_design:
+            printer(initial_design)
         # Imported here: Ray and Optuna load in the driver that runs a search, not in every
         # process that imports the workflow (the API server, `archsearch tasks`).
         from archsearch.search.engine import run_search
@@ -452,8 +456,10 @@ def _conclusion_phase(searched: _SearchedTask, owner: str, keeper: LeaseKeeper,
     verdict = knowledge_verdict(searched.predicted, rec.family, searched.past)
     if verdict:
         rec.rationale.append(verdict)
+    if searched.initial_design:
+        rec.rationale.append(searched.initial_design)
     best = next((t for t in trials if t.number == rec.trial_number), None)
-    bag = _bag_the_pick(store, task_id, best, observer, searched.data, request.constraints,
+    bag = _bag_the_pick(store, task_id, best, observer, searched.data, request,
                         metric, rec, printer)
     if bag is not None:  # the stored bag score, without reading every trial again
         best = dataclasses.replace(best, bag_test_score=bag[1])
@@ -490,17 +496,22 @@ def _conclusion_phase(searched: _SearchedTask, owner: str, keeper: LeaseKeeper,
 
 
 def _bag_the_pick(store: Store, task_id: int, best: TrialRecord | None,
-                  observer: StoreObserver, data: PreparedData, constraints: Constraints,
+                  observer: StoreObserver, data: PreparedData, request: SearchRequest,
                   metric: Metric, rec: Recommendation,
                   printer: Printer) -> tuple[Path, float] | None:
     """On small data the pick's fold models (from its cross-validation) are bagged into the
     answer: scored on test, stored, and written as one state dict (its path and test score;
-    None when the pick was not cross-validated, must stream, or would break a constraint as k
-    copies)."""
+    None when the pick was not cross-validated, its fold models saw less data than it did,
+    it must stream, or it would break a constraint as k copies)."""
     if best is None or not observer.fold_states(best.number).is_file():
         return None
     states = torch.load(observer.fold_states(best.number))
-    k = len(states)
+    k, constraints = len(states), request.constraints
+    if not members_see_enough(data, k, request.options.seed):
+        rec.rationale.append(f"The pick's {k} fold models were not bagged: each trained on "
+                             f"fewer sequences than the single model of trial {best.number}, "
+                             f"which is the answer.")
+        return None
     # k members: k times the weights and the time; memory counted k times too (an upper bound,
     # the members run one after another).
     refusals = constraints.violations(k * (best.params or 0), k * (best.latency_ms or 0.0),

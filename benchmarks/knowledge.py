@@ -3,6 +3,7 @@
     python benchmarks/knowledge.py build [--tasks ID,...] [--families F,...] [--trials N]
                                          [--steps N] [--cv-folds K] [--out FILE]
     python benchmarks/knowledge.py status [--out FILE]
+    python benchmarks/knowledge.py calibrate [--out FILE]
 
 ``build`` measures every missing cell (corpus task x family x this machine's device) of the
 corpus (``archsearch/recommend/knowledge/corpus.yaml``): a search of that family alone through
@@ -14,6 +15,9 @@ provenance (commit, machine, torch/ray versions, dates, budget). ``--out`` write
 matrix file; a budget other than the shipped one (``--trials/--steps/--cv-folds``) needs it, so
 a quick build is never taken for the knowledge base. ``status`` prints how much is measured,
 the mean cell time and the CPU time left at that rate; its last line is one JSON object.
+``calibrate`` (run by ``build`` after it measured a cell) writes the pairs the instant pick's
+confidence is calibrated on beside the matrix (``matrix.calibration.json``,
+:mod:`archsearch.recommend.calibration`): seconds, no training.
 """
 
 from __future__ import annotations
@@ -233,9 +237,28 @@ def status(corpus: Corpus, families: list[str], matrix: Path) -> dict[str, Any]:
             "note": read_sidecar(matrix).get("note")}
 
 
+def calibrate(matrix: Path) -> dict[str, Any]:
+    """Write the confidence calibration's pairs beside ``matrix`` (the default space's
+    families, the shipped rules); what it holds, in short."""
+    from archsearch.recommend import load_rules
+    from archsearch.recommend.calibration import (
+        MIN_CALIBRATION_TASKS,
+        calibration_path,
+        write_calibration,
+    )
+    from archsearch.recommend.knowledge import load_knowledge_base
+
+    knowledge = load_knowledge_base(matrix)
+    if knowledge is None:
+        return {"calibration": None, "why": f"{matrix} holds no completed cell"}
+    written = write_calibration(knowledge, sorted(load_space().families), load_rules())
+    return {"calibration": str(calibration_path(matrix)), "key": written["key"],
+            "held_out_tasks": len(written["pairs"]), "min_tasks": MIN_CALIBRATION_TASKS}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["build", "status"])
+    parser.add_argument("command", choices=["build", "status", "calibrate"])
     parser.add_argument("--tasks", help="corpus task ids, comma-separated (default: all)")
     parser.add_argument("--families", help="families, comma-separated (default: the default "
                                            "space's)")
@@ -251,12 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         print(json.dumps(status(corpus, families, args.out)))
         return 0
+    if args.command == "calibrate":
+        print(json.dumps(calibrate(args.out)))
+        return 0
     budget = dataclasses.replace(STANDARD_BUDGET, trials=args.trials, max_steps=args.steps,
                                  cv_folds=args.cv_folds)
     if budget != STANDARD_BUDGET and args.out.resolve() == MATRIX_FILE.resolve():
         parser.error("a budget other than the shipped matrix's needs --out FILE")
-    build(corpus, families, budget, args.out,
-          args.tasks.split(",") if args.tasks else None)
+    if build(corpus, families, budget, args.out, args.tasks.split(",") if args.tasks else None):
+        print(json.dumps(calibrate(args.out)))
     print(json.dumps(status(corpus, families, args.out)))
     return 0
 

@@ -2,7 +2,7 @@
 
     python benchmarks/recommender.py [--quick] [--seed N] [--keep DIR]
     python benchmarks/recommender.py --rescore DIR
-    python benchmarks/recommender.py --knowledge-base [MATRIX]
+    python benchmarks/recommender.py --knowledge-base [MATRIX] [--warm-start]
 
 ``--knowledge-base`` trains nothing (seconds): it scores the instant pick by leave-one-task-out
 over the knowledge base's matrix (default: the shipped one, docs/knowledge-base.md). Each
@@ -11,10 +11,18 @@ rows, the rules as prior and as hard validity rules (a family a hard rule exclud
 candidate), beside the rules alone, a uniformly random family and the best constant pick (the
 family best most often on the other tasks). Regret is ``1 - s(pick)``, ``s`` the held-out
 task's normalised test score over its candidates; ``top3_rate`` is the share of held-out tasks
-whose best family is among the instant ranking's first three. The last line is one JSON object
-with ``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``, ``best_constant``),
-``top3_rate``, ``best_family_share`` (the largest share of tasks one family wins) and the
-knowledge base's provenance.
+whose best family is among the instant ranking's first three; ``confidence`` holds the
+reliability table (stated confidence against the observed rate of right picks, raw and
+calibrated by leave-one-task-out) and the expected calibration error. The last line is one JSON
+object with ``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``, ``best_constant``),
+``top3_rate``, ``best_family_share`` (the largest share of tasks one family wins),
+``confidence`` and the knowledge base's provenance.
+
+``--knowledge-base --warm-start`` replays, per held-out task, a search's initial design in three
+orders (the zero-shot portfolio of the other tasks, the instant ranking alone, the rules'
+ranking alone) through the simulated backend, and reports the trials (and training seconds) each
+needs to reach its final best: what is simulated is :data:`SIMULATED`, in detail
+docs/knowledge-base.md.
 
 ``--rescore DIR`` scores the recommender again on the searches a ``--keep DIR`` run left there,
 without searching: the same measured tasks, the recommender as it is now.
@@ -44,6 +52,7 @@ the family, not the luckiest draw of a learning rate. The last line printed is o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -63,12 +72,19 @@ from archsearch.errors import DataError  # noqa: E402
 from archsearch.options import SearchOptions  # noqa: E402
 from archsearch.recommend import (  # noqa: E402
     PastTask,
-    apply_rules,
     evidence_for_task,
     facts_for,
     load_rules,
-    past_evidence,
     recommend,
+    zero_shot_portfolio,
+)
+from archsearch.recommend.calibration import (  # noqa: E402
+    MIN_CALIBRATION_TASKS,
+    ConfidenceCalibrator,
+    HeldOutPick,
+    expected_calibration_error,
+    held_out_picks,
+    reliability_table,
 )
 from archsearch.recommend.knowledge import (  # noqa: E402
     MATRIX_FILE,
@@ -77,9 +93,10 @@ from archsearch.recommend.knowledge import (  # noqa: E402
 )
 from archsearch.recommend.ranker import normalised_scores  # noqa: E402
 from archsearch.search.ray_backend.runtime import ray_runtime  # noqa: E402
-from archsearch.space import load_space  # noqa: E402
+from archsearch.space import SearchSpace, load_space  # noqa: E402
 from archsearch.space.schema import default_space_path  # noqa: E402
 from archsearch.store import Store, TaskRecord  # noqa: E402
+from archsearch.types import Constraints  # noqa: E402
 from archsearch.workflow import SearchRequest, run_task  # noqa: E402
 
 QUICK = {"families": ["gru", "lstm", "tcn", "transformer"], "max_length": 32, "n": 400,
@@ -165,37 +182,123 @@ def evaluate(store: Store, families: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def knowledge_base_rows(knowledge: KnowledgeBase, families: list[str]) -> list[dict[str, Any]]:
+def knowledge_base_rows(picks: list[HeldOutPick]) -> list[dict[str, Any]]:
     """Leave-one-task-out over the matrix (see ``--knowledge-base`` in the module docstring)."""
-    rules = load_rules()
-    corpus = knowledge.past_tasks()
+    corpus = [pick.task for pick in picks]
     rows = []
-    for held in corpus:
-        facts = facts_for(held.meta_features, held.task_kind, held.constraints)
-        excluded = apply_rules(rules, facts, families).excluded
-        candidates = sorted(f for f in held.scores if f in families and f not in excluded)
-        truth = normalised_scores({f: held.scores[f] for f in candidates},
-                                  held.metric.maximizes)
-        if len(truth) < 2:
-            continue
-        others = [task for task in corpus if task.name != held.name]
-        past = past_evidence([], held.meta_features, held.task_kind, candidates,
-                             corpus=others, knowledge=knowledge.provenance())
-        instant = recommend(facts, candidates, held.metric, [], rules, past)
-        rules_only = recommend(facts, candidates, held.metric, [], rules)
-        constant = best_constant(others, candidates)
-        best = max(truth, key=truth.get)
+    for pick in picks:
+        truth = pick.truth
+        others = [task for task in corpus if task.name != pick.task.name]
+        constant = best_constant(others, sorted(truth))
         rows.append({
-            "task": held.name, "kind": held.task_kind, "best_family": best,
-            "instant": instant.family, "rules_only": rules_only.family,
+            "task": pick.task.name, "kind": pick.task.task_kind, "best_family": pick.best_family,
+            "instant": pick.instant.family, "rules_only": pick.rules_only.family,
             "best_constant": constant,
-            "regret_instant": round(regret(instant.family, truth), 4),
-            "regret_rules_only": round(regret(rules_only.family, truth), 4),
+            "regret_instant": round(regret(pick.instant.family, truth), 4),
+            "regret_rules_only": round(regret(pick.rules_only.family, truth), 4),
             "regret_random": round(statistics.fmean(1.0 - v for v in truth.values()), 4),
             "regret_best_constant": round(regret(constant, truth), 4),
-            "best_in_top3": best in [r.family for r in instant.ranking[:3]],
-            "trust_factor": instant.trust.factor if instant.trust else None,
+            "best_in_top3": pick.best_family in [r.family for r in pick.instant.ranking[:3]],
+            "trust_factor": pick.instant.trust.factor if pick.instant.trust else None,
+            "confidence_raw": pick.instant.confidence,
         })
+    return rows
+
+
+def confidence_calibration(picks: list[HeldOutPick]) -> dict[str, Any]:
+    """The instant pick's stated confidence against how often it was right: raw, and
+    calibrated by leave-one-task-out (each task's confidence mapped by a calibrator fitted on
+    the other tasks' pairs; with fewer than MIN_CALIBRATION_TASKS of them, the raw value)."""
+    raw = [pick.instant.confidence for pick in picks]
+    right = [pick.right for pick in picks]
+    calibrated = []
+    for i in range(len(picks)):
+        rest = [j for j in range(len(picks)) if j != i]
+        calibrator = ConfidenceCalibrator().fit([raw[j] for j in rest], [right[j] for j in rest])
+        calibrated.append(float(calibrator.predict([raw[i]])[0]))
+    tables = {"raw": reliability_table(raw, right), "calibrated": reliability_table(calibrated,
+                                                                                    right)}
+    return {"min_tasks": MIN_CALIBRATION_TASKS,
+            "calibrated": len(picks) - 1 >= MIN_CALIBRATION_TASKS,
+            "right_rate": round(statistics.fmean(right), 3) if right else None,
+            "reliability": tables,
+            "ece": {name: expected_calibration_error(table) for name, table in tables.items()}}
+
+
+class _Silent:
+    """The observer of a replayed search: the numbers read the coordinator, not the events."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def replay_initial_design(order: list[str], held: PastTask, train_seconds: dict[str, float],
+                          default: SearchSpace, seed: int = 0) -> dict[str, Any]:
+    """Replay a search whose initial design runs ``order`` (one trial per family, one at a
+    time) on the held-out task through the simulated backend; how many trials and how many
+    training seconds it takes to reach its final best (see ``--warm-start``); the space is
+    ``default`` cut to the families of ``order``."""
+    import optuna
+
+    from archsearch.search.coordinator import Coordinator
+    from archsearch.search.optuna_bridge import OptunaBridge
+    from archsearch.search.simulated import Curve, simulate
+    from archsearch.types import Objectives
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = dataclasses.replace(default, families={f: p for f, p in default.families.items()
+                                                   if f in order})
+    rounds, metric = space.max_rounds(), held.metric
+    # The random sampler: a family's hyperparameters (only the family is enqueued) change
+    # nothing here, since every configuration of a family replays one curve; TPE would spend
+    # seconds drawing them.
+    bridge = OptunaBridge.create(space, metric, seed, "random", "none", rounds, None,
+                                 "kb-warm-start", Objectives.parse("quality"))
+    bridge.enqueue_initial_design([], tuple(order))
+
+    def curve_of(spec: Any) -> Curve:
+        final = held.scores[spec.arch.family]
+        span = max(abs(final), 1e-6)  # from this much worse, linearly, to the cell's score
+        return Curve(tuple(final - metric.sign * span * (1 - r / rounds)
+                           for r in range(1, rounds + 1)),
+                     train_seconds[spec.arch.family] / rounds)
+
+    coordinator = Coordinator(bridge, _Silent(), Constraints(), seed)
+    simulation = simulate(coordinator, curve_of, len(order))
+    scores = [coordinator.completed[number].val_score for number, _ in simulation.ended
+              if number in coordinator.completed]
+    final = max(scores, key=metric.utility)
+    reached = next(i for i, score in enumerate(scores) if score == final)
+    seconds = sum(train_seconds[coordinator.specs[number].arch.family]
+                  for number, _ in simulation.ended[:reached + 1])
+    return {"trials_to_best": reached + 1, "seconds_to_best": round(seconds, 1),
+            "first": coordinator.specs[simulation.ended[0][0]].arch.family}
+
+
+def warm_start_rows(picks: list[HeldOutPick], knowledge: KnowledgeBase) -> list[dict[str, Any]]:
+    """Per held-out task: the trials a search needs to reach its final best when its initial
+    design follows the zero-shot portfolio of the other tasks, the instant recommendation's
+    order (what a search did before the portfolio) and the rules' order alone."""
+    corpus = [pick.task for pick in picks]
+    seconds = {(c.task, c.family): c.train_seconds or 0.0 for c in knowledge.cells}
+    default = load_space()
+    rows = []
+    for pick in picks:
+        held = pick.task
+        others = [task for task in corpus if task.name != held.name]
+        portfolio = zero_shot_portfolio(others, held.meta_features, held.task_kind,
+                                        pick.instant.ranking)
+        train = {f: seconds[(held.name, f)] for f in pick.truth}
+        orders = {"portfolio": list(portfolio.order),
+                  "instant_order": [r.family for r in pick.instant.ranking],
+                  "rules_order": [r.family for r in pick.rules_only.ranking]}
+        row: dict[str, Any] = {"task": held.name, "best_family": pick.best_family,
+                               "portfolio": list(portfolio.families)}
+        for name, order in orders.items():
+            replayed = replay_initial_design(order, held, train, default)
+            row[f"trials_{name}"] = replayed["trials_to_best"]
+            row[f"seconds_{name}"] = replayed["seconds_to_best"]
+        rows.append(row)
     return rows
 
 
@@ -217,21 +320,39 @@ def best_constant(tasks: list[PastTask], candidates: list[str]) -> str:
                key=lambda f: (wins[f], statistics.fmean(means[f] or [0.0])))
 
 
-def knowledge_base_main(matrix: Path) -> int:
+def knowledge_base_main(matrix: Path, warm_start: bool) -> int:
     start = time.perf_counter()
     knowledge = load_knowledge_base(matrix)
     if knowledge is None:
         print(f"{matrix}: no measured cell yet; build it with benchmarks/knowledge.py build.",
               file=sys.stderr)
         return 2
-    rows = knowledge_base_rows(knowledge, sorted(load_space().families))
+    picks = held_out_picks(knowledge.past_tasks(), sorted(load_space().families), load_rules(),
+                           knowledge.provenance())
+    if warm_start:
+        result = warm_start_result(warm_start_rows(picks, knowledge))
+    else:
+        result = picks_result(knowledge_base_rows(picks), picks)
+    result.update({"knowledge_base": knowledge.provenance(),
+                   "seconds": round(time.perf_counter() - start, 1)})
+    print(json.dumps(result))
+    return 0
+
+
+def picks_result(rows: list[dict[str, Any]], picks: list[HeldOutPick]) -> dict[str, Any]:
     for row in rows:
         print(f"{row['task']}: best {row['best_family']}; instant {row['instant']} (regret "
-              f"{row['regret_instant']:.3f}), rules {row['rules_only']} "
-              f"({row['regret_rules_only']:.3f}), constant {row['best_constant']} "
-              f"({row['regret_best_constant']:.3f})")
+              f"{row['regret_instant']:.3f}, confidence {row['confidence_raw']:.2f}), rules "
+              f"{row['rules_only']} ({row['regret_rules_only']:.3f}), constant "
+              f"{row['best_constant']} ({row['regret_best_constant']:.3f})")
     winners = [row["best_family"] for row in rows]
-    result = {
+    calibration = confidence_calibration(picks)
+    for name, table in calibration["reliability"].items():
+        print(f"Reliability ({name}): " + "; ".join(
+            f"{row['bin'][0]:.1f}-{row['bin'][1]:.1f}: stated {row['stated']:.2f}, observed "
+            f"{row['observed']:.2f} (n={row['n']})" for row in table)
+            + f"; ECE {calibration['ece'][name]}")
+    return {
         "benchmark": "recommender_knowledge_base_leave_one_task_out",
         "tasks": len(rows),
         "regret": {name: mean(rows, f"regret_{name}")
@@ -240,12 +361,46 @@ def knowledge_base_main(matrix: Path) -> int:
                       if rows else None),
         "best_family_share": (round(max(map(winners.count, winners)) / len(rows), 3)
                               if rows else None),
-        "knowledge_base": knowledge.provenance(),
+        "confidence": calibration,
         "per_task": rows,
-        "seconds": round(time.perf_counter() - start, 1),
     }
-    print(json.dumps(result))
-    return 0
+
+
+WARM_START_ORDERS = ("portfolio", "instant_order", "rules_order")
+SIMULATED = ("replayed through archsearch/search/simulated.py, no training: one trial per family "
+             "at a time in the initial design's order, each family's curve ending at the held-out "
+             "task's measured test score after its measured training seconds; it measures where "
+             "the best family sits in the order, not hyperparameter spread, seed noise or "
+             "pruning")
+
+
+def warm_start_result(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    for row in rows:
+        print(f"{row['task']}: best {row['best_family']}; portfolio "
+              f"{', '.join(row['portfolio']) or 'none (no task near enough)'}; trials to the "
+              "best: " + ", ".join(f"{name} {row[f'trials_{name}']}"
+                                   for name in WARM_START_ORDERS))
+
+    def median(key: str) -> float | None:
+        values = [row[key] for row in rows]
+        return statistics.median(values) if values else None
+
+    return {
+        "benchmark": "recommender_knowledge_base_warm_start",
+        "tasks": len(rows),
+        "portfolio_used": sum(bool(row["portfolio"]) for row in rows),
+        "trials_to_best_median": {name: median(f"trials_{name}") for name in WARM_START_ORDERS},
+        "trials_to_best_mean": {name: mean(rows, f"trials_{name}")
+                                for name in WARM_START_ORDERS},
+        "seconds_to_best_median": {name: median(f"seconds_{name}")
+                                   for name in WARM_START_ORDERS},
+        "portfolio_vs_instant_order": {
+            "fewer": sum(r["trials_portfolio"] < r["trials_instant_order"] for r in rows),
+            "same": sum(r["trials_portfolio"] == r["trials_instant_order"] for r in rows),
+            "more": sum(r["trials_portfolio"] > r["trials_instant_order"] for r in rows)},
+        "simulated": SIMULATED,
+        "per_task": rows,
+    }
 
 
 def run_searches(specs: list[str], space: Path, budget: int, db_url: str, report_dir: Path,
@@ -282,9 +437,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--knowledge-base", type=Path, nargs="?", const=MATRIX_FILE,
                         metavar="MATRIX", help="leave-one-task-out over the knowledge base's "
                         "matrix, training nothing (default: the shipped matrix)")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="with --knowledge-base: the trials a search needs to reach its "
+                        "final best with and without the portfolio warm start (replayed)")
     args = parser.parse_args(argv)
+    if args.warm_start and not args.knowledge_base:
+        parser.error("--warm-start measures over the knowledge base: add --knowledge-base")
     if args.knowledge_base:
-        return knowledge_base_main(args.knowledge_base)
+        return knowledge_base_main(args.knowledge_base, args.warm_start)
     settings = QUICK if args.quick else FULL
     start = time.perf_counter()
     search_seconds: dict[str, float] = {}

@@ -12,6 +12,7 @@ from archsearch.trial.crossval import (
     bag_score,
     cross_validation_folds,
     fold_fit,
+    members_see_enough,
     summarise,
 )
 from archsearch.trial.runner import evaluate, model_io
@@ -50,6 +51,22 @@ def test_forecast_folds_are_in_time_order():
                         split, 1, 1, 3)
     for fold in cross_validation_folds(data, 4, seed=0):
         assert fold.train.y.max() < fold.val.y.min()  # no future in training
+
+
+def test_fold_models_are_bagged_only_when_each_saw_as_much_as_the_single_model():
+    # 40 training and 10 validation sequences, as the 80/20 split makes them: 5 folds train on
+    # 40 each, 3 on about 33, and forecasting's first expanding window on a short history.
+    whole = classification_data((30, 20))
+    data = dataclasses.replace(whole, train=_rows(whole.train, slice(0, 40)),
+                               val=_rows(whole.train, slice(40, 50)))
+    assert members_see_enough(data, 5, seed=0)
+    assert not members_see_enough(data, 3, seed=0)
+    forecast = dataclasses.replace(data, task=TaskKind.FORECAST)
+    assert not members_see_enough(forecast, 5, seed=0)
+
+
+def _rows(split: Split, rows: slice) -> Split:
+    return Split(split.X[rows], split.y[rows], split.lengths[rows])
 
 
 def test_fold_fit_trains_a_real_model_and_keeps_its_weights(tiny_data):

@@ -177,3 +177,63 @@ def test_the_knowledge_base_benchmark_scores_leave_one_task_out(tmp_path, capsys
     assert regret["instant"] <= regret["best_constant"]
     assert 0.0 <= result["top3_rate"] <= 1.0 and result["best_family_share"] == pytest.approx(
         6 / 9, abs=1e-3)
+
+
+WARM_START_KEYS = {"benchmark", "tasks", "portfolio_used", "trials_to_best_median",
+                   "trials_to_best_mean", "seconds_to_best_median",
+                   "portfolio_vs_instant_order", "simulated", "per_task", "knowledge_base",
+                   "seconds"}
+
+
+def test_the_warm_start_benchmark_replays_the_initial_designs(tmp_path, capsys):
+    from benchmarks.recommender import main as benchmark
+
+    assert benchmark(["--knowledge-base", "--warm-start"]) == 0  # the shipped matrix
+    shipped = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(shipped) == WARM_START_KEYS and shipped["tasks"] >= 3
+    assert set(shipped["trials_to_best_median"]) == {"portfolio", "instant_order",
+                                                     "rules_order"}
+    # Short tasks won by tcn against the rules (recurrent first): the portfolio of the other
+    # short tasks starts with tcn, the rules' order reaches it later.
+    matrix = tmp_path / "matrix.csv"
+    write_matrix(matrix, {16: "tcn", 20: "tcn", 24: "tcn", 2000: "transformer",
+                          3000: "transformer"})
+    assert benchmark(["--knowledge-base", str(matrix), "--warm-start"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["tasks"] == 5 and result["portfolio_used"] == 5
+    assert result["trials_to_best_median"]["portfolio"] == 1
+    assert result["trials_to_best_median"]["rules_order"] > 1
+
+
+def test_the_instant_confidence_is_calibrated_only_on_enough_fresh_held_out_tasks(tmp_path):
+    from archsearch.recommend import load_rules
+    from archsearch.recommend.calibration import (
+        MIN_CALIBRATION_TASKS,
+        state_confidence,
+        write_calibration,
+    )
+    from archsearch.recommend.knowledge import Cell, append_cell
+
+    matrix = tmp_path / "matrix.csv"
+    write_matrix(matrix, {16: "tcn", 20: "tcn", 24: "tcn", 32: "tcn", 40: "tcn", 48: "tcn",
+                          2000: "transformer", 2500: "transformer", 3000: "transformer",
+                          4000: "transformer"})
+    knowledge = load_knowledge_base(matrix)
+    assert "no held-out" in state_confidence(0.3, knowledge).sentence
+    written = write_calibration(knowledge, FAMILIES, load_rules())
+    assert len(written["pairs"]) == 10 >= MIN_CALIBRATION_TASKS
+    stated = state_confidence(0.3, knowledge)
+    assert stated.calibrated and 0.0 <= stated.value <= 1.0 and stated.raw == 0.3
+    assert "calibrated on 10 held-out corpus tasks" in stated.sentence
+    # A cell measured since: the pairs are stale, and the raw value is stated.
+    append_cell(matrix, Cell("task-16", "gru", "cpu", COMPLETED, 0.95, 0.95, None, None, None,
+                             1.0, 1.0, 1000, 1.0, 4, 10.0, 0, "2026-12-02T00:00Z"))
+    stale = state_confidence(0.3, load_knowledge_base(matrix))
+    assert not stale.calibrated and stale.value == 0.3
+    assert "made on another matrix" in stale.sentence
+    # Too few held-out tasks: said, and the raw value kept.
+    few = tmp_path / "few.csv"
+    write_matrix(few, {16: "tcn", 20: "tcn", 4000: "transformer"})
+    write_calibration(load_knowledge_base(few), FAMILIES, load_rules())
+    assert "only 3 held-out corpus task(s)" in state_confidence(0.3,
+                                                               load_knowledge_base(few)).sentence

@@ -9,6 +9,7 @@ constraints given now.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 
+from archsearch.recommend.calibration import StatedConfidence, state_confidence
 from archsearch.recommend.combine import Recommendation, facts_for, recommend
 from archsearch.recommend.knowledge import KnowledgeBase, load_knowledge_base
-from archsearch.recommend.ranker import PastEvidence, past_evidence
+from archsearch.recommend.portfolio import Portfolio, zero_shot_portfolio
+from archsearch.recommend.ranker import PastEvidence, PastTask, past_evidence, stored_tasks
+from archsearch.recommend.rationale import initial_design_sentence
 from archsearch.store import Store, TaskRecord, TrialRecord
 from archsearch.store.session import create_db_engine
 from archsearch.types import Constraints, Metric, TaskStatus
@@ -34,6 +38,22 @@ def evidence_for_task(store: Store, task: TaskRecord, families: Sequence[str],
     return _with_knowledge(knowledge, store.past_results(exclude=[task.id]),
                            task.meta_features, task.task_kind, families, (),
                            task.fingerprint)
+
+
+def portfolio_for_task(store: Store, task: TaskRecord, instant: Recommendation,
+                       knowledge: KnowledgeBase | None = None) -> Portfolio:
+    """The initial design of a stored task's search: the zero-shot portfolio of the corpus
+    tasks of ``knowledge`` and every other completed task in ``store``, then the rest of the
+    ``instant`` recommendation's ranking (its order alone when no past task is near enough)."""
+    return zero_shot_portfolio(_past_tasks(knowledge, store.past_results(exclude=[task.id]), ()),
+                               task.meta_features, task.task_kind, instant.ranking)
+
+
+def _past_tasks(knowledge: KnowledgeBase | None,
+                history: Sequence[tuple[TaskRecord, Mapping[str, TrialRecord]]],
+                exclude: Sequence[int]) -> list[PastTask]:
+    """The corpus tasks of ``knowledge`` and the stored tasks of ``history`` (but ``exclude``)."""
+    return [*(knowledge.past_tasks() if knowledge else ()), *stored_tasks(history, exclude)]
 
 
 def _with_knowledge(knowledge: KnowledgeBase | None,
@@ -57,6 +77,8 @@ class Advice:
     past: PastEvidence
     measured_task: TaskRecord | None  # the earlier search of the same data whose trials count
     database: str  # what the database said: where it is, or why it was not read
+    portfolio: Portfolio  # what a search of this data would measure first
+    stated: StatedConfidence | None  # an instant pick's confidence (None: trials decided)
 
     def to_json(self) -> dict[str, Any]:
         rec = self.recommendation
@@ -67,6 +89,8 @@ class Advice:
                               if self.measured_task and rec.trial_number is not None
                               else rec.config_source),
             "confidence": rec.confidence,
+            "confidence_raw": self.stated.raw if self.stated else rec.confidence,
+            "confidence_calibrated": bool(self.stated and self.stated.calibrated),
             "rationale": rec.rationale,
             "ranking": [r.to_dict() for r in rec.ranking],
             "measured_task_id": self.measured_task.id if self.measured_task else None,
@@ -74,6 +98,7 @@ class Advice:
             "corpus_tasks": self.past.n_corpus,
             "knowledge_base": self.past.knowledge,
             "trust": rec.trust.to_dict() if rec.trust else None,
+            "portfolio": self.portfolio.to_dict(),
             "dataset": self.dataset_name,
             "metric": {"name": self.metric.name, "direction": self.metric.direction},
             "meta_features": self.meta_features,
@@ -125,8 +150,20 @@ def advise(source: str, constraints: Constraints | None = None, db_url: str | No
                 trials = store.trials(measured.id)
                 metric = measured.metric
                 families = sorted(set(families) | {t.family for t in trials})
-    past = _with_knowledge(knowledge, history, meta, dataset.task.value, families,
-                           [measured.id] if measured else [], digest)
+    exclude = [measured.id] if measured else []
+    past = _with_knowledge(knowledge, history, meta, dataset.task.value, families, exclude,
+                           digest)
     facts = facts_for(meta, dataset.task.value, constraints.to_dict())
     rec = recommend(facts, families, metric, trials, past=past, constraints=constraints)
-    return Advice(rec, dataset.name, meta, metric, families, past, measured, database)
+    instant = rec if not trials else recommend(facts, families, metric, [], past=past,
+                                               constraints=constraints)
+    portfolio = zero_shot_portfolio(_past_tasks(knowledge, history, exclude), meta,
+                                    dataset.task.value, instant.ranking)
+    stated = None
+    if not trials:  # an instant pick: its confidence is stated, calibrated where it can be
+        stated = state_confidence(rec.confidence, knowledge)
+        rec = dataclasses.replace(rec, confidence=stated.value,
+                                  rationale=[*rec.rationale, stated.sentence])
+    rec.rationale.append(initial_design_sentence(portfolio))
+    return Advice(rec, dataset.name, meta, metric, families, past, measured, database,
+                  portfolio, stated)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from archsearch.recommend.evidence import DataTrust, Evidence, FamilyRank
+from archsearch.recommend.portfolio import Portfolio
 from archsearch.recommend.ranker import Neighbour, PastEvidence
 from archsearch.recommend.similarity import MAX_NEIGHBOUR_DISTANCE
 from archsearch.store.records import TrialRecord
@@ -124,6 +125,27 @@ def knowledge_verdict(predicted: str, picked: str, past: PastEvidence) -> str | 
     return (f"Before the search, the instant recommendation predicted {predicted} (the rules, "
             f"and the knowledge base: {used} {past.n_corpus} measured corpus task(s)); "
             f"{verdict}.")
+
+
+def initial_design_sentence(portfolio: Portfolio) -> str:
+    """Which order a search's initial design (one trial per family) follows, and why: the
+    zero-shot portfolio of past tasks first, or the instant recommendation's order alone."""
+    if portfolio.used:
+        rest = [f for f in portfolio.order if f not in portfolio.families]
+        name, distance = portfolio.neighbours[0]
+        return (f"Initial design: one trial per family, the zero-shot portfolio of past tasks "
+                f"first: {', '.join(portfolio.families)} (chosen greedily over "
+                f"{portfolio.n_tasks} past task(s) weighted by similarity, the nearest {name} at "
+                f"{distance:.2f}; weighted mean regret {portfolio.regret[-1]:.3f}), then the "
+                f"instant recommendation's order: {', '.join(rest)}.")
+    if portfolio.neighbours:
+        name, distance = portfolio.neighbours[0]
+        why = (f"the nearest of {portfolio.n_tasks} past task(s), {name}, is {distance:.2f} "
+               f"away, beyond {MAX_NEIGHBOUR_DISTANCE:g}")
+    else:
+        why = "no past task measured two or more of its families"
+    return (f"Initial design: one trial per family, in the order of the instant recommendation "
+            f"(no portfolio: {why}): {', '.join(portfolio.order)}.")
 
 
 def _origin(neighbour: Neighbour) -> str:

@@ -3,8 +3,9 @@
 With few training sequences one validation split picks noise (a search was seen choosing a
 model with 100% accuracy on 7 validation sequences and 50% on the test set). Finalists are
 therefore retrained on k folds of train+validation; the test split is never touched. The fold
-models of the pick are then bagged (:func:`bag_score`): together they saw all of
-train+validation, and their mean varies less than any one of them.
+models of the pick are then bagged (:func:`bag_score`) when each saw at least as much data as
+the single model (:func:`members_see_enough`): together they saw all of train+validation, and
+their mean varies less than any one of them.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ def cross_validation_folds(data: PreparedData, k: int, seed: int) -> list[Prepar
             val=Split(X[val_idx], y[val_idx], lengths[val_idx]),
         ))
     return folds
+
+
+def members_see_enough(data: PreparedData, k: int, seed: int) -> bool:
+    """Whether every model of :func:`cross_validation_folds` (``k``) trained on at least as
+    many sequences as the single model, which trained on the training split: only then is their
+    bag an answer that cannot have learnt from less. With 3 folds each saw 2/3 of
+    train+validation against the training split's 80% (GunPoint: such a bag scored 0.973 on
+    test, the single model 1.000); expanding forecasting windows start from a short history."""
+    folds = cross_validation_folds(data, k, seed)
+    return min(len(fold.train.y) for fold in folds) >= len(data.train.y)
 
 
 def refit_spec(spec: TrialSpec, best_round: int | None) -> TrialSpec:

@@ -1,0 +1,208 @@
+"""Confidence that means something: the instant pick's confidence calibrated on the corpus.
+
+The confidence of a pick made before any trial (``combine._confidence``) is a heuristic of the
+prior's lead. It is calibrated by leave-one-task-out over the knowledge base's corpus tasks:
+each is held out in turn and picked for from the others (:func:`held_out_picks`, as the
+benchmark does), which gives pairs (raw confidence, whether the pick was the held-out task's
+best family). :class:`ConfidenceCalibrator`, a scikit-learn estimator over an isotonic
+regression, maps a raw confidence to the observed rate of right picks at that confidence. With
+fewer than :data:`MIN_CALIBRATION_TASKS` held-out tasks a rate means little: the calibrator
+then keeps the raw value, and the rationale says so.
+
+The leave-one-task-out costs O(n^2) ranker fits (seconds for 35 tasks): too slow for
+``archsearch recommend`` (5 s at most), so the pairs are computed offline
+(``python benchmarks/knowledge.py calibrate``) and shipped beside the matrix
+(``matrix.calibration.json``), under a key of what they depend on (the matrix's scores and task
+facts, the rules file, the families). When the key no longer matches (the matrix grew since),
+the pairs are stale: the raw value is kept and the rationale says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.isotonic import IsotonicRegression
+
+from archsearch.recommend.combine import Recommendation, facts_for, recommend
+from archsearch.recommend.knowledge import KnowledgeBase
+from archsearch.recommend.ranker import PastTask, normalised_scores, past_evidence
+from archsearch.recommend.rules import RULES_FILE, Rule, apply_rules
+
+# Fewer held-out tasks than this: a rate per confidence level is too noisy to state.
+MIN_CALIBRATION_TASKS = 10
+CALIBRATE_COMMAND = "python benchmarks/knowledge.py calibrate"
+
+
+@dataclass(frozen=True)
+class HeldOutPick:
+    """A corpus task held out and picked for from the other corpus tasks."""
+
+    task: PastTask
+    truth: dict[str, float]  # the held-out task's normalised test scores over the candidates
+    instant: Recommendation  # the rules as prior and validity rules, the others' matrix rows
+    rules_only: Recommendation
+
+    @property
+    def best_family(self) -> str:
+        return max(self.truth, key=self.truth.get)
+
+    @property
+    def right(self) -> bool:
+        """The instant pick was the held-out task's best family."""
+        return self.instant.family == self.best_family
+
+
+def held_out_picks(corpus: Sequence[PastTask], families: Sequence[str], rules: list[Rule],
+                   knowledge: str | None = None) -> list[HeldOutPick]:
+    """Each corpus task (measuring two or more candidates) held out and picked for from the
+    others. A family a hard rule excludes on the held-out task is no candidate."""
+    picks = []
+    for held in corpus:
+        facts = facts_for(held.meta_features, held.task_kind, held.constraints)
+        excluded = apply_rules(rules, facts, list(families)).excluded
+        candidates = sorted(f for f in held.scores if f in families and f not in excluded)
+        truth = normalised_scores({f: held.scores[f] for f in candidates},
+                                  held.metric.maximizes)
+        if len(truth) < 2:
+            continue
+        others = [task for task in corpus if task.name != held.name]
+        past = past_evidence([], held.meta_features, held.task_kind, candidates,
+                             corpus=others, knowledge=knowledge)
+        picks.append(HeldOutPick(held, truth,
+                                 recommend(facts, candidates, held.metric, [], rules, past),
+                                 recommend(facts, candidates, held.metric, [], rules)))
+    return picks
+
+
+class ConfidenceCalibrator(BaseEstimator):
+    """Raw confidence -> observed rate of right picks (scikit-learn estimator).
+
+    ``fit(X, y)``: ``X`` (n,) raw confidences of held-out picks, ``y`` (n,) 1 where the pick
+    was the best family, else 0. With at least ``min_tasks`` pairs an isotonic regression
+    (non-decreasing, clipped to 0..1) is fitted; with fewer, ``calibrated_`` is False and
+    ``predict`` returns the raw values unchanged.
+    """
+
+    def __init__(self, min_tasks: int = MIN_CALIBRATION_TASKS) -> None:
+        self.min_tasks = min_tasks
+
+    def fit(self, X: Any, y: Any) -> ConfidenceCalibrator:
+        X = np.asarray(X, dtype=np.float64).ravel()
+        y = np.asarray(y, dtype=np.float64).ravel()
+        if len(X) != len(y):
+            raise ValueError(f"X and y must have one entry per pick; got {len(X)} and {len(y)}")
+        self.n_tasks_ = len(X)
+        self.calibrated_ = self.n_tasks_ >= self.min_tasks
+        self.isotonic_ = (IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+                          .fit(X, y) if self.calibrated_ else None)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "calibrated_"):
+            raise ValueError("this ConfidenceCalibrator is not fitted yet; call fit(X, y) first")
+        X = np.asarray(X, dtype=np.float64).ravel()
+        return self.isotonic_.predict(X) if self.isotonic_ is not None else X.copy()
+
+
+def calibration_path(matrix: Path) -> Path:
+    return matrix.with_name(f"{matrix.stem}.calibration.json")
+
+
+def calibration_key(knowledge: KnowledgeBase, families: Sequence[str],
+                    rules_file: Path = RULES_FILE) -> str:
+    """A digest of what the held-out picks depend on: the matrix's scores, its tasks' facts,
+    the rules file and the families."""
+    facts = {t.id: [t.kind, t.metric.name, t.metric.direction, t.meta_features, t.constraints]
+             for t in knowledge.tasks.values()}
+    content = json.dumps({"scores": knowledge.scores(), "tasks": facts,
+                          "rules": rules_file.read_text(encoding="utf-8"),
+                          "families": sorted(families)}, sort_keys=True, default=str)
+    return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+
+def write_calibration(knowledge: KnowledgeBase, families: Sequence[str], rules: list[Rule],
+                      rules_file: Path = RULES_FILE) -> dict[str, Any]:
+    """Compute the held-out picks and write their pairs beside the matrix; returns what was
+    written."""
+    picks = held_out_picks(knowledge.past_tasks(), families, rules)
+    content = {"format": 1, "key": calibration_key(knowledge, families, rules_file),
+               "families": sorted(families),
+               "pairs": [{"task": p.task.name, "confidence": p.instant.confidence,
+                          "right": p.right} for p in picks]}
+    calibration_path(knowledge.source).write_text(json.dumps(content, indent=1) + "\n",
+                                                  encoding="utf-8")
+    return content
+
+
+@dataclass(frozen=True)
+class StatedConfidence:
+    """The confidence an instant pick states, and the sentence that says how it was made."""
+
+    value: float
+    raw: float
+    calibrated: bool
+    n_tasks: int  # held-out corpus tasks behind the calibration (0: none read)
+    sentence: str
+
+
+def state_confidence(raw: float, knowledge: KnowledgeBase | None) -> StatedConfidence:
+    """The calibrated confidence of an instant pick with raw confidence ``raw``, from the
+    pairs shipped beside ``knowledge``'s matrix; the raw value, with the reason, when there
+    are none, too few, or stale ones."""
+    path = calibration_path(knowledge.source) if knowledge is not None else None
+    if path is None or not path.is_file():
+        return StatedConfidence(raw, raw, False, 0, "Confidence: not calibrated (no held-out "
+                                "corpus tasks to calibrate on); the raw value is stated.")
+    content = json.loads(path.read_text(encoding="utf-8"))
+    pairs = content["pairs"]
+    if content["key"] != calibration_key(knowledge, content["families"]):
+        return StatedConfidence(raw, raw, False, 0, f"Confidence: not calibrated ({path.name} "
+                                "was made on another matrix or rules file; "
+                                f"`{CALIBRATE_COMMAND}` makes it again); the raw value is "
+                                "stated.")
+    calibrator = ConfidenceCalibrator().fit([p["confidence"] for p in pairs],
+                                            [p["right"] for p in pairs])
+    if not calibrator.calibrated_:
+        return StatedConfidence(raw, raw, False, len(pairs), (
+            f"Confidence: not calibrated: only {len(pairs)} held-out corpus task(s), at least "
+            f"{MIN_CALIBRATION_TASKS} are needed to calibrate; the raw value is stated."))
+    value = round(float(calibrator.predict([raw])[0]), 3)
+    rate = statistics.fmean(p["right"] for p in pairs)
+    return StatedConfidence(value, raw, True, len(pairs), (
+        f"Confidence: {value:.2f}, calibrated on {len(pairs)} held-out corpus tasks: the rate "
+        f"at which instant picks stated at {raw:.2f} (the raw value) were the held-out task's "
+        f"best family (over all of them: {rate:.0%})."))
+
+
+def reliability_table(stated: Sequence[float], right: Sequence[bool],
+                      bins: int = 5) -> list[dict[str, Any]]:
+    """Stated confidence against the observed rate of right picks, in ``bins`` equal bins
+    over 0..1 (empty bins left out)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = [(s, r) for s, r in zip(stated, right, strict=True)
+                  if low <= s < high or (high == 1.0 and s == 1.0)]
+        if inside:
+            rows.append({"bin": [round(float(low), 2), round(float(high), 2)],
+                         "n": len(inside),
+                         "stated": round(statistics.fmean(s for s, _ in inside), 3),
+                         "observed": round(statistics.fmean(float(r) for _, r in inside), 3)})
+    return rows
+
+
+def expected_calibration_error(table: Sequence[dict[str, Any]]) -> float | None:
+    """Mean |stated - observed| over a reliability table's bins, weighted by their picks."""
+    total = sum(row["n"] for row in table)
+    if not total:
+        return None
+    return round(sum(row["n"] * abs(row["stated"] - row["observed"]) for row in table) / total,
+                 4)
