@@ -450,6 +450,10 @@ def test_rocket_initialises_from_valid_steps_and_keeps_the_contract(causal: bool
         for i, length in enumerate(lengths.tolist()):
             alone = block(block_input[i:i + 1, :length], lengths[i:i + 1])[0]
             torch.testing.assert_close(hidden[i, :length], alone, atol=1e-5, rtol=1e-4)
+        fresh = build_model(ArchConfig("rocket", {"d_model": D, "n_features": 336,
+                                                   "max_dilations": 4}), model.io).eval()
+        fresh.load_state_dict(model.state_dict())  # the fitted buffers travel with the weights
+        torch.testing.assert_close(fresh.block(block_input, lengths), hidden)
         if causal:
             state = block.init_state(1, x.device)
             for t in range(T_long):

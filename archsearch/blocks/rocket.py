@@ -129,10 +129,10 @@ class RocketBlock(ConvFamily):
 
     def _slots(self) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
         """(slot, dilation, padded (84,) bool, biases (84, n)) for every slot."""
-        padded = torch.arange(KERNELS, device=self.biases.device) % 2 == 0  # (84,)
+        kernel = torch.arange(KERNELS, device=self.biases.device)  # (84,)
         biases = self.biases.split([KERNELS * n for n in self.sizes])
         for s, (dilation, b) in enumerate(zip(self.dilations.tolist(), biases, strict=True)):
-            yield s, dilation, padded ^ bool(s % 2), b.view(KERNELS, -1)
+            yield s, dilation, (kernel + s) % 2 == 0, b.view(KERNELS, -1)  # MiniRocket's parity
 
     def _convolve(self, h: torch.Tensor, s: int, dilation: int, pad: bool = True
                   ) -> torch.Tensor:
