@@ -63,11 +63,12 @@ CASES: dict[str, tuple[str, dict]] = {
     "inception-7-k40": ("inception", {"n_modules": 7, "kernel_size": 40}),
     "lite": ("lite", {"kernel_size": 8}),
     "lite-k40": ("lite", {}),
+    "rocket": ("rocket", {"n_features": 168, "max_dilations": 2}),
 }
 CAUSAL_CASES = [k for k, (_, hp) in CASES.items() if not hp.get("bidirectional")]
 INT8_CASES = ["rnn", "lstm", "gru-bi", "transformer-rotary-moe", "tf_enc_rnn_dec",
               "attn_rnn-gru-window", "linear_attention", "ssm-selective", "ssm-s4d", "tcn",
-              "fcn", "resnet", "inception", "lite"]
+              "fcn", "resnet", "inception", "lite", "rocket"]
 MUST_STEP = {"linear_attention", "ssm"}  # the issue requires a step path for these
 
 
@@ -90,7 +91,8 @@ def padded_batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_every_family_is_registered_and_covered() -> None:
     expected = {"rnn", "lstm", "gru", "transformer", "tf_enc_rnn_dec", "attn_rnn", "rnn_then_tf",
-                "linear_attention", "ssm", "tcn", "fcn", "resnet", "inception", "lite"}
+                "linear_attention", "ssm", "tcn", "fcn", "resnet", "inception", "lite",
+                "rocket"}
     assert set(FAMILIES) == expected
     assert {family for family, _ in CASES.values()} == expected
 
@@ -118,6 +120,9 @@ def test_gradients_reach_every_parameter(case: str) -> None:
     loss = (out * torch.randn_like(out)).sum() + 0.01 * moe_aux_loss(model)
     loss.backward()
     for name, param in model.named_parameters():
+        if not param.requires_grad:  # only a block that passes no gradient freezes its input
+            assert not model.block.trains_input and name.startswith("embed."), name
+            continue
         assert param.grad is not None, f"{name} got no gradient"
         assert torch.isfinite(param.grad).all(), f"{name} has a non-finite gradient"
         assert param.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
@@ -188,10 +193,11 @@ def test_step_path_equals_parallel_path(case: str) -> None:
 def test_streaming_is_offered_where_the_family_has_it() -> None:
     streams = {case for case in CAUSAL_CASES if make(case, causal=True).can_step}
     assert {"linear_attention", "ssm-s4d", "ssm-selective", "lstm", "tcn",
-            "attn_rnn-gru-window", "fcn", "resnet", "inception", "lite"} <= streams
+            "attn_rnn-gru-window", "fcn", "resnet", "inception", "lite", "rocket"} <= streams
     assert not make("lstm-bi").can_step
     assert not make("linear_attention", causal=False).can_step
-    for case in ("fcn", "resnet", "inception", "lite"):  # 'same' convolutions see the future
+    for case in ("fcn", "resnet", "inception", "lite", "rocket"):  # 'same' convolutions
+        # see the future
         assert not make(case, causal=False).can_step
         with pytest.raises(NotImplementedError, match="causal form"):
             make(case, causal=False).block.init_state(B, torch.device("cpu"))
@@ -361,6 +367,8 @@ def test_chunked_scan_equals_the_loop_with_gradients(length: int, chunk: int | N
     ("inception", {"n_modules": 0}, "n_modules must be >= 1"),
     ("inception", {"d_model": 2}, "d_model must be >= 4"),
     ("lite", {"kernel_size": 2}, "kernel_size must be >= 4"),
+    ("rocket", {"n_features": 83}, "n_features must be >= 84"),
+    ("rocket", {"max_dilations": 0}, "max_dilations must be >= 1"),
 ])
 def test_invalid_configs_are_refused_with_a_reason(family: str, hparams: dict,
                                                    message: str) -> None:
@@ -403,3 +411,51 @@ def test_config_dataclasses_are_frozen() -> None:
     for cls in FAMILIES.values():
         assert dataclasses.is_dataclass(cls.Config)
         assert cls.Config.__dataclass_params__.frozen
+
+
+def _rocket_initialised(causal: bool, x: torch.Tensor, lengths: torch.Tensor
+                        ) -> torch.nn.Module:
+    torch.manual_seed(5)
+    io = ModelIO(n_features=F, task=TaskKind.CLASSIFICATION, n_outputs=2, max_len=x.shape[1],
+                 causal=causal)
+    model = build_model(ArchConfig("rocket", {"d_model": D, "n_features": 336,
+                                              "max_dilations": 4}), io).eval()
+    torch.manual_seed(6)
+    model.init_from_data(x, lengths)
+    return model
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_rocket_initialises_from_valid_steps_and_keeps_the_contract(causal: bool) -> None:
+    """MiniRocket's fit on a ragged sample: dilations up to (longest - 1) / 8, biases and
+    feature statistics blind to padding; then, with dilations > 1, padded = alone and (causal)
+    step = parallel."""
+    g = torch.Generator().manual_seed(2)
+    T_long, lengths = 64, torch.tensor([64, 50, 33, 64, 20, 41])
+    x = torch.randn(len(lengths), T_long, F, generator=g)
+    garbage = x.clone()
+    for i, length in enumerate(lengths):
+        garbage[i, length:] = 50.0 * torch.randn(T_long - length, F, generator=g)
+        x[i, length:] = 0.0
+    model = _rocket_initialised(causal, garbage, lengths)
+    block = model.block
+    assert block.dilations.tolist() == [1, 1, 3, 7]  # floor(2 ** linspace(0, log2(63 / 8), 4))
+    for name, buffer in _rocket_initialised(causal, x, lengths).block.named_buffers():
+        torch.testing.assert_close(buffer, dict(block.named_buffers())[name], msg=name)
+    with torch.no_grad():
+        z = (block._whole_ppv(block_input := model.embed(x), lengths) - block.feature_mean) \
+            / block.feature_scale  # (N, F) standardised on the sample itself
+        assert z.mean(0).abs().max() < 1e-4 and z.std(0, unbiased=False).max() <= 1.0
+        hidden = block(block_input, lengths)  # (N, T, D)
+        for i, length in enumerate(lengths.tolist()):
+            alone = block(block_input[i:i + 1, :length], lengths[i:i + 1])[0]
+            torch.testing.assert_close(hidden[i, :length], alone, atol=1e-5, rtol=1e-4)
+        fresh = build_model(ArchConfig("rocket", {"d_model": D, "n_features": 336,
+                                                   "max_dilations": 4}), model.io).eval()
+        fresh.load_state_dict(model.state_dict())  # the fitted buffers travel with the weights
+        torch.testing.assert_close(fresh.block(block_input, lengths), hidden)
+        if causal:
+            state = block.init_state(1, x.device)
+            for t in range(T_long):
+                y, state = block.step(block_input[0, t][None], state)
+                torch.testing.assert_close(y[0], hidden[0, t], atol=1e-5, rtol=1e-4)

@@ -43,11 +43,12 @@ CONFIGS = {
     "resnet": ("resnet", dict(n_blocks=2)),
     "inception": ("inception", dict(n_modules=3, kernel_size=20)),
     "lite": ("lite", dict(kernel_size=20)),
+    "rocket": ("rocket", dict(n_features=840, max_dilations=8)),
 }
 # Causal, with dropout: the masked and dropout paths of attention, causal linear attention
 # (chunked) and a causal convolution.
 CAUSAL = ("transformer", "tf_enc_rnn_dec", "attn_rnn", "rnn_then_tf", "linear_attention",
-          "lite")
+          "lite", "rocket")
 
 
 def _arch(name: str, causal: bool, dropout: float) -> ArchConfig:

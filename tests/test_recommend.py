@@ -28,7 +28,7 @@ def test_streaming_excludes_encoder_first_hybrids():
     assert priors.excluded == {"rnn_then_tf": "streaming-needs-a-step-path"}
 
 
-CONV = ["fcn", "resnet", "inception", "lite"]
+CONV = ["fcn", "resnet", "inception", "lite", "rocket"]
 
 
 def test_classification_of_short_series_favours_the_convolutional_baselines():
@@ -36,11 +36,11 @@ def test_classification_of_short_series_favours_the_convolutional_baselines():
     priors = apply_rules(load_rules(), facts_for({"seq_len": 150}, "classification", {}),
                          families)
     assert "classification-prefers-convolutions" in [r.id for r in priors.fired]
-    assert min(priors.weights[f] for f in ("resnet", "inception")) > max(
+    assert min(priors.weights[f] for f in ("resnet", "inception", "rocket")) > max(
         priors.weights[f] for f in ("gru", "lstm", "transformer"))
     rec = recommend(facts_for({"seq_len": 150}, "classification", {}), families,
                     Metric("accuracy", "maximize"), [])
-    assert rec.family in ("resnet", "inception")
+    assert rec.family in ("resnet", "inception", "rocket")
     for kind, seq_len in (("regression", 150), ("classification", 4096)):
         fired = apply_rules(load_rules(), facts_for({"seq_len": seq_len}, kind, {}), families)
         assert "classification-prefers-convolutions" not in [r.id for r in fired.fired]

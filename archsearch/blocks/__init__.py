@@ -2,7 +2,8 @@
 
 Families: rnn, lstm, gru (``recurrent.py``), transformer, tf_enc_rnn_dec, attn_rnn, rnn_then_tf,
 linear_attention, ssm (``kind: s4d | selective``), tcn, and the convolutional classifiers fcn,
-resnet, inception and lite (their shared parts in ``convolution.py``). Options: a
+resnet, inception and lite (their shared parts in ``convolution.py``), and rocket (MiniRocket's
+random-kernel features with a trained head). Options: a
 mixture-of-experts feed-forward (``moe.py``) in the transformer and the hybrids with a
 Transformer part, and ``quantize: int8`` for any model (``quantize.py``).
 """
@@ -18,6 +19,7 @@ from archsearch.blocks import (  # noqa: F401  (registers the families)
     recurrent,
     resnet,
     rnn_then_tf,
+    rocket,
     ssm,
     tcn,
     tf_enc_rnn_dec,

@@ -10,6 +10,10 @@ through :attr:`SequenceBlock.can_step` whether its step path reproduces its ``fo
 bidirectional LSTM or a non-causal linear attention cannot stream, though their family can).
 Feeding ``x[:, 0], x[:, 1], ...`` through ``step`` must give ``forward(x, lengths)[:, t]`` at
 every t (up to float rounding), which the contract suite checks.
+
+A family may initialise itself from data (``init_from_data``: the trial calls it on a sample of
+the training split before the first step) and may pass no gradient to its input
+(``trains_input = False``: the model's input projection then stays as initialised).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class SequenceBlock(nn.Module, ABC):
     Config: ClassVar[type]
     family: ClassVar[str]
     supports_step: ClassVar[bool] = False  # the family has a recurrent step (streaming) form
+    trains_input: ClassVar[bool] = True  # gradients reach the block's input
 
     def __init__(self, d_model: int, config: Any, causal: bool, dropout: float) -> None:
         super().__init__()
@@ -41,6 +46,10 @@ class SequenceBlock(nn.Module, ABC):
     @abstractmethod
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D), lengths: (B,) int64 -> (B, T, D)."""
+
+    def init_from_data(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
+        """Data-dependent initialisation on a sample of training inputs x (N, T, D), lengths
+        (N,), before training; most families have none."""
 
     @property
     def can_step(self) -> bool:

@@ -52,6 +52,7 @@ class SequenceModel(nn.Module):
         self.io = io
         self.shared = shared
         self.embed = nn.Linear(io.n_features, shared.d_model)
+        self.embed.requires_grad_(block.trains_input)  # else a fixed random projection
         self.block = block
         self.norm = nn.LayerNorm(shared.d_model)
         self.head = nn.Linear(shared.d_model, io.n_outputs)
@@ -70,6 +71,14 @@ class SequenceModel(nn.Module):
         else:
             pooled = h[torch.arange(B, device=x.device), lengths - 1]  # (B, D)
         return self.head(pooled)  # (B, n_outputs)
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
+        """The block's data-dependent initialisation on training series x (N, T, F), lengths
+        (N,), as the block will see them."""
+        if self.shared.series_norm:
+            x = series_znorm(x, lengths)  # (N, T, F)
+        self.block.init_from_data(self.embed(x), lengths)
 
     @property
     def can_step(self) -> bool:

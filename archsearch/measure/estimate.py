@@ -41,6 +41,7 @@ from typing import Any
 import torch
 
 from archsearch.blocks import ModelHParams, build_model, parse_arch
+from archsearch.blocks.rocket import KERNELS, slot_sizes
 from archsearch.types import ArchConfig, ModelIO
 
 MB = 2**20
@@ -220,11 +221,26 @@ def _lite(d: int, c: Any, causal: bool) -> _Profile:
     return _Profile(10 * d, 6 * d + 9 * d + 14 * d)
 
 
+def _rocket(d: int, c: Any, causal: bool) -> _Profile:
+    """One slot at a time and no gradient: the masked input (d), the slot's padded channel,
+    its 84 convolutions and their masked copy, the counted steps and the 84 n comparisons
+    (bool). Causal, also the running shares (2 x 84 n) and every feature's running PPV,
+    standardised and projected (3F), the standardised kept for the backward (F, twice with
+    dropout's mask). Non-causal the features are per sequence (F, not per step): left out."""
+    sizes = slot_sizes(c)
+    n, features = max(sizes), KERNELS * sum(sizes)
+    slot = d + 1 + 2 * KERNELS + (KERNELS + KERNELS * n) / FLOAT
+    if not causal:
+        return _Profile(slot, d)
+    return _Profile(slot + 2 * KERNELS * n + 3 * features, 2 * features)
+
+
 _PROFILES: dict[str, Callable[[int, Any, bool], _Profile]] = {
     "rnn": _rnn_family("rnn"), "lstm": _rnn_family("lstm"), "gru": _rnn_family("gru"),
     "transformer": _transformer, "tf_enc_rnn_dec": _tf_enc_rnn_dec, "attn_rnn": _attn_rnn,
     "rnn_then_tf": _rnn_then_tf, "linear_attention": _linear_attention, "ssm": _ssm,
     "tcn": _tcn, "fcn": _fcn, "resnet": _resnet, "inception": _inception, "lite": _lite,
+    "rocket": _rocket,
 }
 
 

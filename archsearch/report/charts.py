@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-# One colour per family (sorted): matplotlib's tab10, then tab20b's dark shades, so the 14
+# One colour per family (sorted): matplotlib's tab10, then tab20b's dark shades, so the 15
 # families of the model zoo each get their own.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39",

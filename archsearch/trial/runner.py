@@ -92,6 +92,7 @@ def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
             return TrialResult(_ended(TrialStatus.INFEASIBLE, None, 0,
                                       infeasible_message(reasons)), None)
         model = build_model(spec.arch, io).to(device)
+        model.init_from_data(*_init_sample(data.train, device, spec.seed))
         cost = measure_cost(model, data.n_features, data.seq_len, device)
     except ArchsearchError as exc:
         return TrialResult(_ended(TrialStatus.FAILED, None, 0, str(exc)), None)
@@ -107,6 +108,16 @@ def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
             torch.cuda.empty_cache()
         message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
         return TrialResult(_ended(TrialStatus.FAILED, cost, 0, message), None)
+
+
+def _init_sample(split: Split, device: torch.device, seed: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to EVAL_BATCH_SIZE training series, drawn by ``seed``, for a family's data-dependent
+    initialisation (its own generator: the trial's random stream stays as it was)."""
+    pick = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
+    idx = pick[:EVAL_BATCH_SIZE].numpy()
+    return (torch.from_numpy(split.X[idx]).to(device),
+            torch.from_numpy(split.lengths[idx]).to(device))
 
 
 def _available_mb(device: torch.device) -> float:
