@@ -236,7 +236,8 @@ def _archsearch_imports(source: Path) -> set[str]:
 
 def test_the_floor_room_sits_between_data_and_the_top():
     package = Path(__file__).resolve().parents[1] / "archsearch"
-    allowed = ("archsearch.data", "archsearch.measure", "archsearch.types", "archsearch.floor")
+    allowed = ("archsearch.data", "archsearch.measure", "archsearch.types", "archsearch.floor",
+               "archsearch.blocks.readout")  # the ridge readout it shares with rocket
     for source in (package / "floor").glob("*.py"):
         for name in _archsearch_imports(source):
             assert name.startswith(allowed), (source, name)

@@ -145,3 +145,51 @@ def test_streaming_constraint_builds_causal_models(tiny_data, family):
                                  Constraints(streaming=True)),
                        tiny_data, lambda r: None)
     assert result.outcome.status is TrialStatus.COMPLETED
+
+
+def _waves(n: int, classes: list[int], seed: int) -> Split:
+    """Series of class c: a sine of c + 1 cycles at a random phase, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = np.array([classes[i % len(classes)] for i in range(n)], dtype=np.int64)
+    t = np.linspace(0, 1, 48)
+    phase = rng.uniform(0, 2 * np.pi, size=(n, 1))
+    X = np.sin(2 * np.pi * (y[:, None] + 1) * t + phase) + 0.3 * rng.normal(size=(n, 48))
+    return Split(X[..., None].astype(np.float32), y, np.full(n, 48, dtype=np.int64))
+
+
+ROCKET = ArchConfig("rocket", {"d_model": 4, "n_features": 336, "max_dilations": 4})
+
+
+@pytest.mark.parametrize("classes", [[0, 1], [0, 1, 3]])
+def test_a_ridge_readout_is_fitted_in_closed_form_as_minirocket_fits_it(classes):
+    """rocket's head is MiniRocket's ridge classifier on the model's own features: one round,
+    the same decisions as scikit-learn's fit on those features, and a class missing from the
+    training split (3 of 4 here) never predicted."""
+    from archsearch.blocks.readout import ridge_for
+
+    train, val = _waves(60, classes, 0), _waves(40, classes, 1)
+    data = PreparedData("waves", TaskKind.CLASSIFICATION, train, val, val, n_features=1,
+                        n_outputs=4, seq_len=48)
+    reports = []
+    result = run_trial(TrialSpec(ROCKET, TRAIN, seed=2), data, reports.append)
+    outcome = result.outcome
+    assert outcome.status is TrialStatus.COMPLETED and [r.epoch for r in reports] == [1]
+    assert outcome.val_score >= 0.9 and math.isfinite(reports[0].train_loss)
+    model = build_model(ROCKET, model_io(data, Constraints()))
+    model.load_state_dict(result.state_dict)
+    model.eval()
+    with torch.no_grad():
+        features = model.features(torch.from_numpy(train.X)).numpy()
+        decided = model(torch.from_numpy(val.X)).argmax(-1).numpy()
+    ridge = ridge_for(TaskKind.CLASSIFICATION).fit(features, train.y)
+    with torch.no_grad():
+        expected = ridge.predict(model.features(torch.from_numpy(val.X)).numpy())
+    assert (decided == expected).all() and set(decided) <= set(classes)
+    assert outcome.val_score == evaluate(model, val, TaskKind.CLASSIFICATION, CPU)
+
+
+def test_a_ridge_readout_regresses(tiny_data):
+    reports = []
+    outcome = run_trial(TrialSpec(ROCKET, TRAIN), tiny_data, reports.append).outcome
+    assert outcome.status is TrialStatus.COMPLETED and len(reports) == 1
+    assert outcome.test_score < 0.75 * float(np.var(tiny_data.test.y))  # beats the mean

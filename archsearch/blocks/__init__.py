@@ -3,9 +3,9 @@
 Families: rnn, lstm, gru (``recurrent.py``), transformer, tf_enc_rnn_dec, attn_rnn, rnn_then_tf,
 linear_attention, ssm (``kind: s4d | selective``), tcn, and the convolutional classifiers fcn,
 resnet, inception and lite (their shared parts in ``convolution.py``), and rocket (MiniRocket's
-random-kernel features with a trained head). Options: a
-mixture-of-experts feed-forward (``moe.py``) in the transformer and the hybrids with a
-Transformer part, and ``quantize: int8`` for any model (``quantize.py``).
+random-kernel features and their ridge readout). Options: a mixture-of-experts feed-forward
+(``moe.py``) in the transformer and the hybrids with a Transformer part, and ``quantize: int8``
+for any model (``quantize.py``).
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ Feeding ``x[:, 0], x[:, 1], ...`` through ``step`` must give ``forward(x, length
 every t (up to float rounding), which the contract suite checks.
 
 A family may initialise itself from data (``init_from_data``: the trial calls it on a sample of
-the training split before the first step) and may pass no gradient to its input
-(``trains_input = False``: the model's input projection then stays as initialised).
+the training split before the first step). A family of fixed features sets ``readout =
+"ridge"``: nothing in its model trains by gradient; the model's head is fitted in closed form on
+the block's outputs (ridge regression, as MiniRocket's), which are then ``out_dim`` wide (its
+features) instead of D, without the model's final LayerNorm.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class SequenceBlock(nn.Module, ABC):
     Config: ClassVar[type]
     family: ClassVar[str]
     supports_step: ClassVar[bool] = False  # the family has a recurrent step (streaming) form
-    trains_input: ClassVar[bool] = True  # gradients reach the block's input
+    readout: ClassVar[str] = "trained"  # the head: "trained" with the block, or "ridge"
 
     def __init__(self, d_model: int, config: Any, causal: bool, dropout: float) -> None:
         super().__init__()
@@ -45,11 +47,16 @@ class SequenceBlock(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, D), lengths: (B,) int64 -> (B, T, D)."""
+        """x: (B, T, D), lengths: (B,) int64 -> (B, T, D) (``out_dim`` wide, see ``readout``)."""
 
     def init_from_data(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
         """Data-dependent initialisation on a sample of training inputs x (N, T, D), lengths
         (N,), before training; most families have none."""
+
+    @property
+    def out_dim(self) -> int:
+        """The width of the block's outputs: D, or a ``ridge`` readout's feature count."""
+        return self.d_model
 
     @property
     def can_step(self) -> bool:

@@ -49,28 +49,45 @@ class SequenceModel(nn.Module):
         if shared.series_norm and io.causal:
             raise SpaceError("series_norm needs the whole series, so a causal (streaming) model "
                              "cannot use it; set series_norm: false.")
+        if block.readout == "ridge" and shared.pooling != "last":
+            raise SpaceError(f"family '{block.family}' gives every step the features of the "
+                             "sequence so far, so its last step is the pooling; set "
+                             "pooling: last.")
         self.io = io
         self.shared = shared
         self.embed = nn.Linear(io.n_features, shared.d_model)
-        self.embed.requires_grad_(block.trains_input)  # else a fixed random projection
         self.block = block
-        self.norm = nn.LayerNorm(shared.d_model)
-        self.head = nn.Linear(shared.d_model, io.n_outputs)
+        width = block.out_dim
+        # A ridge readout is fitted on the features as they are (and nothing trains by
+        # gradient: the input projection stays a fixed random one).
+        self.norm = nn.LayerNorm(width) if block.readout == "trained" else nn.Identity()
+        self.head = nn.Linear(width, io.n_outputs)
+        if block.readout == "ridge":
+            self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, T, F), lengths: (B,) -> (B, n_outputs)."""
+        return self.head(self.features(x, lengths))  # (B, n_outputs)
+
+    def features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, T, F), lengths: (B,) -> what the head reads: the pooled outputs (B, W), W =
+        the block's ``out_dim``."""
         B, T, _ = x.shape
         if lengths is None:
             lengths = torch.full((B,), T, dtype=torch.long, device=x.device)
         if self.shared.series_norm:
             x = series_znorm(x, lengths)  # (B, T, F)
-        h = self.norm(self.block(self.embed(x), lengths))  # (B, T, D)
+        h = self.norm(self.block(self.embed(x), lengths))  # (B, T, W)
         if self.shared.pooling == "mean":
             mask = lengths_to_mask(lengths, T).unsqueeze(-1).to(h.dtype)  # (B, T, 1)
-            pooled = (h * mask).sum(1) / lengths.clamp(min=1).unsqueeze(-1).to(h.dtype)  # (B, D)
-        else:
-            pooled = h[torch.arange(B, device=x.device), lengths - 1]  # (B, D)
-        return self.head(pooled)  # (B, n_outputs)
+            return (h * mask).sum(1) / lengths.clamp(min=1).unsqueeze(-1).to(h.dtype)  # (B, W)
+        return h[torch.arange(B, device=x.device), lengths - 1]  # (B, W)
+
+    @property
+    def fits_in_closed_form(self) -> bool:
+        """True when the head is a ridge readout on fixed features (see the block's
+        ``readout``): the trial fits it in closed form instead of training."""
+        return self.block.readout == "ridge"
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
@@ -86,17 +103,17 @@ class SequenceModel(nn.Module):
         return self.block.can_step and not self.shared.series_norm
 
     def init_state(self, batch: int, device: torch.device) -> Any:
-        """(block state, running sum of normalised outputs (B, D), steps seen)."""
-        total = torch.zeros(batch, self.shared.d_model, device=device)
+        """(block state, running sum of normalised outputs (B, W), steps seen)."""
+        total = torch.zeros(batch, self.block.out_dim, device=device)
         return self.block.init_state(batch, device), total, 0
 
     def step(self, x_t: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """x_t (B, F) -> prediction for the prefix so far (B, n_outputs), new state."""
         block_state, total, count = state
-        h, block_state = self.block.step(self.embed(x_t), block_state)  # (B, D)
-        h = self.norm(h)  # (B, D)
+        h, block_state = self.block.step(self.embed(x_t), block_state)  # (B, W)
+        h = self.norm(h)  # (B, W)
         total, count = total + h, count + 1
-        pooled = total / count if self.shared.pooling == "mean" else h  # (B, D)
+        pooled = total / count if self.shared.pooling == "mean" else h  # (B, W)
         return self.head(pooled), (block_state, total, count)  # (B, n_outputs)
 
 

@@ -70,6 +70,14 @@ class Split:
     def __len__(self) -> int:
         return int(self.X.shape[0])
 
+    def subset(self, max_series: int, seed: int) -> Split:
+        """The split itself, or a seeded random subset of ``max_series`` of its series (in
+        their order)."""
+        if len(self) <= max_series:
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self), max_series, replace=False))
+        return Split(self.X[keep], self.y[keep], self.lengths[keep])
+
 
 @dataclass(frozen=True)
 class PreparedData:

@@ -10,16 +10,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from archsearch.blocks.readout import MAX_FIT_SERIES
 from archsearch.data import PreparedData, Split
 from archsearch.floor.model import MIN_LENGTH, FloorModel
 from archsearch.measure.timing import summarise, time_calls
 from archsearch.types import FloorResult, TaskKind
 
-# With MiniRocket's 10,000 features, ridge's leave-one-out search costs about
-# min(n, 10,000)^2 * max(n, 10,000): at 3,000 training series a fit takes seconds on two cores,
-# at 10,000 minutes. Larger training splits are subsampled (seeded) to this many series;
-# FloorResult.train_series says how many were used.
-MAX_SERIES = 3000
 LATENCY_REPEATS = 7
 
 
@@ -37,19 +33,11 @@ def score(predictions: np.ndarray, split: Split, task: TaskKind) -> float | None
     return float(np.mean(np.mean(errors ** 2, axis=1)))
 
 
-def training_subset(split: Split, max_series: int, seed: int) -> Split:
-    """The training split itself, or a seeded random subset of ``max_series`` series of it."""
-    if len(split) <= max_series:
-        return split
-    keep = np.sort(np.random.default_rng(seed).choice(len(split), max_series, replace=False))
-    return Split(split.X[keep], split.y[keep], split.lengths[keep])
-
-
 def fit_floor_model(data: PreparedData, seed: int, *, n_kernels: int = 10_000,
-                    max_series: int = MAX_SERIES) -> tuple[FloorModel, FloorResult]:
+                    max_series: int = MAX_FIT_SERIES) -> tuple[FloorModel, FloorResult]:
     """Fit the floor (:class:`FloorModel`) on ``data.train``; score it on validation and test;
     time one series' prediction; weigh the pickled model. The fitted model and its record."""
-    train = training_subset(data.train, max_series, seed)
+    train = data.train.subset(max_series, seed)
     model = FloorModel(data.task.value, n_kernels=n_kernels, seed=seed)
     warm_up(model, data.n_features)
     start = time.perf_counter()
@@ -84,7 +72,7 @@ def fit_floor(data: PreparedData, seed: int) -> FloorResult:
 
 
 def floor_cv(folds: Sequence[PreparedData], seed: int, test: Split | None = None,
-             max_series: int = MAX_SERIES) -> tuple[float, float, float | None]:
+             max_series: int = MAX_FIT_SERIES) -> tuple[float, float, float | None]:
     """(mean, population std) of the floor's validation score over ``folds``, and the score on
     ``test`` of the fold models' bag (None without ``test``): pass
     ``archsearch.trial.crossval.cross_validation_folds(data, k, seed)``, the folds the search's
@@ -93,7 +81,7 @@ def floor_cv(folds: Sequence[PreparedData], seed: int, test: Split | None = None
         raise ValueError("floor_cv needs at least one fold")
     scores, test_predictions = [], []
     for fold in folds:
-        train = training_subset(fold.train, max_series, seed)
+        train = fold.train.subset(max_series, seed)
         model = FloorModel(fold.task.value, seed=seed).fit(train.X, train.y)
         value = score(model.predict(fold.val.X), fold.val, fold.task)
         if value is None:

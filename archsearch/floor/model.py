@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.linear_model import RidgeClassifierCV, RidgeCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from archsearch.blocks.readout import ridge_for
 from archsearch.types import TaskKind
 
 MIN_LENGTH = 9  # MiniRocket's kernels have length 9: shorter series are zero-padded to it
-ALPHAS = np.logspace(-3, 3, 10)  # aeon's MiniRocket classifier/regressor default
 PREDICT_CHUNK = 512  # series transformed at once when predicting (10,000 features per series)
 
 
@@ -66,8 +65,7 @@ class FloorModel(BaseEstimator):
 
         task = TaskKind(self.task)
         classification = task is TaskKind.CLASSIFICATION
-        ridge = (RidgeClassifierCV(alphas=ALPHAS) if classification
-                 else RidgeCV(alphas=ALPHAS))
+        ridge = ridge_for(task)
         self.n_channels_ = int(X.shape[2])
         if task is TaskKind.FORECAST:
             self.length_ = int(X.shape[1])

@@ -66,7 +66,8 @@ class CostEstimate:
     params: int  # exact: counted on the meta device
     weights_mb: float  # parameters and buffers, float32
     forward_mb: float  # one no-grad forward of one full-length sequence (batch 1), weights in
-    train_step_mb: float  # one training step (forward, backward, AdamW) at batch_size
+    train_step_mb: float  # one training step (forward, backward, AdamW) at batch_size; for a
+    # ridge readout (nothing trains by gradient) one forward at batch_size
     eval_mb: float  # one no-grad forward at eval_batch_size (validation and test)
     batch_size: int
     eval_batch_size: int
@@ -222,17 +223,16 @@ def _lite(d: int, c: Any, causal: bool) -> _Profile:
 
 
 def _rocket(d: int, c: Any, causal: bool) -> _Profile:
-    """One slot at a time and no gradient: the masked input (d), the slot's padded channel,
-    its 84 convolutions and their masked copy, the counted steps and the 84 n comparisons
-    (bool). Causal, also the running shares (2 x 84 n) and every feature's running PPV,
-    standardised and projected (3F), the standardised kept for the backward (F, twice with
-    dropout's mask). Non-causal the features are per sequence (F, not per step): left out."""
+    """One slot at a time and no gradient (a ridge readout: a "training step" is a forward):
+    the masked input (d), the slot's 84 gathered channels, padded, their convolutions and
+    masked copy (4 x 84), the counted steps and the 84 n comparisons (bool). Causal, also the
+    running shares (2 x 84 n) and every feature's running PPV and its standardised copy (2F).
+    Non-causal the features are per sequence (F, not per step): left out."""
     sizes = slot_sizes(c)
     n, features = max(sizes), KERNELS * sum(sizes)
-    slot = d + 1 + 2 * KERNELS + (KERNELS + KERNELS * n) / FLOAT
-    if not causal:
-        return _Profile(slot, d)
-    return _Profile(slot + 2 * KERNELS * n + 3 * features, 2 * features)
+    slot = d + 4 * KERNELS + (KERNELS + KERNELS * n) / FLOAT
+    forward = slot + (2 * KERNELS * n + 2 * features if causal else 0)
+    return _Profile(forward, forward)
 
 
 _PROFILES: dict[str, Callable[[int, Any, bool], _Profile]] = {
@@ -266,8 +266,11 @@ def estimate_cost(arch: ArchConfig, io: ModelIO, seq_len: int, batch_size: int, 
     common_fwd, common_train = _model_floats(shared, io)
     forward = weights + _forward_bytes(profile, common_fwd, 1, seq_len, padded=False)
     evaluation = weights + _forward_bytes(profile, common_fwd, eval_batch, seq_len, padded)
-    per_step = profile.train + common_train + profile.forward  # + the backward's working set
-    train = (4 * weights  # weights, gradients, AdamW's two moments
+    if model.fits_in_closed_form:  # no backward, no optimizer: a forward (see _rocket)
+        per_step, held = profile.train + common_fwd, weights
+    else:  # + the backward's working set; weights, gradients, AdamW's two moments
+        per_step, held = profile.train + common_train + profile.forward, 4 * weights
+    train = (held
              + (batch_size * per_step + profile.train_shared) * seq_len * FLOAT
              + _train_attention_bytes(profile, batch_size, seq_len, padded,
                                       shared.dropout > 0 and profile.attention_dropout))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archsearch.blocks import SequenceModel, build_model, deploy, param_groups
+from archsearch.blocks.readout import MAX_FIT_SERIES, ridge_for
 from archsearch.data import PreparedData, Split
 from archsearch.errors import ArchsearchError
 from archsearch.measure import available_memory_mb, measure_cost, select_device, training_dtype
@@ -43,6 +44,7 @@ from archsearch.types import (
 )
 
 EpochCallback = Callable[[EpochReport], None]
+ABSENT_CLASS_LOGIT = -1e4  # a ridge head's logit for a class its training split lacks
 CostCallback = Callable[[CostMeasurement], None]
 
 
@@ -138,6 +140,8 @@ def _is_out_of_memory(exc: Exception) -> bool:
 
 def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: torch.device,
            cost, on_epoch: EpochCallback) -> TrialResult:  # noqa: ANN001
+    if model.fits_in_closed_form:
+        return _fit_readout(spec, data, model, device, cost, on_epoch)
     train = spec.train
     metric = Metric.for_task(data.task)
     optimizer = torch.optim.AdamW(param_groups(model, train.lr, train.weight_decay))
@@ -170,6 +174,53 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
     outcome = TrialOutcome(TrialStatus.COMPLETED, cost, rounds, best.round, best.score,
                            test_score, clock.seconds)
     return TrialResult(outcome, best.state)
+
+
+def _fit_readout(spec: TrialSpec, data: PreparedData, model: SequenceModel,
+                 device: torch.device, cost, on_epoch: EpochCallback  # noqa: ANN001
+                 ) -> TrialResult:
+    """A model of fixed features (``fits_in_closed_form``): its ridge head is fitted on (up to
+    MAX_FIT_SERIES of) the training split, then scored as one validation round."""
+    clock = TrainingClock()
+    with clock:
+        train_loss = fit_ridge_readout(model, data.train.subset(MAX_FIT_SERIES, spec.seed),
+                                       device)
+    val_score, _ = _evaluate_deployed(model, data.val, data.task, device)
+    on_epoch(EpochReport(1, train_loss, val_score, clock.seconds))
+    test_score, _ = _evaluate_deployed(model, data.test, data.task, device)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    outcome = TrialOutcome(TrialStatus.COMPLETED, cost, 1, 1, val_score, test_score,
+                           clock.seconds)
+    return TrialResult(outcome, state)
+
+
+@torch.no_grad()
+def fit_ridge_readout(model: SequenceModel, split: Split, device: torch.device) -> float:
+    """Fit ``model``'s head in closed form on its features of ``split`` (MiniRocket's readout:
+    :func:`archsearch.blocks.readout.ridge_for`); the head's training loss after the fit."""
+    model.eval()
+    features, targets = [], []
+    for X, y, lengths in _batches(split, EVAL_BATCH_SIZE, device, None):
+        features.append(model.features(X, lengths).float().cpu())  # (B, W)
+        targets.append(y.cpu())
+    phi, y = torch.cat(features), torch.cat(targets)  # (N, W), (N,) or (N, ...)
+    task = model.io.task
+    ridge = ridge_for(task).fit(phi.numpy(), y.numpy() if task is TaskKind.CLASSIFICATION
+                                else y.reshape(len(y), -1).numpy())
+    weight = torch.zeros_like(model.head.weight, device="cpu")  # (n_outputs, W)
+    bias = torch.full_like(model.head.bias, ABSENT_CLASS_LOGIT, device="cpu")  # (n_outputs,)
+    coef = torch.as_tensor(ridge.coef_, dtype=weight.dtype).reshape(-1, phi.shape[1])
+    intercept = torch.as_tensor(ridge.intercept_, dtype=bias.dtype).reshape(-1)
+    if task is not TaskKind.CLASSIFICATION:
+        weight[:], bias[:] = coef, intercept
+    else:  # one row per class seen in the training split; an unseen class is never predicted
+        seen = torch.as_tensor(ridge.classes_, dtype=torch.long)
+        if len(seen) == 2:  # one decision function s, positive for classes_[1]: logits -+s/2
+            coef, intercept = torch.cat([-coef, coef]) / 2, torch.cat([-intercept, intercept]) / 2
+        weight[seen], bias[seen] = coef, intercept
+    model.head.weight.copy_(weight)
+    model.head.bias.copy_(bias)
+    return float(_loss(model.head(phi.to(device)), y.to(device), task))
 
 
 class TrainingClock:
