@@ -43,20 +43,19 @@ CONFIGS = {
     "resnet": ("resnet", dict(n_blocks=2)),
     "inception": ("inception", dict(n_modules=3, kernel_size=20)),
     "lite": ("lite", dict(kernel_size=20)),
-    "rocket": ("rocket", dict(n_features=840, max_dilations=8, readout="ridge")),
-    "rocket_trained": ("rocket", dict(n_features=840, max_dilations=8, readout="trained")),
+    "rocket": ("rocket", dict(n_features=840, max_dilations=8)),
 }
 # Causal, with dropout: the masked and dropout paths of attention, causal linear attention
 # (chunked) and a causal convolution.
 CAUSAL = ("transformer", "tf_enc_rnn_dec", "attn_rnn", "rnn_then_tf", "linear_attention",
-          "lite", "rocket", "rocket_trained")
+          "lite", "rocket")
 
 
 def _arch(name: str, causal: bool, dropout: float) -> ArchConfig:
     family, own = CONFIGS[name]
     if causal and own.get("bidirectional"):
         own = {**own, "bidirectional": False}
-    pooling = "last" if own.get("readout") == "ridge" else "mean"  # a ridge's only pooling
+    pooling = "last" if FAMILIES[family].readout == "ridge" else "mean"  # its only pooling
     return ArchConfig(family, {"d_model": 32, "dropout": dropout, "pooling": pooling, **own})
 
 

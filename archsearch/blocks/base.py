@@ -12,12 +12,10 @@ Feeding ``x[:, 0], x[:, 1], ...`` through ``step`` must give ``forward(x, length
 every t (up to float rounding), which the contract suite checks.
 
 A family may initialise itself from data (``init_from_data``: the trial calls it on a sample of
-the training split before the first step) and may pass no gradient to its input
-(``trains_input = False``: the model's input projection then stays as initialised). A block of
-fixed features may have a ``ridge`` readout: nothing in its model trains by gradient; the
-model's head is fitted in closed form on the block's outputs (ridge regression, as
-MiniRocket's), which are then ``out_dim`` wide (its features) instead of D, without the model's
-final LayerNorm.
+the training split before the first step). A family of fixed features sets ``readout =
+"ridge"``: nothing in its model trains by gradient; the model's head is fitted in closed form on
+the block's outputs (ridge regression, as MiniRocket's), which are then ``out_dim`` wide (its
+features) instead of D, without the model's final LayerNorm.
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ class SequenceBlock(nn.Module, ABC):
     Config: ClassVar[type]
     family: ClassVar[str]
     supports_step: ClassVar[bool] = False  # the family has a recurrent step (streaming) form
-    trains_input: ClassVar[bool] = True  # gradients reach the block's input
+    readout: ClassVar[str] = "trained"  # the head: "trained" with the block, or "ridge"
 
     def __init__(self, d_model: int, config: Any, causal: bool, dropout: float) -> None:
         super().__init__()
@@ -54,12 +52,6 @@ class SequenceBlock(nn.Module, ABC):
     def init_from_data(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
         """Data-dependent initialisation on a sample of training inputs x (N, T, D), lengths
         (N,), before training; most families have none."""
-
-    @property
-    def readout(self) -> str:
-        """How the model's head is fitted: ``trained`` by gradient with the block, or ``ridge``
-        in closed form on the block's fixed features."""
-        return "trained"
 
     @property
     def out_dim(self) -> int:

@@ -56,10 +56,10 @@ class SequenceModel(nn.Module):
         self.io = io
         self.shared = shared
         self.embed = nn.Linear(io.n_features, shared.d_model)
-        self.embed.requires_grad_(block.trains_input)  # else a fixed random projection
         self.block = block
         width = block.out_dim
-        # A ridge readout is fitted on the features as they are, and nothing trains by gradient.
+        # A ridge readout is fitted on the features as they are (and nothing trains by
+        # gradient: the input projection stays a fixed random one).
         self.norm = nn.LayerNorm(width) if block.readout == "trained" else nn.Identity()
         self.head = nn.Linear(width, io.n_outputs)
         if block.readout == "ridge":

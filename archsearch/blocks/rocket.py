@@ -1,6 +1,6 @@
 """Random-kernel convolution: MiniRocket (Dempster, Schmidt & Webb 2021, "MINIROCKET: a very fast
-(almost) deterministic transform for time series classification") with its ridge readout or a
-trained head, after the authors' code and tsai's ``MiniRocket`` PyTorch model.
+(almost) deterministic transform for time series classification") with its ridge readout, after
+the authors' code and tsai's ``MiniRocket`` PyTorch model.
 
 Glossary (d = d_model; F = ``n_features``; n = features of one kernel at one slot):
     kernel    one of the 84 fixed kernels of 9 taps: weight 2 at three taps and -1 at the other
@@ -19,22 +19,15 @@ Glossary (d = d_model; F = ``n_features``; n = features of one kernel at one slo
               convolution sees zeros beyond the sequence) and half only the steps whose 9 taps
               all lie inside it
 
-Everything up to the PPV is fixed: the kernels by construction, the dilations, biases and the
-features' mean and scale by :meth:`RocketBlock.init_from_data`, a data-dependent initialisation
-on a sample of the training split (deterministic given the seed). The ``readout`` chooses the
-rest:
-
-- ``ridge`` (MiniRocket's): nothing trains by gradient; the model's head is a ridge model
-  fitted in closed form on the standardised features of the training split, its penalty chosen
-  by leave-one-out cross-validation (the trial does it: ``archsearch.trial.runner``). The
-  block outputs the features themselves (``out_dim`` = F). Where a few dozen series meet
-  10,000 features it does not overfit (PickupGestureWiimoteZ: 0.82-0.86 test accuracy, the
-  trained head 0.78);
-- ``trained``: the standardised features (dropout on them) -> a Linear to d channels, then the
-  model's LayerNorm and task head, trained with the trial's optimizer, schedule and early
-  stopping like every family. The LayerNorm between two Linears makes the head non-linear in
-  the features: it solves the parity tasks of the knowledge base's corpus (0.99 on 16 bits),
-  where the linear ridge stays at chance.
+Nothing trains by gradient (:attr:`RocketBlock.readout` is ``ridge``): the kernels are fixed by
+construction, the dilations, biases and the features' mean and scale by
+:meth:`RocketBlock.init_from_data`, a data-dependent initialisation on a sample of the training
+split (deterministic given the seed), and the model's head is a ridge model fitted in closed
+form on the standardised features of the training split, its penalty chosen by leave-one-out
+cross-validation, as MiniRocket's classifier and regressor (the trial does it:
+``archsearch.trial.runner``). A head trained by gradient on 10,000 features of a few dozen
+series overfits where ridge does not (PickupGestureWiimoteZ: 0.78 test accuracy trained,
+0.86 with ridge).
 
 The block sees d embedded channels (the model's input Linear, a fixed random projection), not
 the raw series. For a univariate series an embedded channel is w x + c: the zero-sum kernels
@@ -43,9 +36,9 @@ w, so the features are MiniRocket's on x (with w < 0, one minus them). For sever
 channels each (slot, kernel) convolves its own random mix of them, where MiniRocket sums a
 random subset.
 
-The block's output is the same vector at every step of a sequence (non-causal); causal, that of
-the running PPV, so the step path streams. The pooling is ``last``: the whole sequence's (or so
-far's) features.
+The block outputs the standardised features (``out_dim`` = F wide) at every step: the same
+vector at every step of a sequence (non-causal); causal, those of the running PPV, so the step
+path streams. The model's pooling is ``last``: the whole sequence's (or so far's) features.
 """
 
 from __future__ import annotations
@@ -58,7 +51,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from archsearch.blocks.base import check_positive, lengths_to_mask
 from archsearch.blocks.convolution import ConvFamily, check_can_step
@@ -72,14 +64,10 @@ SCALE_EPS = 1e-4  # added to a feature's variance: a feature constant on the sam
 STATS_CHUNK = 256  # series per forward while the initialisation gathers feature statistics
 
 
-READOUTS = ("ridge", "trained")
-
-
 @dataclass(frozen=True)
 class RocketConfig:
     n_features: int = 10_000  # rounded down to a multiple of 84 (MiniRocket: 10,000 -> 9,996)
     max_dilations: int = 32  # slots, i.e. dilations per kernel (MiniRocket: 32)
-    readout: str = "ridge"  # one of READOUTS (see the module docstring)
 
 
 def kernel_weights() -> torch.Tensor:
@@ -119,7 +107,7 @@ def masked_quantiles(values: torch.Tensor, valid: torch.Tensor, q: torch.Tensor
 @register("rocket")
 class RocketBlock(ConvFamily):
     Config = RocketConfig
-    trains_input = False  # no gradient passes a threshold
+    readout = "ridge"
 
     def __init__(self, d_model: int, config: RocketConfig, causal: bool, dropout: float) -> None:
         super().__init__(d_model, config, causal, dropout)
@@ -133,24 +121,14 @@ class RocketBlock(ConvFamily):
         self.register_buffer("biases", torch.zeros(n_features))  # (F,) slot, kernel, feature
         self.register_buffer("feature_mean", torch.zeros(n_features))  # (F,)
         self.register_buffer("feature_scale", torch.ones(n_features))  # (F,)
-        if config.readout == "trained":
-            self.drop = nn.Dropout(dropout)
-            self.project = nn.Linear(n_features, d_model)
-
-    @property
-    def readout(self) -> str:
-        return self.config.readout
 
     @property
     def out_dim(self) -> int:
-        return len(self.biases) if self.readout == "ridge" else self.d_model
+        return len(self.biases)
 
     @classmethod
     def check_config(cls, config: RocketConfig, causal: bool) -> None:
         check_positive(cls.family, max_dilations=config.max_dilations)
-        if config.readout not in READOUTS:
-            raise SpaceError(f"rocket: readout must be one of {', '.join(READOUTS)}, got "
-                             f"'{config.readout}'.")
         if config.n_features < KERNELS:
             raise SpaceError(f"rocket: n_features must be >= {KERNELS} (one per kernel), got "
                              f"{config.n_features}.")
@@ -202,15 +180,13 @@ class RocketBlock(ConvFamily):
                 features.append(share.flatten(1, 2))  # (B, 84 n, T or 1)
         return torch.cat(features, 1).transpose(1, 2)  # (B, T or 1, F)
 
-    def head(self, ppv: torch.Tensor) -> torch.Tensor:
-        """(..., F) PPV -> (..., out_dim): standardised (at the sample's mean 0 and scale 1);
-        with a trained readout, dropout and projected to d."""
-        z = (ppv - self.feature_mean) / self.feature_scale  # (..., F)
-        return z if self.readout == "ridge" else self.project(self.drop(z))
+    def standardise(self, ppv: torch.Tensor) -> torch.Tensor:
+        """(..., F) PPV -> (..., F) at the sample's mean 0 and scale 1."""
+        return (ppv - self.feature_mean) / self.feature_scale
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        y = self.head(self.ppv(x.transpose(1, 2), lengths))  # (B, T or 1, out_dim)
-        return y.expand(-1, x.shape[1], -1)  # (B, T, out_dim)
+        y = self.standardise(self.ppv(x.transpose(1, 2), lengths))  # (B, T or 1, F)
+        return y.expand(-1, x.shape[1], -1)  # (B, T, F)
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
@@ -268,4 +244,4 @@ class RocketBlock(ConvFamily):
             counted_all.append(seen.repeat_interleave(biases.shape[1]))  # (84 n,)
         positives = positives + torch.cat(new, 1)  # (B, F)
         share = positives / torch.cat(counted_all).clamp(min=1)  # (B, F)
-        return self.head(share), (window[..., 1:], positives, t + 1)  # (B, out_dim)
+        return self.standardise(share), (window[..., 1:], positives, t + 1)  # (B, F)

@@ -223,22 +223,16 @@ def _lite(d: int, c: Any, causal: bool) -> _Profile:
 
 
 def _rocket(d: int, c: Any, causal: bool) -> _Profile:
-    """One slot at a time and no gradient through it: the masked input (d), the slot's 84
-    gathered channels, padded, their convolutions and masked copy (4 x 84), the counted steps
-    and the 84 n comparisons (bool). Causal, also the running shares (2 x 84 n) and every
-    feature's running PPV and its standardised copy (2F), and with a trained readout its
-    projection (F more), the standardised kept for the backward (F, twice with dropout's
-    mask). A ridge readout has no backward: its "training step" is a forward. Non-causal the
-    features are per sequence (F, not per step): left out."""
+    """One slot at a time and no gradient (a ridge readout: a "training step" is a forward):
+    the masked input (d), the slot's 84 gathered channels, padded, their convolutions and
+    masked copy (4 x 84), the counted steps and the 84 n comparisons (bool). Causal, also the
+    running shares (2 x 84 n) and every feature's running PPV and its standardised copy (2F).
+    Non-causal the features are per sequence (F, not per step): left out."""
     sizes = slot_sizes(c)
     n, features = max(sizes), KERNELS * sum(sizes)
     slot = d + 4 * KERNELS + (KERNELS + KERNELS * n) / FLOAT
-    running = 2 * KERNELS * n + 2 * features if causal else 0
-    if c.readout == "ridge":
-        return _Profile(slot + running, slot + running)
-    if not causal:
-        return _Profile(slot, d)
-    return _Profile(slot + running + features, 2 * features)
+    forward = slot + (2 * KERNELS * n + 2 * features if causal else 0)
+    return _Profile(forward, forward)
 
 
 _PROFILES: dict[str, Callable[[int, Any, bool], _Profile]] = {
