@@ -161,8 +161,11 @@ def failed_cell(task_id: str, family: str, seconds: float, run: int) -> Cell:
     return Cell(task_id, family, this_device(), FAILED, *[None] * 9, 0, seconds, run, utc_now())
 
 
-def _note(matrix: Path, corpus: Corpus, families: list[str], budget: CellBudget) -> str:
-    done = {(c.task, c.family) for c in read_cells(matrix)}
+def _note(matrix: Path, corpus: Corpus, budget: CellBudget) -> str:
+    """What the matrix holds of the whole corpus x the default space's families (whatever
+    ``--tasks``/``--families`` a build measured)."""
+    families = sorted(load_space().families)
+    done = {(c.task, c.family) for c in read_cells(matrix) if c.family in families}
     total = len(corpus.tasks) * len(families)
     standard = budget == STANDARD_BUDGET
     if len(done) >= total and standard:
@@ -215,16 +218,18 @@ def build(corpus: Corpus, families: list[str], budget: CellBudget, matrix: Path,
                 sidecar["tasks"][task.id] = facts
             sidecar["runs"][run]["cells"] += 1
             sidecar["runs"][run]["finished"] = cell.finished_at
-            sidecar["note"] = _note(matrix, corpus, families, budget)
+            sidecar["note"] = _note(matrix, corpus, budget)
             write_sidecar(matrix, sidecar)
             printer(f"{task.id} x {family}: {cell.status}, test {cell.test_score}, "
                     f"{cell.cell_seconds:g} s.")
     return measured
 
 
-def status(corpus: Corpus, families: list[str], matrix: Path) -> dict[str, Any]:
-    """How much of the matrix is measured, and the CPU time the rest would take."""
-    cells = read_cells(matrix)
+def status(corpus: Corpus, matrix: Path) -> dict[str, Any]:
+    """How much of the matrix (the corpus x the default space's families) is measured, and the
+    CPU time the rest would take."""
+    families = sorted(load_space().families)
+    cells = [c for c in read_cells(matrix) if c.family in families]
     total = len(corpus.tasks) * len(families)
     seconds = [c.cell_seconds for c in cells if c.status == COMPLETED]
     mean = statistics.fmean(seconds) if seconds else None
@@ -272,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     families = (args.families.split(",") if args.families
                 else sorted(load_space().families))
     if args.command == "status":
-        print(json.dumps(status(corpus, families, args.out)))
+        print(json.dumps(status(corpus, args.out)))
         return 0
     if args.command == "calibrate":
         print(json.dumps(calibrate(args.out)))
@@ -283,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("a budget other than the shipped matrix's needs --out FILE")
     if build(corpus, families, budget, args.out, args.tasks.split(",") if args.tasks else None):
         print(json.dumps(calibrate(args.out)))
-    print(json.dumps(status(corpus, families, args.out)))
+    print(json.dumps(status(corpus, args.out)))
     return 0
 
 

@@ -14,6 +14,7 @@ from archsearch.recommend.knowledge import (
     read_cells,
     read_sidecar,
 )
+from archsearch.space import load_space
 from benchmarks.knowledge import build, main, measure_cell
 
 TINY = CellBudget(trials=1, max_steps=4, cv_folds=0)
@@ -92,6 +93,10 @@ def test_a_stopped_build_keeps_its_finished_cells_and_resumes(tmp_path, tiny_cor
     assert sidecar["budget"] == {"trials": 1, "max_steps": 4, "cv_folds": 0, "seed": 0}
     assert sidecar["tasks"]["parity-8"]["meta_features"]["seq_len"] == 8
     assert "Not the knowledge base" in sidecar["note"]
+    # The note counts the corpus x every family of the default space, not the families
+    # this build was asked for (a build of one family once called the matrix complete).
+    families_total = len(load_space().families)
+    assert f"2 of {families_total} cells (1 tasks x {families_total} families)" in sidecar["note"]
     kb = load_knowledge_base(matrix)
     assert set(kb.scores()["parity-8"]) == {"gru", "tcn"} and "2 cells" in kb.provenance()
     # Nothing left: a third build measures nothing; another budget is refused.
