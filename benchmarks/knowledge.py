@@ -161,10 +161,15 @@ def failed_cell(task_id: str, family: str, seconds: float, run: int) -> Cell:
     return Cell(task_id, family, this_device(), FAILED, *[None] * 9, 0, seconds, run, utc_now())
 
 
+def default_families() -> list[str]:
+    """The families of the default space: the matrix's columns."""
+    return sorted(load_space().families)
+
+
 def _note(matrix: Path, corpus: Corpus, budget: CellBudget) -> str:
     """What the matrix holds of the whole corpus x the default space's families (whatever
     ``--tasks``/``--families`` a build measured)."""
-    families = sorted(load_space().families)
+    families = default_families()
     done = {(c.task, c.family) for c in read_cells(matrix) if c.family in families}
     total = len(corpus.tasks) * len(families)
     standard = budget == STANDARD_BUDGET
@@ -228,7 +233,7 @@ def build(corpus: Corpus, families: list[str], budget: CellBudget, matrix: Path,
 def status(corpus: Corpus, matrix: Path) -> dict[str, Any]:
     """How much of the matrix (the corpus x the default space's families) is measured, and the
     CPU time the rest would take."""
-    families = sorted(load_space().families)
+    families = default_families()
     cells = [c for c in read_cells(matrix) if c.family in families]
     total = len(corpus.tasks) * len(families)
     seconds = [c.cell_seconds for c in cells if c.status == COMPLETED]
@@ -256,7 +261,7 @@ def calibrate(matrix: Path) -> dict[str, Any]:
     knowledge = load_knowledge_base(matrix)
     if knowledge is None:
         return {"calibration": None, "why": f"{matrix} holds no completed cell"}
-    written = write_calibration(knowledge, sorted(load_space().families), load_rules())
+    written = write_calibration(knowledge, default_families(), load_rules())
     return {"calibration": str(calibration_path(matrix)), "key": written["key"],
             "held_out_tasks": len(written["pairs"]), "min_tasks": MIN_CALIBRATION_TASKS}
 
@@ -275,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     corpus = load_corpus(args.corpus)
     families = (args.families.split(",") if args.families
-                else sorted(load_space().families))
+                else default_families())
     if args.command == "status":
         print(json.dumps(status(corpus, args.out)))
         return 0

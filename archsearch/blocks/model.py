@@ -49,7 +49,8 @@ class SequenceModel(nn.Module):
         if shared.series_norm and io.causal:
             raise SpaceError("series_norm needs the whole series, so a causal (streaming) model "
                              "cannot use it; set series_norm: false.")
-        if block.readout == "ridge" and shared.pooling != "last":
+        closed_form = block.readout == "ridge"
+        if closed_form and shared.pooling != "last":
             raise SpaceError(f"family '{block.family}' gives every step the features of the "
                              "sequence so far, so its last step is the pooling; set "
                              "pooling: last.")
@@ -60,9 +61,9 @@ class SequenceModel(nn.Module):
         width = block.out_dim
         # A ridge readout is fitted on the features as they are (and nothing trains by
         # gradient: the input projection stays a fixed random one).
-        self.norm = nn.LayerNorm(width) if block.readout == "trained" else nn.Identity()
+        self.norm = nn.Identity() if closed_form else nn.LayerNorm(width)
         self.head = nn.Linear(width, io.n_outputs)
-        if block.readout == "ridge":
+        if closed_form:
             self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

@@ -185,13 +185,14 @@ def _fit_readout(spec: TrialSpec, data: PreparedData, model: SequenceModel,
     with clock:
         train_loss = fit_ridge_readout(model, data.train.subset(MAX_FIT_SERIES, spec.seed),
                                        device)
-    val_score, _ = _evaluate_deployed(model, data.val, data.task, device)
+    val_score, val_loss = _evaluate_deployed(model, data.val, data.task, device)
+    best = _BestRound(Metric.for_task(data.task))
+    best.offer(1, val_score, val_loss, model)
     on_epoch(EpochReport(1, train_loss, val_score, clock.seconds))
     test_score, _ = _evaluate_deployed(model, data.test, data.task, device)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    outcome = TrialOutcome(TrialStatus.COMPLETED, cost, 1, 1, val_score, test_score,
+    outcome = TrialOutcome(TrialStatus.COMPLETED, cost, 1, best.round, best.score, test_score,
                            clock.seconds)
-    return TrialResult(outcome, state)
+    return TrialResult(outcome, best.state)
 
 
 @torch.no_grad()
