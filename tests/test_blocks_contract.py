@@ -24,6 +24,7 @@ from archsearch.blocks import (
 )
 from archsearch.blocks.ssm_selective import linear_scan, loop_scan
 from archsearch.errors import SpaceError
+from archsearch.hparams import FAMILY_HPARAMS
 from archsearch.space import load_space
 from archsearch.types import ArchConfig, ModelIO, TaskKind
 
@@ -95,7 +96,7 @@ def test_every_family_is_registered_and_covered() -> None:
     expected = {"rnn", "lstm", "gru", "transformer", "tf_enc_rnn_dec", "attn_rnn", "rnn_then_tf",
                 "linear_attention", "ssm", "tcn", "fcn", "resnet", "inception", "lite",
                 "rocket"}
-    assert set(FAMILIES) == expected
+    assert set(FAMILIES) == expected == set(FAMILY_HPARAMS)  # a table entry has its block
     assert {family for family, _ in CASES.values()} == expected
 
 

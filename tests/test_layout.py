@@ -1,5 +1,5 @@
-"""The house's rooms: Ray behind one adapter, and the faces (CLI, API) loading neither Ray nor
-Optuna until a search runs."""
+"""The house's rooms: Ray behind one adapter, the faces (CLI, API) loading neither Ray nor
+Optuna until a search runs, and the instant recommendation loading no torch."""
 
 import re
 import subprocess
@@ -22,3 +22,12 @@ def test_the_api_and_the_cli_load_neither_ray_nor_optuna():
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def test_the_instant_recommendation_loads_no_torch():
+    # torch's import is a third of `archsearch recommend`'s time (issue 12: under 5 s)
+    probe = ("import sys; from archsearch.recommend import advise; "
+             "advise('builtin:italypowerdemand'); print('torch' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "False"

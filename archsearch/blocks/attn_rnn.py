@@ -16,7 +16,6 @@ memory and time per step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,16 +27,9 @@ from archsearch.blocks.recurrent import rnn_zero_state, run_rnn
 from archsearch.blocks.registry import register
 from archsearch.blocks.transformer import attention_mask
 from archsearch.errors import SpaceError
+from archsearch.hparams import AttnRnnConfig
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
-
-
-@dataclass(frozen=True)
-class AttnRnnConfig:
-    cell: str = "gru"  # "lstm" | "gru"
-    n_layers: int = 1
-    n_heads: int = 2
-    window: int = 64  # past states each step attends to (itself included); 0: all of them
 
 
 class AttnRnnLayer(nn.Module):

@@ -13,21 +13,15 @@ Padding, BatchNorm and the causal (left-padded) form that streams: see ``convolu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from archsearch.blocks.base import check_positive
 from archsearch.blocks.convolution import ConvBlock, ConvStack
 from archsearch.blocks.registry import register
+from archsearch.hparams import FCNConfig
 
 KERNEL_SIZES = (8, 5, 3)  # the paper's, fixed
-
-
-@dataclass(frozen=True)
-class FCNConfig:
-    width_mult: int = 2  # the middle ConvBlock's width in multiples of d_model (paper: 256/128)
 
 
 @register("fcn")

@@ -22,7 +22,6 @@ streams: see ``convolution.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -41,14 +40,9 @@ from archsearch.blocks.convolution import (
 )
 from archsearch.blocks.registry import register
 from archsearch.errors import SpaceError
+from archsearch.hparams import InceptionConfig
 
 RESIDUAL_EVERY = 3  # the paper's: a shortcut around every three modules
-
-
-@dataclass(frozen=True)
-class InceptionConfig:
-    n_modules: int = 6
-    kernel_size: int = 40  # the longest branch; the others k/2 and k/4
 
 
 class InceptionModule(nn.Module):

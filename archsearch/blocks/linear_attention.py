@@ -16,7 +16,6 @@ plain cumulative sum. The step path keeps (S_t, z_t): O(1) state per step, for s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,17 +27,10 @@ from archsearch.blocks.moe import DenseFeedForward
 from archsearch.blocks.registry import register
 from archsearch.blocks.transformer import sinusoidal_positions
 from archsearch.errors import SpaceError
+from archsearch.hparams import LinearAttentionConfig
 
 CHUNK = 64  # steps per chunk of the causal parallel path
 EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class LinearAttentionConfig:
-    n_layers: int = 2
-    n_heads: int = 4
-    ff_mult: int = 4
-    pos_encoding: str = "sinusoidal"  # "sinusoidal" | "none" (causal masking alone orders steps)
 
 
 def feature_map(x: torch.Tensor) -> torch.Tensor:

@@ -42,7 +42,6 @@ Padding, BatchNorm and the causal (left-padded) form that streams: see ``convolu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -59,13 +58,9 @@ from archsearch.blocks.convolution import (
 )
 from archsearch.blocks.registry import register
 from archsearch.errors import SpaceError
+from archsearch.hparams import LITEConfig
 
 DILATIONS = (2, 4)  # the paper's, of the two DWSC layers
-
-
-@dataclass(frozen=True)
-class LITEConfig:
-    kernel_size: int = 40  # the longest multiplexing convolution; the others k/2 and k/4
 
 
 @register("lite")

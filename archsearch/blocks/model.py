@@ -14,7 +14,6 @@ far: the last one, or the running mean), equal to ``forward`` on that prefix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,20 +22,10 @@ from torch import nn
 from archsearch.blocks.base import SequenceBlock, lengths_to_mask
 from archsearch.blocks.quantize import check_quantize
 from archsearch.errors import SpaceError
+from archsearch.hparams import ModelHParams
 from archsearch.types import ModelIO
 
 POOLINGS = ("last", "mean")
-
-
-@dataclass(frozen=True)
-class ModelHParams:
-    """Hyperparameters every family shares; the rest go to the family's own Config."""
-
-    d_model: int = 64
-    dropout: float = 0.0
-    pooling: str = "last"  # how a sequence becomes one vector (classification/regression)
-    quantize: str = "none"  # "none" | "int8": post-training dynamic quantization (quantize.py)
-    series_norm: bool = False  # z-normalise each series on its own before the model
 
 
 class SequenceModel(nn.Module):

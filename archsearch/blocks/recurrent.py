@@ -6,7 +6,6 @@ carried hidden state (and cell state for the LSTM).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,12 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from archsearch.blocks.base import SequenceBlock, check_positive
 from archsearch.blocks.registry import register
 from archsearch.errors import SpaceError
-
-
-@dataclass(frozen=True)
-class RecurrentConfig:
-    n_layers: int = 1
-    bidirectional: bool = False
+from archsearch.hparams import RecurrentConfig
 
 
 def run_rnn(rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Family name -> block class."""
+"""Family name -> block class. The names and each family's ``Config`` are those of
+``archsearch.hparams.FAMILY_HPARAMS``; registering anything else is a programming error."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ from collections.abc import Callable
 
 from archsearch.blocks.base import SequenceBlock
 from archsearch.errors import SpaceError
+from archsearch.hparams import FAMILY_HPARAMS
 
 FAMILIES: dict[str, type[SequenceBlock]] = {}
 
 
 def register(name: str) -> Callable[[type[SequenceBlock]], type[SequenceBlock]]:
     def decorate(cls: type[SequenceBlock]) -> type[SequenceBlock]:
+        if FAMILY_HPARAMS.get(name) is not cls.Config:
+            raise TypeError(f"{cls.__name__}: family '{name}' must have the Config of "
+                            "archsearch.hparams.FAMILY_HPARAMS")
         cls.family = name
         FAMILIES[name] = cls
         return cls

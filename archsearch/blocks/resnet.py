@@ -15,7 +15,6 @@ Padding, BatchNorm and the causal (left-padded) form that streams: see ``convolu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,13 +24,9 @@ from torch import nn
 from archsearch.blocks.base import check_positive
 from archsearch.blocks.convolution import ConvBlock, ConvStack, MaskedBatchNorm1d
 from archsearch.blocks.registry import register
+from archsearch.hparams import ResNetConfig
 
 KERNEL_SIZES = (8, 5, 3)  # the paper's, fixed
-
-
-@dataclass(frozen=True)
-class ResNetConfig:
-    n_blocks: int = 3
 
 
 class ResBlock(nn.Module):

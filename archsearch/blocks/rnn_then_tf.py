@@ -7,8 +7,6 @@ already carry order. The encoder's feed-forward may be a mixture of experts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
@@ -17,21 +15,9 @@ from archsearch.blocks.recurrent import run_rnn
 from archsearch.blocks.registry import register
 from archsearch.blocks.transformer import EncoderStack, check_encoder
 from archsearch.errors import SpaceError
+from archsearch.hparams import RnnThenTfConfig
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
-
-
-@dataclass(frozen=True)
-class RnnThenTfConfig:
-    cell: str = "lstm"  # "lstm" | "gru"
-    rnn_layers: int = 1
-    bidirectional: bool = False
-    tf_layers: int = 1
-    n_heads: int = 4
-    ff_mult: int = 4
-    norm: str = "pre"  # "pre" | "post"
-    moe_experts: int = 0
-    moe_top_k: int = 1
 
 
 @register("rnn_then_tf")

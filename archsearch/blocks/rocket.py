@@ -46,7 +46,6 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -56,18 +55,13 @@ from archsearch.blocks.base import check_positive, lengths_to_mask
 from archsearch.blocks.convolution import ConvFamily, check_can_step
 from archsearch.blocks.registry import register
 from archsearch.errors import SpaceError
+from archsearch.hparams import RocketConfig
 
 TAPS = 9
 KERNELS = 84  # C(9, 3)
 GOLDEN = (math.sqrt(5) + 1) / 2
 SCALE_EPS = 1e-4  # added to a feature's variance: a feature constant on the sample stays finite
 STATS_CHUNK = 256  # series per forward while the initialisation gathers feature statistics
-
-
-@dataclass(frozen=True)
-class RocketConfig:
-    n_features: int = 10_000  # rounded down to a multiple of 84 (MiniRocket: 10,000 -> 9,996)
-    max_dilations: int = 32  # slots, i.e. dilations per kernel (MiniRocket: 32)
 
 
 def kernel_weights() -> torch.Tensor:

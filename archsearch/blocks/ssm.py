@@ -8,7 +8,6 @@ recurrent step path with a fixed-size state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,17 +18,9 @@ from archsearch.blocks.registry import register
 from archsearch.blocks.ssm_s4d import S4DLayer
 from archsearch.blocks.ssm_selective import SelectiveLayer
 from archsearch.errors import SpaceError
+from archsearch.hparams import SSMConfig
 
 KINDS = ("s4d", "selective")
-
-
-@dataclass(frozen=True)
-class SSMConfig:
-    kind: str = "selective"  # "s4d" | "selective"
-    n_layers: int = 2
-    d_state: int = 16  # N: state size per channel (s4d: N/2 complex conjugate pairs)
-    expand: int = 2  # selective only: d_inner = expand * d_model
-    d_conv: int = 4  # selective only: width of the causal depthwise convolution
 
 
 @register("ssm")

@@ -8,7 +8,6 @@ steps. Always causal. The step path keeps, for every convolution, its last (k - 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,12 +17,7 @@ from torch import nn
 from archsearch.blocks.base import SequenceBlock, check_positive, step_layers
 from archsearch.blocks.registry import register
 from archsearch.errors import SpaceError
-
-
-@dataclass(frozen=True)
-class TCNConfig:
-    n_layers: int = 4
-    kernel_size: int = 3
+from archsearch.hparams import TCNConfig
 
 
 class CausalConv(nn.Module):

@@ -8,8 +8,6 @@ or ``rotary``. The encoder's feed-forward may be a mixture of experts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
@@ -18,18 +16,7 @@ from archsearch.blocks.recurrent import run_rnn
 from archsearch.blocks.registry import register
 from archsearch.blocks.transformer import EncoderStack, check_encoder, sinusoidal_positions
 from archsearch.errors import SpaceError
-
-
-@dataclass(frozen=True)
-class TfEncRnnDecConfig:
-    enc_layers: int = 1
-    n_heads: int = 4
-    ff_mult: int = 4
-    norm: str = "pre"  # "pre" | "post"
-    pos_encoding: str = "sinusoidal"  # "sinusoidal" | "rotary"
-    dec_layers: int = 1
-    moe_experts: int = 0
-    moe_top_k: int = 1
+from archsearch.hparams import TfEncRnnDecConfig
 
 
 @register("tf_enc_rnn_dec")

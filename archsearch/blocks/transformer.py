@@ -11,7 +11,6 @@ The layer stack (:class:`EncoderStack`) is shared with the hybrids ``tf_enc_rnn_
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,21 +20,10 @@ from archsearch.blocks.base import SequenceBlock, check_choice, check_positive, 
 from archsearch.blocks.moe import check_moe, feed_forward
 from archsearch.blocks.registry import register
 from archsearch.errors import SpaceError
+from archsearch.hparams import TransformerConfig
 
 POS_ENCODINGS = ("sinusoidal", "learned", "rotary")
 NORMS = ("pre", "post")
-
-
-@dataclass(frozen=True)
-class TransformerConfig:
-    n_layers: int = 2
-    n_heads: int = 4
-    ff_mult: int = 4
-    norm: str = "pre"  # "pre" | "post"
-    pos_encoding: str = "sinusoidal"  # "sinusoidal" | "learned" | "rotary"
-    max_len: int = 8192  # learned positions only
-    moe_experts: int = 0  # 0: dense feed-forward; >= 2: mixture of experts
-    moe_top_k: int = 1
 
 
 def rotary_tables(seq_len: int, head_dim: int, device: torch.device,

@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from archsearch.blocks import FAMILIES, ModelHParams
 from archsearch.errors import SpaceError
+from archsearch.hparams import FAMILY_HPARAMS, ModelHParams
 from archsearch.types import ArchConfig, Constraints, TaskKind, TrainConfig
 
 PARAM_TYPES = ("int", "float", "categorical", "ordinal", "fixed")
@@ -174,10 +174,10 @@ def _parse(raw: Any, path: Path) -> SearchSpace:
                     "required.")
     families = {}
     for family, params in families_raw.items():
-        if family not in FAMILIES:
+        if family not in FAMILY_HPARAMS:
             raise _fail(path, f"families.{family}", "unknown family; known families: "
-                        f"{', '.join(sorted(FAMILIES))}.")
-        own = {f.name for f in dataclasses.fields(FAMILIES[family].Config)} | shared_fields
+                        f"{', '.join(sorted(FAMILY_HPARAMS))}.")
+        own = {f.name for f in dataclasses.fields(FAMILY_HPARAMS[family])} | shared_fields
         families[family] = _section(params or {}, f"families.{family}", own, path)
     all_names = set().union(training_fields, shared_fields,
                             *({p.name for p in ps} for ps in families.values()))
