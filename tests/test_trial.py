@@ -8,7 +8,7 @@ from archsearch.blocks import build_model, inference_model
 from archsearch.data import PreparedData, Split
 from archsearch.measure.memory import LiveTensorPeak
 from archsearch.trial import TrialSpec, evaluate, run_trial
-from archsearch.trial.preflight import MEMORY_SHARE
+from archsearch.trial.preflight import EVAL_BATCH_MB, EVAL_BATCH_SIZE, MEMORY_SHARE, trial_estimate
 from archsearch.trial.runner import model_io
 from archsearch.types import ArchConfig, Constraints, TaskKind, TrainConfig, TrialStatus
 
@@ -108,9 +108,21 @@ def test_attention_too_long_for_this_worker_is_infeasible_before_anything_is_all
     assert outcome.status is TrialStatus.INFEASIBLE and outcome.epochs_run == 0
     assert f"> {MEMORY_SHARE:g} of the" in outcome.error  # the worker's memory, not a constraint
     assert "MB this worker has available" in outcome.error and "20,000 steps" in outcome.error
-    assert "an evaluation at batch 64" in outcome.error  # 64 series: the evaluation is larger
+    # the evaluation shrinks to batch 1 (EVAL_BATCH_MB); the training step cannot
+    assert "a training step at batch 32" in outcome.error
     assert "--lookback" in outcome.error and "d_model" in outcome.error
     assert "estimated before building the model" in outcome.error
+
+
+def test_a_memory_bound_evaluation_runs_in_smaller_batches():
+    data = _ragged(400, 100)
+    io = model_io(data, Constraints())
+    scan = trial_estimate(ArchConfig("ssm", {"d_model": 64, "kind": "selective", "n_layers": 2}),
+                          io, data, 32)  # (B, L, d, n) tensors: ~9 MB a series
+    assert 1 < scan.eval_batch_size < EVAL_BATCH_SIZE
+    assert scan.eval_mb - scan.weights_mb <= EVAL_BATCH_MB
+    lstm = trial_estimate(ArchConfig("lstm", {"d_model": 64}), io, data, 32)
+    assert lstm.eval_batch_size == EVAL_BATCH_SIZE
 
 
 def test_bad_config_fails_with_its_error(tiny_data):

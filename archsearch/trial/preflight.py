@@ -23,7 +23,13 @@ from archsearch.types import ArchConfig, Constraints, ModelIO, TrainConfig
 # the process itself, the data and PyTorch's scratch space, and a worker may run trials
 # beside others.
 MEMORY_SHARE = 0.5
-EVAL_BATCH_SIZE = 256  # sequences per batch of validation and test
+EVAL_BATCH_SIZE = 256  # the most sequences per batch of validation and test
+# ... and the most memory one such batch plans for: a family whose evaluation would need more
+# evaluates in smaller batches. On a CPU the selective scan's (B, L, d, n) tensors are
+# memory-bound: on the adding problem (100 steps, d_model 64) an evaluation took 7.0 s at
+# batch 256 (2.3 GB estimated), 2.2 s at 64 and 2.1 s at 8; the other families stayed under
+# 100 MB at 256, where the batch size barely matters.
+EVAL_BATCH_MB = 256.0
 
 _ADVICE = ("To fit, shorten the sequences (forecasting: a smaller `--lookback`; otherwise cut or "
            "downsample the series), search smaller models (a lower d_model, fewer layers or "
@@ -35,12 +41,20 @@ def trial_estimate(arch: ArchConfig, io: ModelIO, data: PreparedData,
                    batch_size: int) -> CostEstimate:
     """The estimate of ``arch`` on ``data`` as a trial runs it: batches of ``batch_size`` (at
     most the training split), evaluation batches of EVAL_BATCH_SIZE (at most the larger of
-    validation and test), padding masks when some sequence is shorter than the longest."""
+    validation and test) or as many as fit EVAL_BATCH_MB (at least one), padding masks when
+    some sequence is shorter than the longest; its ``eval_batch_size`` is the batch the trial
+    evaluates in."""
     splits = (data.train, data.val, data.test)
     padded = any(bool((split.lengths < data.seq_len).any()) for split in splits)
-    eval_batch = min(EVAL_BATCH_SIZE, max(len(data.val), len(data.test)))
-    return estimate_cost(arch, io, data.seq_len, max(1, min(batch_size, len(data.train))),
-                         eval_batch_size=max(1, eval_batch), padded=padded)
+    batch = max(1, min(batch_size, len(data.train)))
+    most = max(1, min(EVAL_BATCH_SIZE, max(len(data.val), len(data.test))))
+    estimate = estimate_cost(arch, io, data.seq_len, batch, eval_batch_size=most, padded=padded)
+    per_series_mb = (estimate.eval_mb - estimate.weights_mb) / most
+    fitting = min(most, max(1, int(EVAL_BATCH_MB / per_series_mb))) if per_series_mb > 0 \
+        else most
+    if fitting == most:
+        return estimate
+    return estimate_cost(arch, io, data.seq_len, batch, eval_batch_size=fitting, padded=padded)
 
 
 def estimate_violations(estimate: CostEstimate, constraints: Constraints,

@@ -104,7 +104,7 @@ def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
     if violations:
         return TrialResult(_ended(TrialStatus.INFEASIBLE, cost, 0, "; ".join(violations)), None)
     try:
-        return _train(spec, data, model, device, cost, on_epoch)
+        return _train(spec, data, model, device, cost, on_epoch, estimate.eval_batch_size)
     except Exception as exc:  # a broken trial must not end the search: record it
         if _is_out_of_memory(exc) and device.type == "cuda":
             torch.cuda.empty_cache()
@@ -139,9 +139,9 @@ def _is_out_of_memory(exc: Exception) -> bool:
 
 
 def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: torch.device,
-           cost, on_epoch: EpochCallback) -> TrialResult:  # noqa: ANN001
+           cost, on_epoch: EpochCallback, eval_batch: int) -> TrialResult:  # noqa: ANN001
     if model.fits_in_closed_form:
-        return _fit_readout(spec, data, model, device, cost, on_epoch)
+        return _fit_readout(spec, data, model, device, cost, on_epoch, eval_batch)
     train = spec.train
     metric = Metric.for_task(data.task)
     optimizer = torch.optim.AdamW(param_groups(model, train.lr, train.weight_decay))
@@ -164,32 +164,32 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
                                    None, clock.seconds, error=f"training loss became "
                                    f"{train_loss} in round {rounds} (step {steps_done})")
             return TrialResult(outcome, None)
-        val_score, val_loss = _evaluate_deployed(model, data.val, data.task, device)
+        val_score, val_loss = _evaluate_deployed(model, data.val, data.task, device, eval_batch)
         best.offer(rounds, val_score, val_loss, model)
         on_epoch(EpochReport(rounds, train_loss, val_score, clock.seconds))
         if clock.fraction >= 1.0 or 0 < train.patience <= rounds - best.round:
             break
     model.load_state_dict(best.state)
-    test_score, _ = _evaluate_deployed(model, data.test, data.task, device)
+    test_score, _ = _evaluate_deployed(model, data.test, data.task, device, eval_batch)
     outcome = TrialOutcome(TrialStatus.COMPLETED, cost, rounds, best.round, best.score,
                            test_score, clock.seconds)
     return TrialResult(outcome, best.state)
 
 
 def _fit_readout(spec: TrialSpec, data: PreparedData, model: SequenceModel,
-                 device: torch.device, cost, on_epoch: EpochCallback  # noqa: ANN001
-                 ) -> TrialResult:
+                 device: torch.device, cost, on_epoch: EpochCallback,  # noqa: ANN001
+                 eval_batch: int) -> TrialResult:
     """A model of fixed features (``fits_in_closed_form``): its ridge head is fitted on (up to
     MAX_FIT_SERIES of) the training split, then scored as one validation round."""
     clock = TrainingClock()
     with clock:
         train_loss = fit_ridge_readout(model, data.train.subset(MAX_FIT_SERIES, spec.seed),
                                        device)
-    val_score, val_loss = _evaluate_deployed(model, data.val, data.task, device)
+    val_score, val_loss = _evaluate_deployed(model, data.val, data.task, device, eval_batch)
     best = _BestRound(Metric.for_task(data.task))
     best.offer(1, val_score, val_loss, model)
     on_epoch(EpochReport(1, train_loss, val_score, clock.seconds))
-    test_score, _ = _evaluate_deployed(model, data.test, data.task, device)
+    test_score, _ = _evaluate_deployed(model, data.test, data.task, device, eval_batch)
     outcome = TrialOutcome(TrialStatus.COMPLETED, cost, 1, best.round, best.score, test_score,
                            clock.seconds)
     return TrialResult(outcome, best.state)
@@ -338,12 +338,12 @@ def _train_steps(model: SequenceModel, batches: Iterator[tuple[torch.Tensor, ...
 
 
 def _evaluate_deployed(model: SequenceModel, split: Split, task: TaskKind,
-                       device: torch.device) -> tuple[float, float]:
+                       device: torch.device, batch_size: int) -> tuple[float, float]:
     """:func:`evaluate_with_loss` on what is deployed: the int8 copy (on CPU, where PyTorch's
     dynamic quantization runs) when the model is configured ``quantize: int8``, else the model
     itself."""
     deployed, where = deploy(model, device)
-    return evaluate_with_loss(deployed, split, task, where)
+    return evaluate_with_loss(deployed, split, task, where, batch_size)
 
 
 def evaluate(model: SequenceModel, split: Split, task: TaskKind, device: torch.device,
