@@ -8,9 +8,15 @@ from archsearch.blocks import build_model, inference_model
 from archsearch.data import PreparedData, Split
 from archsearch.measure.memory import LiveTensorPeak
 from archsearch.trial import TrialSpec, evaluate, run_trial
-from archsearch.trial.preflight import EVAL_BATCH_MB, EVAL_BATCH_SIZE, MEMORY_SHARE, trial_estimate
-from archsearch.trial.runner import model_io
-from archsearch.types import ArchConfig, Constraints, TaskKind, TrainConfig, TrialStatus
+from archsearch.trial.preflight import (
+    BATCH_MB,
+    EVAL_BATCH_SIZE,
+    MEMORY_SHARE,
+    train_chunks,
+    trial_estimate,
+)
+from archsearch.trial.runner import _train_steps, model_io
+from archsearch.types import ArchConfig, Constraints, ModelIO, TaskKind, TrainConfig, TrialStatus
 
 TRAIN = TrainConfig(lr=3e-3, batch_size=32, max_steps=9, eval_every=3)  # 3 rounds
 CPU = torch.device("cpu")
@@ -108,7 +114,7 @@ def test_attention_too_long_for_this_worker_is_infeasible_before_anything_is_all
     assert outcome.status is TrialStatus.INFEASIBLE and outcome.epochs_run == 0
     assert f"> {MEMORY_SHARE:g} of the" in outcome.error  # the worker's memory, not a constraint
     assert "MB this worker has available" in outcome.error and "20,000 steps" in outcome.error
-    # the evaluation shrinks to batch 1 (EVAL_BATCH_MB); the training step cannot
+    # the evaluation shrinks to batch 1 (BATCH_MB); the training step cannot
     assert "a training step at batch 32" in outcome.error
     assert "--lookback" in outcome.error and "d_model" in outcome.error
     assert "estimated before building the model" in outcome.error
@@ -120,9 +126,36 @@ def test_a_memory_bound_evaluation_runs_in_smaller_batches():
     scan = trial_estimate(ArchConfig("ssm", {"d_model": 64, "kind": "selective", "n_layers": 2}),
                           io, data, 32)  # (B, L, d, n) tensors: ~9 MB a series
     assert 1 < scan.eval_batch_size < EVAL_BATCH_SIZE
-    assert scan.eval_mb - scan.weights_mb <= EVAL_BATCH_MB
+    assert scan.eval_mb - scan.weights_mb <= BATCH_MB
     lstm = trial_estimate(ArchConfig("lstm", {"d_model": 64}), io, data, 32)
     assert lstm.eval_batch_size == EVAL_BATCH_SIZE
+    assert train_chunks(scan) > 1 and train_chunks(lstm) == 1  # and in training, chunks
+
+
+@pytest.mark.parametrize("family", ["lstm", "ssm"])
+def test_a_batch_in_chunks_takes_the_step_of_the_whole_batch(family):
+    data = _ragged(12, 16)  # half the series shorter: chunks of different lengths
+    io = model_io(data, Constraints())
+    arch = ArchConfig(family, {"d_model": 8, "n_layers": 1})  # dropout 0: deterministic
+    weights = []
+    for chunks in (1, 3):
+        torch.manual_seed(0)
+        model = build_model(arch, io)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        batch = (torch.from_numpy(data.train.X), torch.from_numpy(data.train.y),
+                 torch.from_numpy(data.train.lengths))
+        _train_steps(model, iter([batch]), 1, optimizer, schedule, TRAIN, None, chunks)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(weights[0], weights[1], atol=1e-6)
+
+
+def test_only_batch_statistics_forbid_chunks():
+    io = ModelIO(n_features=1, task=TaskKind.CLASSIFICATION, n_outputs=2, max_len=16)
+    coupled = {family: build_model(ArchConfig(family, hparams), io).batch_coupled
+               for family, hparams in [("fcn", {}), ("lstm", {}), ("ssm", {}),
+                                       ("transformer", {"moe_experts": 4})]}
+    assert coupled == {"fcn": True, "lstm": False, "ssm": False, "transformer": False}
 
 
 def test_bad_config_fails_with_its_error(tiny_data):

@@ -79,6 +79,13 @@ class SequenceModel(nn.Module):
         ``readout``): the trial fits it in closed form instead of training."""
         return self.block.readout == "ridge"
 
+    @property
+    def batch_coupled(self) -> bool:
+        """True when, in training, a series' output depends on the others of its batch
+        (BatchNorm's batch statistics): its batch cannot be split into chunks without changing
+        what it learns."""
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.modules())
+
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor, lengths: torch.Tensor) -> None:
         """The block's data-dependent initialisation on training series x (N, T, F), lengths

@@ -68,6 +68,8 @@ class CostEstimate:
     forward_mb: float  # one no-grad forward of one full-length sequence (batch 1), weights in
     train_step_mb: float  # one training step (forward, backward, AdamW) at batch_size; for a
     # ridge readout (nothing trains by gradient) one forward at batch_size
+    train_batch_mb: float  # of train_step_mb, what grows with the batch (activations and
+    # their gradients), not the weights, gradients and optimizer state held between steps
     eval_mb: float  # one no-grad forward at eval_batch_size (validation and test)
     batch_size: int
     eval_batch_size: int
@@ -270,12 +272,12 @@ def estimate_cost(arch: ArchConfig, io: ModelIO, seq_len: int, batch_size: int, 
         per_step, held = profile.train + common_fwd, weights
     else:  # + the backward's working set; weights, gradients, AdamW's two moments
         per_step, held = profile.train + common_train + profile.forward, 4 * weights
-    train = (held
-             + (batch_size * per_step + profile.train_shared) * seq_len * FLOAT
-             + _train_attention_bytes(profile, batch_size, seq_len, padded,
-                                      shared.dropout > 0 and profile.attention_dropout))
+    batch_bytes = ((batch_size * per_step + profile.train_shared) * seq_len * FLOAT
+                   + _train_attention_bytes(profile, batch_size, seq_len, padded,
+                                            shared.dropout > 0 and profile.attention_dropout))
     return CostEstimate(params=params, weights_mb=weights / MB, forward_mb=forward / MB,
-                        train_step_mb=train / MB, eval_mb=evaluation / MB,
+                        train_step_mb=(held + batch_bytes) / MB, train_batch_mb=batch_bytes / MB,
+                        eval_mb=evaluation / MB,
                         batch_size=batch_size, eval_batch_size=eval_batch, seq_len=seq_len)
 
 

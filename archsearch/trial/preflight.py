@@ -11,6 +11,7 @@ every family, so that a data set nothing can train on is refused before a task i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from archsearch.data import PreparedData
@@ -24,12 +25,16 @@ from archsearch.types import ArchConfig, Constraints, ModelIO, TrainConfig
 # beside others.
 MEMORY_SHARE = 0.5
 EVAL_BATCH_SIZE = 256  # the most sequences per batch of validation and test
-# ... and the most memory one such batch plans for: a family whose evaluation would need more
-# evaluates in smaller batches. On a CPU the selective scan's (B, L, d, n) tensors are
-# memory-bound: on the adding problem (100 steps, d_model 64) an evaluation took 7.0 s at
-# batch 256 (2.3 GB estimated), 2.2 s at 64 and 2.1 s at 8; the other families stayed under
-# 100 MB at 256, where the batch size barely matters.
-EVAL_BATCH_MB = 256.0
+# The most memory one batch's activations plan for: an evaluation whose batch would need more
+# runs in smaller batches, and a training batch that would is split into chunks whose gradients
+# add up to the batch's (where no layer couples a batch's series, on a CPU). On a CPU, beyond
+# it, the selective scan's (B, L, d, n) tensors are memory-bound: on the adding problem (100
+# steps, d_model 64) an evaluation took 7.0 s at batch 256 (2.3 GB estimated), 2.2 s at 64 and
+# 2.1 s at 8, and a training step at batch 32 0.8 s whole (1 GB), 0.5 s in 4 chunks; on
+# GunPoint (150 steps) 2.5 s whole (1.5 GB), 0.9 s in 6 chunks. Attention over 361 steps
+# (PickupGestureWiimoteZ, d_model 128, batch 32, ~300 MB) gained 10-25 % in 2 chunks. The other
+# families stayed under 100 MB at evaluation batch 256, where the batch barely matters.
+BATCH_MB = 256.0
 
 _ADVICE = ("To fit, shorten the sequences (forecasting: a smaller `--lookback`; otherwise cut or "
            "downsample the series), search smaller models (a lower d_model, fewer layers or "
@@ -41,7 +46,7 @@ def trial_estimate(arch: ArchConfig, io: ModelIO, data: PreparedData,
                    batch_size: int) -> CostEstimate:
     """The estimate of ``arch`` on ``data`` as a trial runs it: batches of ``batch_size`` (at
     most the training split), evaluation batches of EVAL_BATCH_SIZE (at most the larger of
-    validation and test) or as many as fit EVAL_BATCH_MB (at least one), padding masks when
+    validation and test) or as many as fit BATCH_MB (at least one), padding masks when
     some sequence is shorter than the longest; its ``eval_batch_size`` is the batch the trial
     evaluates in."""
     splits = (data.train, data.val, data.test)
@@ -50,11 +55,17 @@ def trial_estimate(arch: ArchConfig, io: ModelIO, data: PreparedData,
     most = max(1, min(EVAL_BATCH_SIZE, max(len(data.val), len(data.test))))
     estimate = estimate_cost(arch, io, data.seq_len, batch, eval_batch_size=most, padded=padded)
     per_series_mb = (estimate.eval_mb - estimate.weights_mb) / most
-    fitting = min(most, max(1, int(EVAL_BATCH_MB / per_series_mb))) if per_series_mb > 0 \
+    fitting = min(most, max(1, int(BATCH_MB / per_series_mb))) if per_series_mb > 0 \
         else most
     if fitting == most:
         return estimate
     return estimate_cost(arch, io, data.seq_len, batch, eval_batch_size=fitting, padded=padded)
+
+
+def train_chunks(estimate: CostEstimate) -> int:
+    """Into how many chunks a training batch splits so that each chunk's activations fit
+    BATCH_MB (1: the whole batch; at most one series a chunk)."""
+    return min(estimate.batch_size, max(1, math.ceil(estimate.train_batch_mb / BATCH_MB)))
 
 
 def estimate_violations(estimate: CostEstimate, constraints: Constraints,

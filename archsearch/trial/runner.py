@@ -24,10 +24,12 @@ from archsearch.blocks.readout import MAX_FIT_SERIES, ridge_for
 from archsearch.data import PreparedData, Split
 from archsearch.errors import ArchsearchError
 from archsearch.measure import available_memory_mb, measure_cost, select_device, training_dtype
+from archsearch.measure.estimate import CostEstimate
 from archsearch.trial.preflight import (
     EVAL_BATCH_SIZE,
     estimate_violations,
     infeasible_message,
+    train_chunks,
     trial_estimate,
 )
 from archsearch.types import (
@@ -104,7 +106,7 @@ def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
     if violations:
         return TrialResult(_ended(TrialStatus.INFEASIBLE, cost, 0, "; ".join(violations)), None)
     try:
-        return _train(spec, data, model, device, cost, on_epoch, estimate.eval_batch_size)
+        return _train(spec, data, model, device, cost, on_epoch, estimate)
     except Exception as exc:  # a broken trial must not end the search: record it
         if _is_out_of_memory(exc) and device.type == "cuda":
             torch.cuda.empty_cache()
@@ -139,10 +141,13 @@ def _is_out_of_memory(exc: Exception) -> bool:
 
 
 def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: torch.device,
-           cost, on_epoch: EpochCallback, eval_batch: int) -> TrialResult:  # noqa: ANN001
+           cost, on_epoch: EpochCallback, estimate: CostEstimate) -> TrialResult:  # noqa: ANN001
+    eval_batch = estimate.eval_batch_size
     if model.fits_in_closed_form:
         return _fit_readout(spec, data, model, device, cost, on_epoch, eval_batch)
     train = spec.train
+    # a GPU's memory and bandwidth favour whole batches; a coupled batch cannot be split
+    chunks = 1 if device.type != "cpu" or model.batch_coupled else train_chunks(estimate)
     metric = Metric.for_task(data.task)
     optimizer = torch.optim.AdamW(param_groups(model, train.lr, train.weight_decay))
     amp_dtype = training_dtype(device)  # bf16 mixed precision on GPU only
@@ -156,7 +161,7 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
         steps = min(train.eval_every, train.max_steps - steps_done)
         with clock:
             train_loss = _train_steps(model, batches, steps, optimizer, schedule, train,
-                                      amp_dtype)
+                                      amp_dtype, chunks)
         steps_done += steps
         rounds += 1
         if not math.isfinite(train_loss):
@@ -320,20 +325,25 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, task: TaskKind) -> torch.Tensor
 
 def _train_steps(model: SequenceModel, batches: Iterator[tuple[torch.Tensor, ...]], steps: int,
                  optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
-                 train: TrainConfig, amp_dtype: torch.dtype | None) -> float:
-    """``steps`` optimizer steps; the mean training loss over them."""
+                 train: TrainConfig, amp_dtype: torch.dtype | None, chunks: int = 1) -> float:
+    """``steps`` optimizer steps; the mean training loss over them. Each batch runs in
+    ``chunks`` parts whose losses, weighted by their share of the batch, add up to the
+    batch's mean loss, and so their gradients to its gradient."""
     model.train()
     total = 0.0
     for _ in range(steps):
         X, y, lengths = next(batches)
-        with torch.autocast(X.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            loss = _loss(model(X, lengths), y, model.io.task)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        parts = min(chunks, len(y))
+        for X_c, y_c, lengths_c in zip(X.tensor_split(parts), y.tensor_split(parts),
+                                       lengths.tensor_split(parts), strict=True):
+            with torch.autocast(X.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                part = _loss(model(X_c, lengths_c), y_c, model.io.task) * (len(y_c) / len(y))
+            part.backward()
+            total += float(part.detach())
         torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
         optimizer.step()
         schedule.step()
-        total += float(loss.detach())
     return total / max(steps, 1)
 
 
