@@ -36,7 +36,8 @@ without searching: the same measured tasks, the recommender as it is now.
    **rules only** (the rules file) and **rules + data** (the rules plus the scikit-learn ranker
    fitted on every *other* task in the database). Its regret is ``1 - s(recommended family)``,
    with ``s`` the held-out task's normalised family score (best validation score per family,
-   1 = the best measured family, 0 = the worst): 0 is a perfect pick, 1 the worst family.
+   1 = the best measured family, 0 = the worst; errors on a log scale): 0 is a perfect pick, 1
+   the worst family.
 3. Reported beside them, measured in the same run: the ranker alone (the family it scores
    highest) and the expected regret of a family drawn uniformly at random.
 

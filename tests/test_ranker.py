@@ -1,6 +1,7 @@
 """The data half of the recommender: the past-task ranker and the instant answer."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ from archsearch.recommend import (
     past_evidence,
     recommend,
 )
+from archsearch.recommend.ranker import normalised_scores
 from archsearch.space import load_space
 from archsearch.store import Store
 from archsearch.types import CostMeasurement, Metric, TaskStatus, TrialOutcome, TrialStatus
@@ -145,8 +147,10 @@ def test_recommender_benchmark_scores_leave_one_task_out_regret(tmp_path):
         # the other tasks only, knows better (regret 0).
         assert row["rules_only"] in ("gru", "lstm") and row["rules_data"] == "transformer"
         assert row["regret_rules_data"] == 0.0
-        assert row["regret_rules_only"] == (1.0 if row["rules_only"] == "gru" else 0.75)
-        assert row["regret_random"] == pytest.approx((1.0 + 0.75 + 0.0) / 3, abs=1e-4)
+        lstm = 1 - math.log(0.5 / 0.4) / math.log(0.5 / 0.1)  # errors count on a log scale
+        assert row["regret_rules_only"] == pytest.approx(
+            1.0 if row["rules_only"] == "gru" else lstm, abs=1e-4)
+        assert row["regret_random"] == pytest.approx((1.0 + lstm + 0.0) / 3, abs=1e-4)
 
 
 def test_past_tasks_too_far_from_a_task_say_nothing_about_it(tmp_path):
@@ -159,3 +163,12 @@ def test_past_tasks_too_far_from_a_task_say_nothing_about_it(tmp_path):
     assert not past.available and past.n_tasks == 4 and past.nearest > 1.5
     rec = recommend(facts_for(meta, "regression", {}), FAMILIES, MSE, [], past=past)
     assert any("none is similar enough to predict from" in s for s in rec.rationale)
+
+
+def test_errors_are_normalised_on_a_log_scale_and_accuracies_linearly():
+    # one diverged family does not squeeze the others against the best (adding problem's MSEs)
+    mse = normalised_scores({"transformer": 0.0003, "lite": 0.0057, "ssm": 0.125}, False)
+    assert mse["transformer"] == 1.0 and mse["ssm"] == 0.0
+    assert mse["lite"] == pytest.approx(math.log(0.125 / 0.0057) / math.log(0.125 / 0.0003))
+    assert normalised_scores({"a": 0.9, "b": 0.8, "c": 0.5}, True)["b"] == pytest.approx(0.75)
+    assert normalised_scores({"a": 0.0, "b": 0.1}, False) == {"a": 1.0, "b": 0.0}  # 0 is finite
