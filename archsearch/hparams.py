@@ -28,27 +28,28 @@ class RecurrentConfig:
 
 
 @dataclass(frozen=True)
-class TransformerConfig:
-    n_layers: int = 2
+class EncoderHParams:
+    """What every family with a Transformer encoder part sets for its layers."""
+
     n_heads: int = 4
     ff_mult: int = 4
     norm: str = "pre"  # "pre" | "post"
-    pos_encoding: str = "sinusoidal"  # "sinusoidal" | "learned" | "rotary"
-    max_len: int = 8192  # learned positions only
     moe_experts: int = 0  # 0: dense feed-forward; >= 2: mixture of experts
     moe_top_k: int = 1
 
 
 @dataclass(frozen=True)
-class TfEncRnnDecConfig:
+class TransformerConfig(EncoderHParams):
+    n_layers: int = 2
+    pos_encoding: str = "sinusoidal"  # "sinusoidal" | "learned" | "rotary"
+    max_len: int = 8192  # learned positions only
+
+
+@dataclass(frozen=True)
+class TfEncRnnDecConfig(EncoderHParams):
     enc_layers: int = 1
-    n_heads: int = 4
-    ff_mult: int = 4
-    norm: str = "pre"  # "pre" | "post"
     pos_encoding: str = "sinusoidal"  # "sinusoidal" | "rotary"
     dec_layers: int = 1
-    moe_experts: int = 0
-    moe_top_k: int = 1
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,11 @@ class AttnRnnConfig:
 
 
 @dataclass(frozen=True)
-class RnnThenTfConfig:
+class RnnThenTfConfig(EncoderHParams):
     cell: str = "lstm"  # "lstm" | "gru"
     rnn_layers: int = 1
     bidirectional: bool = False
     tf_layers: int = 1
-    n_heads: int = 4
-    ff_mult: int = 4
-    norm: str = "pre"  # "pre" | "post"
-    moe_experts: int = 0
-    moe_top_k: int = 1
 
 
 @dataclass(frozen=True)

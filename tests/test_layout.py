@@ -16,18 +16,20 @@ def test_only_the_ray_adapter_imports_ray():
     assert importers and all(p.startswith("search/ray_backend/") for p in importers), importers
 
 
+def _printed_by(probe: str) -> str:
+    """What ``probe`` prints, run in a fresh interpreter (nothing imported yet)."""
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def test_the_api_and_the_cli_load_neither_ray_nor_optuna():
-    probe = ("import sys, archsearch.api.app, archsearch.cli, archsearch.workflow; "
-             "print(sorted(m for m in ('ray', 'optuna') if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    loaded = _printed_by("import sys, archsearch.api.app, archsearch.cli, archsearch.workflow; "
+                         "print(sorted(m for m in ('ray', 'optuna') if m in sys.modules))")
     assert loaded == "[]"
 
 
 def test_the_instant_recommendation_loads_no_torch():
     # torch's import is a third of `archsearch recommend`'s time (issue 12: under 5 s)
-    probe = ("import sys; from archsearch.recommend import advise; "
-             "advise('builtin:italypowerdemand'); print('torch' in sys.modules)")
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    loaded = _printed_by("import sys; from archsearch.recommend import advise; "
+                         "advise('builtin:italypowerdemand'); print('torch' in sys.modules)")
     assert loaded == "False"

@@ -38,21 +38,20 @@ class SequenceModel(nn.Module):
         if shared.series_norm and io.causal:
             raise SpaceError("series_norm needs the whole series, so a causal (streaming) model "
                              "cannot use it; set series_norm: false.")
-        closed_form = block.readout == "ridge"
-        if closed_form and shared.pooling != "last":
-            raise SpaceError(f"family '{block.family}' gives every step the features of the "
-                             "sequence so far, so its last step is the pooling; set "
-                             "pooling: last.")
         self.io = io
         self.shared = shared
         self.embed = nn.Linear(io.n_features, shared.d_model)
-        self.block = block
+        self.block = block  # registered after the input projection: the parameters' order
+        if self.fits_in_closed_form and shared.pooling != "last":
+            raise SpaceError(f"family '{block.family}' gives every step the features of the "
+                             "sequence so far, so its last step is the pooling; set "
+                             "pooling: last.")
         width = block.out_dim
         # A ridge readout is fitted on the features as they are (and nothing trains by
         # gradient: the input projection stays a fixed random one).
-        self.norm = nn.Identity() if closed_form else nn.LayerNorm(width)
+        self.norm = nn.Identity() if self.fits_in_closed_form else nn.LayerNorm(width)
         self.head = nn.Linear(width, io.n_outputs)
-        if closed_form:
+        if self.fits_in_closed_form:
             self.requires_grad_(False)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
