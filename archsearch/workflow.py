@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -312,12 +313,13 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
             lost.append(reason)
             _interrupt_driver()
 
+        cancel = _Cancel()
         keeper = LeaseKeeper(lambda: store.renew_lease(task_id, owner, seconds), seconds,
-                             on_cancel=_interrupt_driver, on_lost=lose)
+                             on_cancel=cancel, on_lost=lose)
         try:
             keeper.start()
             searched = _search_phase(store, task_id, db_url, ray_address, printer, started,
-                                     keeper, lost)
+                                     keeper, lost, cancel)
             return _conclusion_phase(searched, owner, keeper, printer)
         except BaseException as exc:
             # Whatever ends the driver outside the search loop (a bug, Ctrl-C while loading),
@@ -377,7 +379,7 @@ class _SearchedTask:
 
 def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | None,
                   printer: Printer, started: float, keeper: LeaseKeeper,
-                  lost: list[str]) -> _SearchedTask:
+                  lost: list[str], cancel: _Cancel) -> _SearchedTask:
     """Load the task's data, fit its floor and run its search (its trials go to the store);
     an interrupt or a cancel ends the search early, and the conclusion still follows."""
     task = store.get_task(task_id)
@@ -424,12 +426,18 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
     # process that imports the workflow (the API server, `archsearch tasks`).
     from archsearch.search.engine import run_search
 
+    interrupted = False
     try:
         if settings.trials_left is None or settings.trials_left > 0:
-            run_search(prepared, space, request.constraints, settings, observer)
+            run_search(prepared, space, request.constraints, settings, observer,
+                       cancel.search_stop)
     except KeyboardInterrupt:
         if lost:
             raise LeaseLost(task_id, lost[0]) from None
+        interrupted = True
+    finally:
+        cancel.search_ended = True
+    if interrupted or cancel.search_stop.is_set():  # the latter: it wound down unsignalled
         searched.status, searched.error = TaskStatus.INTERRUPTED, _stop_reason(keeper)
         printer("Interrupted: finishing the report with the trials done so far.")
     return searched
@@ -557,6 +565,21 @@ def _take_lease(store: Store, task_id: int, owner: str, seconds: float) -> None:
             f"cancel it first (POST /tasks/{task_id}/cancel), or wait until its lease lapses "
             f"({seconds:g} s after that driver stops) and resume then.")
     store.fence(task_id, owner)  # from here on, its writes commit only while it holds the lease
+
+
+class _Cancel:
+    """What a cancel read from the database does to this driver: while it searches, it stops
+    as Ctrl-C stops it, and its search winds down at the next trial result should that signal
+    be lost; once its search has ended, nothing: the report follows, and the task completes."""
+
+    def __init__(self) -> None:
+        self.search_stop = threading.Event()
+        self.search_ended = False
+
+    def __call__(self) -> None:
+        if not self.search_ended:
+            self.search_stop.set()
+            _interrupt_driver()
 
 
 def _interrupt_driver() -> None:

@@ -91,6 +91,23 @@ def test_without_a_pruner_a_trial_runs_its_rounds_or_until_its_patience_is_spent
         assert outcome.best_epoch == (1 if flat else ROUNDS)
 
 
+def test_a_stop_starts_no_further_trial_and_ends_the_running_ones_at_their_next_result():
+    search, seen = coordinator(pruner="none")
+    started = []
+
+    def curve_of(spec):  # the third trial to start asks the search to stop (as a cancel)
+        started.append(spec)
+        if len(started) == 3:
+            search.stop.set()
+        return GOOD
+
+    run = simulate(search, curve_of, budget_trials=12, slots=2)
+    assert len(seen.started) == len(run.ended) == 3  # trial 0 ended before the stop
+    assert [seen.ended[n].status.value for n in range(3)] == ["completed", "failed", "failed"]
+    assert all("the search was stopped" in seen.ended[n].error for n in (1, 2))
+    assert search.suggest("after-the-stop") is None
+
+
 def test_a_time_budget_starts_no_trial_it_cannot_finish_and_stops_none_that_started_late():
     budget = 600.0  # 10 simulated minutes, 2 slots; every round takes 5 s, a trial 100 s
     share = trial_constraints(Constraints(), budget / 60, 2)

@@ -5,6 +5,7 @@ adapters in ``ray_backend`` only relay to it, so it is tested without a Ray runt
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,7 +51,7 @@ class Coordinator:
     ``ray_backend``, or :mod:`archsearch.search.simulated`, which replays learning curves."""
 
     def __init__(self, bridge: OptunaBridge, observer: SearchObserver, constraints: Constraints,
-                 seed: int) -> None:
+                 seed: int, stop: threading.Event | None = None) -> None:
         self.bridge = bridge
         self.observer = observer
         self.constraints = constraints
@@ -66,12 +67,16 @@ class Coordinator:
         self.finalists: FinalistPlan | None = None
         self.finalists_deadline: float | None = None
         self.clock: Callable[[], float] = time.time  # a simulated backend brings its own
+        # Set from outside (a cancel read by the driver's lease keeper): no trial starts, and a
+        # running one stops at its next result. Ctrl-C stops a search at once; this makes sure
+        # it also winds down should that signal be lost.
+        self.stop = stop or threading.Event()
 
     def suggest(self, tune_trial_id: str) -> dict[str, Any] | None:
         """The next trial's config; None once too little of a time budget is left for a trial
         to finish: no further trial will come (time only runs out)."""
         seconds_left = self.seconds_left()
-        if seconds_left is not None and seconds_left < MIN_TRIAL_SECONDS:
+        if self.stop.is_set() or (seconds_left is not None and seconds_left < MIN_TRIAL_SECONDS):
             return None
         asked = self.bridge.ask(tune_trial_id)
         number = asked.trial.number
@@ -105,9 +110,12 @@ class Coordinator:
         return end - self.clock()
 
     def result(self, tune_trial_id: str, result: dict[str, Any]) -> bool:
-        """Relay one result; True when the trial must stop (pruned)."""
+        """Relay one result; True when the trial must stop (pruned, or the search stopped)."""
         if tune_trial_id in self.ended:
             return True  # pruned already: epochs it ran before Tune stopped it are not its own
+        if self.stop.is_set():
+            self._end(tune_trial_id, None, None)
+            return True
         number = self.numbers[tune_trial_id]
         cost = _nested(result, "cost")
         if cost and tune_trial_id not in self.costed:
@@ -150,8 +158,9 @@ class Coordinator:
             self.observer.on_trial_pruned(number, pruned_at)
             return
         if outcome is None:  # stopped without a final report (time budget, interruption)
-            outcome = TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None, 0.0,
-                                   "stopped by Ray Tune before it finished")
+            why = ("the search was stopped before this trial finished" if self.stop.is_set()
+                   else "stopped by Ray Tune before it finished")
+            outcome = TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None, 0.0, why)
         self.bridge.tell(tune_trial_id, outcome.status, outcome.val_score, outcome.cost)
         if outcome.status is TrialStatus.COMPLETED and outcome.val_score is not None:
             self.completed[number] = outcome

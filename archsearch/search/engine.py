@@ -3,6 +3,8 @@ adapter in ``ray_backend``)."""
 
 from __future__ import annotations
 
+import threading
+
 from archsearch.data import PreparedData
 from archsearch.search.coordinator import Coordinator
 from archsearch.search.observer import SearchObserver
@@ -14,9 +16,11 @@ from archsearch.types import Constraints, Metric
 
 
 def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
-               settings: SearchSettings, observer: SearchObserver) -> None:
+               settings: SearchSettings, observer: SearchObserver,
+               stop: threading.Event | None = None) -> None:
     """Run ``settings.trials_left`` trials (or trials until ``trial_minutes`` are spent);
-    every event goes to ``observer``."""
+    every event goes to ``observer``. Setting ``stop`` winds the search down: no trial starts,
+    and each running one stops at its next result."""
     metric = Metric.for_task(data.task)
     space = space.under(constraints, data.task)
     options = settings.options
@@ -28,4 +32,4 @@ def run_search(data: PreparedData, space: SearchSpace, constraints: Constraints,
     if settings.warm_start:
         observer.on_note(f"Warm start: {used} of {len(settings.warm_start)} configuration(s) "
                          "that won on similar past tasks fit this space and run first.")
-    run_on_ray(Coordinator(bridge, observer, constraints, options.seed), data, settings)
+    run_on_ray(Coordinator(bridge, observer, constraints, options.seed, stop), data, settings)

@@ -90,6 +90,6 @@ def _tune(coordinator: Coordinator, data: PreparedData, settings: SearchSettings
         if settings.trial_minutes:  # Tune's time budget runs from fit()
             coordinator.trials_end = time.time() + settings.trial_minutes * 60
         tuner.fit()
-        if plan is not None and coordinator.completed:
+        if plan is not None and coordinator.completed and not coordinator.stop.is_set():
             cross_validate_finalists(coordinator, plan, data_ref, resources, options.seed,
                                      observer, settings.deadline)
