@@ -150,12 +150,14 @@ class StoreObserver:
 
     def __init__(self, store: Store, task_id: int, metric: Metric, budget: int | None,
                  checkpoint_dir: Path, printer: Printer,
-                 finished: list[TrialRecord] | None = None) -> None:
+                 finished: list[TrialRecord] | None = None, budget_seconds: float | None = None,
+                 started: float | None = None) -> None:
         self.store = store
         self.task_id = task_id
         self.metric = metric
         self.budget = budget  # None: trials until a time budget ends
-        self.started = time.monotonic()
+        self.budget_seconds = budget_seconds  # the time budget, the bar's unit without ``budget``
+        self.started = time.time() if started is None else started  # when the budget began
         self.checkpoint_dir = checkpoint_dir
         self.printer = printer
         self.families: dict[int, str] = {}
@@ -242,9 +244,10 @@ class StoreObserver:
         if self.budget:
             bar = "#" * round(20 * len(self.ended) / self.budget)
             done = f"{len(self.ended)}/{self.budget}"
-        else:  # a time budget: the count so far and the time spent
-            bar = ""
-            done = f"{len(self.ended)} in {time.monotonic() - self.started:.0f} s"
+        else:  # a time budget: the count so far and the share of the time spent
+            spent, total = time.time() - self.started, self.budget_seconds or math.inf
+            bar = "#" * round(20 * min(1.0, spent / total))
+            done = f"{len(self.ended)} in {spent:.0f} of {total:.0f} s"
         self.printer(
             f"|{bar:-<20}| [{done}] trial {number} "
             f"{self.families.get(number, '?')}: "
@@ -397,7 +400,7 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
     finished, unfinished = _take_stock(store, task_id, printer)
     observer = StoreObserver(store, task_id, task.metric, options.budget_trials,
                              task_folder(request.report_dir, task_id) / "checkpoints", printer,
-                             finished)
+                             finished, (options.budget_minutes or 0) * 60 or None, started)
     families = sorted(space.families)
     facts = facts_for(task.meta_features, task.task_kind, request.constraints.to_dict())
     knowledge = load_knowledge_base()

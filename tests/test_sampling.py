@@ -6,7 +6,7 @@ import pytest
 
 from archsearch.recommend.similarity import task_distance
 from archsearch.recommend.warm_start import MAX_DISTANCE, similar_winners
-from archsearch.search.sampling import params_for, sample_config
+from archsearch.search.sampling import default_params, params_for, sample_config
 from archsearch.space import load_space
 from archsearch.store import TaskRecord, TrialRecord
 from archsearch.types import Constraints
@@ -55,6 +55,21 @@ def test_quantize_is_searched_and_older_configs_default_to_float():
     study.enqueue_trial(params_for(space, stored))
     again, _ = sample_config(study.ask(), space)
     assert again.hparams == {**arch.hparams, "quantize": "none"}
+
+
+def test_default_params_take_the_dataclass_default_where_the_space_allows_it_else_the_middle():
+    space = load_space()
+    trial = optuna.trial.FixedTrial(default_params(space, "transformer"))
+    arch, train = sample_config(trial, space)
+    assert (arch.hparams["n_layers"], arch.hparams["moe_experts"], arch.hparams["n_heads"],
+            train.lr) == (2, 0, 4, 1e-3)  # TransformerConfig's and TrainConfig's defaults
+    inception = dict(sample_config(optuna.trial.FixedTrial(default_params(space, "inception")),
+                                   space)[0].hparams)
+    d_model = next(p for p in space.families["inception"] if p.name == "d_model")
+    assert inception["d_model"] == d_model.choices[len(d_model.choices) // 2]  # no default
+    narrow = space.under(Constraints(streaming=True))  # fixed parameters are left to the space
+    for family in narrow.families:
+        sample_config(optuna.trial.FixedTrial(default_params(narrow, family)), narrow)
 
 
 def test_configs_outside_the_space_are_refused():

@@ -141,9 +141,15 @@ def test_searches_starting_together_on_a_new_database_all_open_its_study_storage
 def test_the_initial_design_runs_the_ranked_families_first_then_the_rest_by_name():
     engine = bridge()
     engine.enqueue_initial_design([], family_order=("resnet", "gru", "not-in-space"))
-    asked = [engine.ask(str(i)).arch.family for i in range(4)]
+    asked = [engine.ask(str(i)) for i in range(4)]
     rest = sorted(set(load_space().families) - {"resnet", "gru"})
-    assert asked == ["resnet", "gru", *rest[:2]]
+    assert [a.arch.family for a in asked] == ["resnet", "gru", *rest[:2]]
+    # each at its default configuration, not at a random draw
+    gru = asked[1]
+    assert dict(gru.arch.hparams) == {"d_model": 64, "dropout": 0.0, "pooling": "last",
+                                      "quantize": "none", "series_norm": False,
+                                      "n_layers": 1, "bidirectional": False}
+    assert (gru.train.lr, gru.train.batch_size, gru.train.weight_decay) == (1e-3, 64, 0.0)
 
 
 class _Quiet:

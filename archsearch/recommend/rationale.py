@@ -133,8 +133,8 @@ def initial_design_sentence(portfolio: Portfolio) -> str:
     if portfolio.used:
         rest = [f for f in portfolio.order if f not in portfolio.families]
         name, distance = portfolio.neighbours[0]
-        return (f"Initial design: one trial per family, the zero-shot portfolio of past tasks "
-                f"first: {', '.join(portfolio.families)} (chosen greedily over "
+        return (f"Initial design: one trial per family at its defaults, the zero-shot portfolio "
+                f"of past tasks first: {', '.join(portfolio.families)} (chosen greedily over "
                 f"{portfolio.n_tasks} past task(s) weighted by similarity, the nearest {name} at "
                 f"{distance:.2f}; weighted mean regret {portfolio.regret[-1]:.3f}), then the "
                 f"instant recommendation's order: {', '.join(rest)}.")
@@ -144,8 +144,8 @@ def initial_design_sentence(portfolio: Portfolio) -> str:
                f"away, beyond {MAX_NEIGHBOUR_DISTANCE:g}")
     else:
         why = "no past task measured two or more of its families"
-    return (f"Initial design: one trial per family, in the order of the instant recommendation "
-            f"(no portfolio: {why}): {', '.join(portfolio.order)}.")
+    return (f"Initial design: one trial per family at its defaults, in the order of the instant "
+            f"recommendation (no portfolio: {why}): {', '.join(portfolio.order)}.")
 
 
 def _origin(neighbour: Neighbour) -> str:

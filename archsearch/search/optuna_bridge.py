@@ -25,7 +25,7 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from archsearch.search.pareto_pruner import ParetoMedianPruner
-from archsearch.search.sampling import FAMILY_KEY, params_for, sample_config
+from archsearch.search.sampling import FAMILY_KEY, default_params, params_for, sample_config
 from archsearch.space import SearchSpace
 from archsearch.types import (
     QUALITY_ONLY,
@@ -123,7 +123,8 @@ class OptunaBridge:
     def enqueue_initial_design(self, warm_start: list[dict],
                                family_order: tuple[str, ...] = ()) -> int:
         """On a new study: first the configurations that won on similar past tasks, then one
-        trial per remaining family so none is judged on zero draws, the families of
+        trial per remaining family at its default configuration (``default_params``) so none is
+        judged on zero draws, the families of
         ``family_order`` first (the instant recommendation's ranking: under a time budget the
         likeliest families are measured before time runs out), the rest by name. Returns how
         many warm-start configurations fit this space."""
@@ -139,7 +140,7 @@ class OptunaBridge:
         remaining = set(self.space.families) - covered
         ordered = [f for f in dict.fromkeys(family_order) if f in remaining]
         for family in ordered + sorted(remaining - set(ordered)):
-            self.study.enqueue_trial({FAMILY_KEY: family})
+            self.study.enqueue_trial(default_params(self.space, family))
         return used
 
     def requeue(self, numbers: list[int]) -> None:

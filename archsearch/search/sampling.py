@@ -7,11 +7,12 @@ family's sub-space as its own group.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import optuna
 
-from archsearch.blocks import ModelHParams
+from archsearch.hparams import FAMILY_HPARAMS, ModelHParams
 from archsearch.space import Param, SearchSpace
 from archsearch.types import ArchConfig, TrainConfig
 
@@ -41,6 +42,46 @@ def sample_config(trial: optuna.Trial, space: SearchSpace) -> tuple[ArchConfig, 
     shared = {p.name: suggest(trial, p, p.name) for p in space.shared_for(family)}
     own = {p.name: suggest(trial, p, f"{family}.{p.name}") for p in space.families[family]}
     return ArchConfig(family, {**shared, **own}), TrainConfig(**train)
+
+
+def default_params(space: SearchSpace, family: str) -> dict[str, Any]:
+    """Optuna params of ``family``'s default configuration in ``space``: each parameter at its
+    dataclass default (TrainConfig, ModelHParams, the family's hyperparameters) where the
+    space allows it, else at the middle of its range (the geometric middle on a log scale; the
+    middle choice of an ordinal, the first of a categorical). The initial design measures every
+    family at this configuration: a family is compared at its standard size, not at one random
+    draw (a 3-layer mixture of experts, or a learning rate at the edge of its range)."""
+    params: dict[str, Any] = {FAMILY_KEY: family}
+    sections = [(space.training, _defaults(TrainConfig), ""),
+                (space.shared_for(family), SHARED_DEFAULTS, ""),
+                (space.families[family], _defaults(FAMILY_HPARAMS[family]), f"{family}.")]
+    for section, defaults, prefix in sections:
+        for param in section:
+            if param.type == "fixed":
+                continue
+            name = prefix + param.name
+            found = _param_value(param, name, defaults.get(param.name, _NO_DEFAULT))
+            params.update(found if found is not None else _param_value(param, name,
+                                                                       _middle(param)))
+    return params
+
+
+_NO_DEFAULT = object()
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING}
+
+
+def _middle(param: Param) -> Any:
+    if param.type in ("int", "float"):
+        low, high = float(param.low), float(param.high)
+        middle = math.sqrt(low * high) if param.log else (low + high) / 2
+        return round(middle) if param.type == "int" else middle
+    if param.type == "ordinal":
+        return param.choices[len(param.choices) // 2]
+    return param.choices[0]
 
 
 def _param_value(param: Param, name: str, value: Any) -> dict[str, Any] | None:
