@@ -400,7 +400,9 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
     finished, unfinished = _take_stock(store, task_id, printer)
     observer = StoreObserver(store, task_id, task.metric, options.budget_trials,
                              task_folder(request.report_dir, task_id) / "checkpoints", printer,
-                             finished, (options.budget_minutes or 0) * 60 or None, started)
+                             finished,
+                             options.budget_minutes * 60 if options.budget_minutes else None,
+                             started)
     families = sorted(space.families)
     facts = facts_for(task.meta_features, task.task_kind, request.constraints.to_dict())
     knowledge = load_knowledge_base()

@@ -44,6 +44,9 @@ def sample_config(trial: optuna.Trial, space: SearchSpace) -> tuple[ArchConfig, 
     return ArchConfig(family, {**shared, **own}), TrainConfig(**train)
 
 
+_NO_DEFAULT = object()  # a parameter its dataclass leaves without a default
+
+
 def default_params(space: SearchSpace, family: str) -> dict[str, Any]:
     """Optuna params of ``family``'s default configuration in ``space``: each parameter at its
     dataclass default (TrainConfig, ModelHParams, the family's hyperparameters) where the
@@ -65,8 +68,6 @@ def default_params(space: SearchSpace, family: str) -> dict[str, Any]:
                                                                        _middle(param)))
     return params
 
-
-_NO_DEFAULT = object()
 
 
 def _defaults(cls: type) -> dict[str, Any]:
