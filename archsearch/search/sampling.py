@@ -17,9 +17,24 @@ from archsearch.space import Param, SearchSpace
 from archsearch.types import ArchConfig, TrainConfig
 
 FAMILY_KEY = "family"
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """A dataclass's field defaults (fields without one left out)."""
+    return {f.name: f.default for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING}
+
+
 # A stored config from before a shared parameter joined the space (e.g. ``quantize``) was built
 # with that parameter's default, so it still warm-starts a search over the newer space.
-SHARED_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelHParams)}
+SHARED_DEFAULTS = _defaults(ModelHParams)
+
+
+def _sections(space: SearchSpace, family: str, train: dict[str, Any], shared: dict[str, Any],
+              own: dict[str, Any]) -> list[tuple[tuple[Param, ...], dict[str, Any], str]]:
+    """A family's parameters in three sections, each with values and its Optuna name prefix."""
+    return [(space.training, train, ""), (space.shared_for(family), shared, ""),
+            (space.families[family], own, f"{family}.")]
 
 
 def suggest(trial: optuna.Trial, param: Param, name: str) -> Any:
@@ -55,10 +70,9 @@ def default_params(space: SearchSpace, family: str) -> dict[str, Any]:
     family at this configuration: a family is compared at its standard size, not at one random
     draw (a 3-layer mixture of experts, or a learning rate at the edge of its range)."""
     params: dict[str, Any] = {FAMILY_KEY: family}
-    sections = [(space.training, _defaults(TrainConfig), ""),
-                (space.shared_for(family), SHARED_DEFAULTS, ""),
-                (space.families[family], _defaults(FAMILY_HPARAMS[family]), f"{family}.")]
-    for section, defaults, prefix in sections:
+    for section, defaults, prefix in _sections(space, family, _defaults(TrainConfig),
+                                               SHARED_DEFAULTS,
+                                               _defaults(FAMILY_HPARAMS[family])):
         for param in section:
             if param.type == "fixed":
                 continue
@@ -67,12 +81,6 @@ def default_params(space: SearchSpace, family: str) -> dict[str, Any]:
             params.update(found if found is not None else _param_value(param, name,
                                                                        _middle(param)))
     return params
-
-
-
-def _defaults(cls: type) -> dict[str, Any]:
-    return {f.name: f.default for f in dataclasses.fields(cls)
-            if f.default is not dataclasses.MISSING}
 
 
 def _middle(param: Param) -> Any:
@@ -107,10 +115,9 @@ def params_for(space: SearchSpace, config: dict[str, Any]) -> dict[str, Any] | N
     if family not in space.families:
         return None
     params: dict[str, Any] = {FAMILY_KEY: family}
-    sections = [(space.training, config.get("train", {}), ""),
-                (space.shared_for(family), {**SHARED_DEFAULTS, **config.get("model", {})}, ""),
-                (space.families[family], config.get("model", {}), f"{family}.")]
-    for section, values, prefix in sections:
+    model = config.get("model", {})
+    for section, values, prefix in _sections(space, family, config.get("train", {}),
+                                             {**SHARED_DEFAULTS, **model}, model):
         for param in section:
             if param.name not in values:
                 return None
