@@ -332,7 +332,11 @@ def _recommend(args: argparse.Namespace) -> int:
           f"(confidence {rec.confidence:.2f}; {basis})")
     for sentence in rec.rationale:
         print(f"  - {sentence}")
+    # An instant pick led by the zero-shot portfolio: its families come first, whatever the
+    # prior's score.
+    led = set(advice.portfolio.families) if advice.stated and advice.portfolio.used else set()
     print("Ranking: " + ", ".join(f"{r.family} {r.score:.3f}"
+                                  + (" (portfolio)" if r.family in led else "")
                                   + (f" (excluded: {r.excluded_by})" if r.excluded_by else "")
                                   for r in rec.ranking))
     if answer["config"]:

@@ -48,7 +48,7 @@ from archsearch.recommend import (
     Recommendation,
     evidence_for_task,
     facts_for,
-    portfolio_for_task,
+    instant_for_task,
     recommend,
 )
 from archsearch.recommend.knowledge import load_knowledge_base
@@ -410,8 +410,7 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
     # The initial design runs the zero-shot portfolio of past tasks first, then the instant
     # recommendation's ranking: under a time budget the likeliest families are measured
     # before time runs out.
-    instant = recommend(facts, families, task.metric, [], past=past)
-    portfolio = portfolio_for_task(store, task, instant, knowledge)
+    instant, portfolio = instant_for_task(store, task, facts, families, past, knowledge)
     initial_design = None if finished else initial_design_sentence(portfolio)
     searched = _SearchedTask(store, task, request, prepared, observer, facts, families, past,
                              instant.family, initial_design, floor_model)

@@ -7,22 +7,24 @@
 ``--knowledge-base`` trains nothing (seconds): it scores the instant pick by leave-one-task-out
 over the knowledge base's matrix (default: the shipped one, docs/knowledge-base.md). Each
 measured corpus task is held out in turn (its row removed) and picked for from the others'
-rows, the rules as prior and as hard validity rules (a family a hard rule excludes is no
+rows as ``archsearch recommend`` picks (the zero-shot portfolio of the other tasks leads when one
+lies near enough, else the rules as prior and the ranker; a family a hard rule excludes is no
 candidate), beside the rules alone, a uniformly random family and the best constant pick (the
-family best most often on the other tasks). Regret is ``1 - s(pick)``, ``s`` the held-out
-task's normalised test score over its candidates; ``top3_rate`` is the share of held-out tasks
-whose best family is among the instant ranking's first three; ``confidence`` holds the
-reliability table (stated confidence against the observed rate of right picks, raw and
-calibrated by leave-one-task-out) and the expected calibration error. The last line is one JSON
-object with ``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``, ``best_constant``),
-``top3_rate``, ``best_family_share`` (the largest share of tasks one family wins),
-``confidence`` and the knowledge base's provenance.
+family that is a best family most often on the other tasks). Regret is ``1 - s(pick)``, ``s``
+the held-out task's normalised test score over its candidates; families tied with the best
+(equal test scores) are all best families. ``top3_rate`` is the share of held-out tasks with a
+best family among the instant ranking's first three; ``confidence`` holds the reliability
+table (stated confidence against the observed rate of right picks, raw and calibrated by
+leave-one-task-out) and the expected calibration error. The last line is one JSON object with
+``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``, ``best_constant``),
+``top3_rate``, ``best_family_share`` (the largest share of tasks on which one family is a best
+family), ``confidence`` and the knowledge base's provenance.
 
 ``--knowledge-base --warm-start`` replays, per held-out task, a search's initial design in three
-orders (the zero-shot portfolio of the other tasks, the instant ranking alone, the rules'
-ranking alone) through the simulated backend, and reports the trials (and training seconds) each
-needs to reach its final best: what is simulated is :data:`SIMULATED`, in detail
-docs/knowledge-base.md.
+orders (the zero-shot portfolio of the other tasks, then the prior's order; the prior's order
+alone: rules and ranker, what a search did before the portfolio; the rules' ranking alone)
+through the simulated backend, and reports the trials (and training seconds) each needs to
+reach its final best: what is simulated is :data:`SIMULATED`, in detail docs/knowledge-base.md.
 
 ``--rescore DIR`` scores the recommender again on the searches a ``--keep DIR`` run left there,
 without searching: the same measured tasks, the recommender as it is now.
@@ -77,7 +79,6 @@ from archsearch.recommend import (  # noqa: E402
     facts_for,
     load_rules,
     recommend,
-    zero_shot_portfolio,
 )
 from archsearch.recommend.calibration import (  # noqa: E402
     MIN_CALIBRATION_TASKS,
@@ -92,6 +93,7 @@ from archsearch.recommend.knowledge import (  # noqa: E402
     KnowledgeBase,
     load_knowledge_base,
 )
+from archsearch.recommend.portfolio import TIE  # noqa: E402
 from archsearch.recommend.ranker import normalised_scores  # noqa: E402
 from archsearch.search.ray_backend.runtime import ray_runtime  # noqa: E402
 from archsearch.space import SearchSpace, load_space  # noqa: E402
@@ -192,14 +194,17 @@ def knowledge_base_rows(picks: list[HeldOutPick]) -> list[dict[str, Any]]:
         others = [task for task in corpus if task.name != pick.task.name]
         constant = best_constant(others, sorted(truth))
         rows.append({
-            "task": pick.task.name, "kind": pick.task.task_kind, "best_family": pick.best_family,
+            "task": pick.task.name, "kind": pick.task.task_kind,
+            "best_families": pick.best_families,
             "instant": pick.instant.family, "rules_only": pick.rules_only.family,
             "best_constant": constant,
             "regret_instant": round(regret(pick.instant.family, truth), 4),
             "regret_rules_only": round(regret(pick.rules_only.family, truth), 4),
             "regret_random": round(statistics.fmean(1.0 - v for v in truth.values()), 4),
             "regret_best_constant": round(regret(constant, truth), 4),
-            "best_in_top3": pick.best_family in [r.family for r in pick.instant.ranking[:3]],
+            "best_in_top3": any(r.family in pick.best_families
+                                for r in pick.instant.ranking[:3]),
+            "portfolio": list(pick.portfolio.families),
             "trust_factor": pick.instant.trust.factor if pick.instant.trust else None,
             "confidence_raw": pick.instant.confidence,
         })
@@ -280,21 +285,17 @@ def warm_start_rows(picks: list[HeldOutPick], knowledge: KnowledgeBase) -> list[
     """Per held-out task: the trials a search needs to reach its final best when its initial
     design follows the zero-shot portfolio of the other tasks, the instant recommendation's
     order (what a search did before the portfolio) and the rules' order alone."""
-    corpus = [pick.task for pick in picks]
     seconds = {(c.task, c.family): c.train_seconds or 0.0 for c in knowledge.cells}
     default = load_space()
     rows = []
     for pick in picks:
         held = pick.task
-        others = [task for task in corpus if task.name != held.name]
-        portfolio = zero_shot_portfolio(others, held.meta_features, held.task_kind,
-                                        pick.instant.ranking)
         train = {f: seconds[(held.name, f)] for f in pick.truth}
-        orders = {"portfolio": list(portfolio.order),
-                  "instant_order": [r.family for r in pick.instant.ranking],
+        orders = {"portfolio": list(pick.portfolio.order),
+                  "prior_order": list(pick.portfolio.fallback),
                   "rules_order": [r.family for r in pick.rules_only.ranking]}
-        row: dict[str, Any] = {"task": held.name, "best_family": pick.best_family,
-                               "portfolio": list(portfolio.families)}
+        row: dict[str, Any] = {"task": held.name, "best_families": pick.best_families,
+                               "portfolio": list(pick.portfolio.families)}
         for name, order in orders.items():
             replayed = replay_initial_design(order, held, train, default)
             row[f"trials_{name}"] = replayed["trials_to_best"]
@@ -303,15 +304,20 @@ def warm_start_rows(picks: list[HeldOutPick], knowledge: KnowledgeBase) -> list[
     return rows
 
 
+def best_of(scores: dict[str, float]) -> list[str]:
+    """The best families of normalised ``scores``: every family tied with the best."""
+    return [f for f, s in scores.items() if s >= 1.0 - TIE]
+
+
 def best_constant(tasks: list[PastTask], candidates: list[str]) -> str:
-    """The candidate that is the best family on the most ``tasks`` (ties: the higher mean
-    normalised score, then the first name)."""
+    """The candidate that is a best family on the most ``tasks`` (a tie for the best counts
+    for each tied family; ties in count: the higher mean normalised score, then the first
+    name)."""
     wins = dict.fromkeys(candidates, 0)
     means: dict[str, list[float]] = {f: [] for f in candidates}
     for task in tasks:
         scores = normalised_scores(task.scores, task.metric.maximizes)
-        if scores:
-            winner = max(scores, key=scores.get)
+        for winner in best_of(scores):
             if winner in wins:
                 wins[winner] += 1
         for family, value in scores.items():
@@ -342,11 +348,12 @@ def knowledge_base_main(matrix: Path, warm_start: bool) -> int:
 
 def picks_result(rows: list[dict[str, Any]], picks: list[HeldOutPick]) -> dict[str, Any]:
     for row in rows:
-        print(f"{row['task']}: best {row['best_family']}; instant {row['instant']} (regret "
+        print(f"{row['task']}: best {'/'.join(row['best_families'])}; instant {row['instant']} "
+              f"({'portfolio' if row['portfolio'] else 'prior'}, regret "
               f"{row['regret_instant']:.3f}, confidence {row['confidence_raw']:.2f}), rules "
               f"{row['rules_only']} ({row['regret_rules_only']:.3f}), constant "
               f"{row['best_constant']} ({row['regret_best_constant']:.3f})")
-    winners = [row["best_family"] for row in rows]
+    winners = [family for row in rows for family in row["best_families"]]
     calibration = confidence_calibration(picks)
     for name, table in calibration["reliability"].items():
         print(f"Reliability ({name}): " + "; ".join(
@@ -367,7 +374,7 @@ def picks_result(rows: list[dict[str, Any]], picks: list[HeldOutPick]) -> dict[s
     }
 
 
-WARM_START_ORDERS = ("portfolio", "instant_order", "rules_order")
+WARM_START_ORDERS = ("portfolio", "prior_order", "rules_order")
 SIMULATED = ("replayed through archsearch/search/simulated.py, no training: one trial per family "
              "at a time in the initial design's order, each family's curve ending at the held-out "
              "task's measured test score after its measured training seconds; it measures where "
@@ -377,7 +384,7 @@ SIMULATED = ("replayed through archsearch/search/simulated.py, no training: one 
 
 def warm_start_result(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for row in rows:
-        print(f"{row['task']}: best {row['best_family']}; portfolio "
+        print(f"{row['task']}: best {'/'.join(row['best_families'])}; portfolio "
               f"{', '.join(row['portfolio']) or 'none (no task near enough)'}; trials to the "
               "best: " + ", ".join(f"{name} {row[f'trials_{name}']}"
                                    for name in WARM_START_ORDERS))
@@ -395,10 +402,10 @@ def warm_start_result(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                 for name in WARM_START_ORDERS},
         "seconds_to_best_median": {name: median(f"seconds_{name}")
                                    for name in WARM_START_ORDERS},
-        "portfolio_vs_instant_order": {
-            "fewer": sum(r["trials_portfolio"] < r["trials_instant_order"] for r in rows),
-            "same": sum(r["trials_portfolio"] == r["trials_instant_order"] for r in rows),
-            "more": sum(r["trials_portfolio"] > r["trials_instant_order"] for r in rows)},
+        "portfolio_vs_prior_order": {
+            "fewer": sum(r["trials_portfolio"] < r["trials_prior_order"] for r in rows),
+            "same": sum(r["trials_portfolio"] == r["trials_prior_order"] for r in rows),
+            "more": sum(r["trials_portfolio"] > r["trials_prior_order"] for r in rows)},
         "simulated": SIMULATED,
         "per_task": rows,
     }

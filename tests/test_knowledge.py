@@ -186,7 +186,7 @@ def test_the_knowledge_base_benchmark_scores_leave_one_task_out(tmp_path, capsys
 
 WARM_START_KEYS = {"benchmark", "tasks", "portfolio_used", "trials_to_best_median",
                    "trials_to_best_mean", "seconds_to_best_median",
-                   "portfolio_vs_instant_order", "simulated", "per_task", "knowledge_base",
+                   "portfolio_vs_prior_order", "simulated", "per_task", "knowledge_base",
                    "seconds"}
 
 
@@ -196,7 +196,7 @@ def test_the_warm_start_benchmark_replays_the_initial_designs(tmp_path, capsys):
     assert benchmark(["--knowledge-base", "--warm-start"]) == 0  # the shipped matrix
     shipped = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(shipped) == WARM_START_KEYS and shipped["tasks"] >= 3
-    assert set(shipped["trials_to_best_median"]) == {"portfolio", "instant_order",
+    assert set(shipped["trials_to_best_median"]) == {"portfolio", "prior_order",
                                                      "rules_order"}
     # Short tasks won by tcn against the rules (recurrent first): the portfolio of the other
     # short tasks starts with tcn, the rules' order reaches it later.

@@ -115,8 +115,9 @@ class PastSearches:
         return [(task, best) for task, best in self.history if task.id not in exclude]
 
 
-def test_the_users_own_completed_searches_join_the_portfolio():
-    from archsearch.recommend import portfolio_for_task
+def test_the_users_own_completed_searches_join_the_portfolio_which_leads_the_instant_pick():
+    from archsearch.recommend import instant_for_task
+    from archsearch.recommend.ranker import NO_PAST
     from tests.records import task_record, trial_record
 
     meta = {"seq_len": 20, "n_sequences": 1000, "n_features": 1}
@@ -124,7 +125,24 @@ def test_the_users_own_completed_searches_join_the_portfolio():
     best = {f: trial_record(family=f, val_score=0.9 if f == "tcn" else 0.5) for f in FAMILIES}
     this = task_record(id=2, task_kind="classification", metric=ACCURACY,
                        meta_features={**meta, "seq_len": 16})
-    instant = recommend(facts_for(this.meta_features, "classification", {}), FAMILIES,
-                        ACCURACY, [])
-    portfolio = portfolio_for_task(PastSearches([(earlier, best), (this, best)]), this, instant)
+    facts = facts_for(this.meta_features, "classification", {})
+    prior = recommend(facts, FAMILIES, ACCURACY, [])
+    assert prior.family != "tcn"  # the rules alone favour a recurrent family on 16 steps
+    rec, portfolio = instant_for_task(PastSearches([(earlier, best), (this, best)]), this, facts,
+                                      FAMILIES, NO_PAST)
     assert portfolio.families == ("tcn",) and portfolio.n_tasks == 1  # itself left out
+    assert portfolio.fallback == tuple(r.family for r in prior.ranking)
+    # The portfolio leads: tcn, then the prior's order; the raw confidence is tcn's weighted
+    # share of wins on the past tasks (1: it won the only one), capped for an unmeasured pick.
+    assert rec.family == "tcn" and [r.family for r in rec.ranking] == list(portfolio.order)
+    assert portfolio.win_share == 1.0 and rec.confidence == 0.6
+    text = " ".join(rec.rationale)
+    assert "tcn leads the zero-shot portfolio of 1 past task(s)" in text
+    assert f"the prior alone (rules and the ranker) favours {prior.family}" in text
+    # Nothing near enough: no portfolio, and the prior's pick stands.
+    far = task_record(id=3, task_kind="classification", metric=ACCURACY,
+                      meta_features={**meta, "seq_len": 20000})
+    rec, portfolio = instant_for_task(PastSearches([(earlier, best)]), far, facts_for(
+        far.meta_features, "classification", {}), FAMILIES, NO_PAST)
+    assert not portfolio.used and portfolio.win_share is None
+    assert "leads the zero-shot portfolio" not in " ".join(rec.rationale)

@@ -18,9 +18,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from archsearch.recommend.calibration import StatedConfidence, state_confidence
-from archsearch.recommend.combine import Recommendation, facts_for, recommend
+from archsearch.recommend.combine import (
+    Recommendation,
+    facts_for,
+    instant_recommendation,
+    recommend,
+)
 from archsearch.recommend.knowledge import KnowledgeBase, load_knowledge_base
-from archsearch.recommend.portfolio import Portfolio, zero_shot_portfolio
+from archsearch.recommend.portfolio import Portfolio
 from archsearch.recommend.ranker import PastEvidence, PastTask, past_evidence, stored_tasks
 from archsearch.recommend.rationale import initial_design_sentence
 from archsearch.store import Store, TaskRecord, TrialRecord
@@ -40,13 +45,16 @@ def evidence_for_task(store: Store, task: TaskRecord, families: Sequence[str],
                            task.fingerprint)
 
 
-def portfolio_for_task(store: Store, task: TaskRecord, instant: Recommendation,
-                       knowledge: KnowledgeBase | None = None) -> Portfolio:
-    """The initial design of a stored task's search: the zero-shot portfolio of the corpus
-    tasks of ``knowledge`` and every other completed task in ``store``, then the rest of the
-    ``instant`` recommendation's ranking (its order alone when no past task is near enough)."""
-    return zero_shot_portfolio(_past_tasks(knowledge, store.past_results(exclude=[task.id]), ()),
-                               task.meta_features, task.task_kind, instant.ranking)
+def instant_for_task(store: Store, task: TaskRecord, facts: Mapping[str, Any],
+                     families: list[str], past: PastEvidence,
+                     knowledge: KnowledgeBase | None = None) -> tuple[Recommendation, Portfolio]:
+    """A stored task's pick before its search, and its search's initial design
+    (:func:`~archsearch.recommend.combine.instant_recommendation`): the zero-shot portfolio of
+    the corpus tasks of ``knowledge`` and every other completed task in ``store``, then the
+    rest of the instant ranking (its order alone when no past task is near enough)."""
+    return instant_recommendation(facts, families, task.metric, past,
+                                  _past_tasks(knowledge, store.past_results(exclude=[task.id]),
+                                              ()))
 
 
 def _past_tasks(knowledge: KnowledgeBase | None,
@@ -154,11 +162,11 @@ def advise(source: str, constraints: Constraints | None = None, db_url: str | No
     past = _with_knowledge(knowledge, history, meta, dataset.task.value, families, exclude,
                            digest)
     facts = facts_for(meta, dataset.task.value, constraints.to_dict())
-    rec = recommend(facts, families, metric, trials, past=past, constraints=constraints)
-    instant = rec if not trials else recommend(facts, families, metric, [], past=past,
-                                               constraints=constraints)
-    portfolio = zero_shot_portfolio(_past_tasks(knowledge, history, exclude), meta,
-                                    dataset.task.value, instant.ranking)
+    rec, portfolio = instant_recommendation(facts, families, metric, past,
+                                            _past_tasks(knowledge, history, exclude),
+                                            constraints=constraints)
+    if trials:
+        rec = recommend(facts, families, metric, trials, past=past, constraints=constraints)
     stated = None
     if not trials:  # an instant pick: its confidence is stated, calibrated where it can be
         stated = state_confidence(rec.confidence, knowledge)

@@ -9,6 +9,11 @@ Three sources, each updating the one before:
    calibrated on the past tasks themselves (:func:`calibrate_trust`): each is held out in
    turn and predicted from the others, so data outweighs the rules of thumb only as far as it
    has picked clearly better than they did on this database's tasks.
+   Before any measurement, when past tasks lie near enough, the **zero-shot portfolio**
+   (:mod:`archsearch.recommend.portfolio`) leads: the instant pick is its first family and the
+   ranking runs through the portfolio before the belief orders the rest
+   (:func:`instant_recommendation`); its raw confidence is the first family's similarity-
+   weighted share of wins on those tasks.
 3. **This task's measured trials**, under the user's constraints: only completed trials that
    meet every constraint count (an infeasible trial never wins). Their best scores, normalised
    over the measured range (errors on a log scale: :meth:`Metric.utility`), decide; the
@@ -33,7 +38,8 @@ from typing import Any
 
 from archsearch.recommend.evidence import UNCALIBRATED, DataTrust, Evidence, FamilyRank
 from archsearch.recommend.pareto import pareto_front
-from archsearch.recommend.ranker import HeldOutTask, PastEvidence
+from archsearch.recommend.portfolio import Portfolio, zero_shot_portfolio
+from archsearch.recommend.ranker import HeldOutTask, PastEvidence, PastTask
 from archsearch.recommend.rationale import rationale
 from archsearch.recommend.rules import Priors, Rule, apply_rules, load_rules
 from archsearch.store.records import TrialRecord
@@ -47,6 +53,8 @@ PRIOR_SCALE = 0.1
 DATA_LOGODDS = 1.2
 # Candidate trust factors on DATA_LOGODDS: 0 = the rules alone, 16 = past data all but decides.
 TRUST_FACTORS = (0.0, 0.5, 1.0, 2.0, 4.0, 16.0)
+# An instant pick (nothing measured) states at most this confidence before calibration.
+MAX_INSTANT_CONFIDENCE = 0.6
 
 
 
@@ -108,11 +116,13 @@ def violations(trial: TrialRecord, limits: Mapping[str, float]) -> list[str]:
 def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
               trials: list[TrialRecord], rules: list[Rule] | None = None,
               past: PastEvidence | None = None,
-              constraints: Constraints | Mapping[str, Any] | None = None) -> Recommendation:
+              constraints: Constraints | Mapping[str, Any] | None = None,
+              portfolio: Portfolio | None = None) -> Recommendation:
     """Rank ``families`` and pick one configuration (see the module docstring).
 
     ``constraints`` default to the constraint keys in ``facts`` (:func:`facts_for` puts them
-    there); ``past`` is the ranker's evidence (None: not consulted).
+    there); ``past`` is the ranker's evidence (None: not consulted); ``portfolio``, when used,
+    leads the ranking while nothing is measured (:func:`instant_recommendation` makes it).
     """
     rules = load_rules() if rules is None else rules
     priors = apply_rules(rules, facts, families)
@@ -153,8 +163,13 @@ def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
             best is not None and best.cv_score is not None))
     # Cross-validated finalists (small data) rank above families measured on one validation
     # split: a single small split's best score is an optimistic, noisy maximum.
-    ranking.sort(key=lambda r: (r.excluded_by is None, r.cross_validated, r.score), reverse=True)
+    # Nothing measured: the zero-shot portfolio's families lead, in the order chosen.
+    chosen = portfolio.families if portfolio is not None and not measured else ()
+    lead = {family: len(chosen) - i for i, family in enumerate(chosen)}
+    ranking.sort(key=lambda r: (r.excluded_by is None, r.cross_validated,
+                                lead.get(r.family, 0), r.score), reverse=True)
     top = ranking[0]
+    led = portfolio if top.family in lead else None
     best_trial = best_by_family.get(top.family)
     front = _pareto(feasible, metric)
     stability = _stability(best_trial, feasible, metric, spread)
@@ -165,11 +180,29 @@ def recommend(facts: Mapping[str, Any], families: list[str], metric: Metric,
         config, source = dict(past.configs[top.family]), past.config_sources[top.family]
     sentences = rationale(Evidence(priors, ranking, belief, metric, past, trust, limits,
                                    completed, feasible, best_trial, front, stability, spread,
-                                   source))
+                                   source, led))
     return Recommendation(top.family, config, _confidence(ranking, len(feasible), past,
-                                                          stability, spread),
+                                                          stability, spread, led),
                           sentences, ranking, best_trial.number if best_trial else None,
                           sorted(t.number for t in front), stability, source, trust)
+
+
+def instant_recommendation(facts: Mapping[str, Any], families: list[str], metric: Metric,
+                           past: PastEvidence | None, past_tasks: list[PastTask],
+                           rules: list[Rule] | None = None,
+                           constraints: Constraints | Mapping[str, Any] | None = None
+                           ) -> tuple[Recommendation, Portfolio]:
+    """The pick before any trial, and the search's initial design: the belief (rules and the
+    ranker over ``past``) orders the families, the zero-shot portfolio of ``past_tasks``
+    (similarity-weighted; their hard rules applied) is chosen over that order, and, when past
+    tasks lie near enough for one, it leads the ranking. ``facts`` (:func:`facts_for`) carry
+    the task's meta-features and kind."""
+    rules = load_rules() if rules is None else rules
+    prior = recommend(facts, families, metric, [], rules, past, constraints)
+    portfolio = zero_shot_portfolio(past_tasks, facts, facts["task"], prior.ranking)
+    if not portfolio.used:
+        return prior, portfolio
+    return recommend(facts, families, metric, [], rules, past, constraints, portfolio), portfolio
 
 
 def _belief(family: str, priors: Priors, past: PastEvidence | None,
@@ -263,16 +296,22 @@ def _stability(best: TrialRecord | None, feasible: list[TrialRecord], metric: Me
 
 
 def _confidence(ranking: list[FamilyRank], n_feasible: int, past: PastEvidence | None,
-                stability: dict[str, Any] | None, spread: float) -> float:
+                stability: dict[str, Any] | None, spread: float,
+                portfolio: Portfolio | None) -> float:
     """0..1. Measured: grows with the lead over the runner-up (in units of the measured range)
     and with the trials behind the pick, shrinks when seeds disagree by more than the lead.
-    Not measured: at most 0.6, from the lead of the prior belief and the weight of past data."""
+    Not measured: at most :data:`MAX_INSTANT_CONFIDENCE`; led by the portfolio, its first
+    family's weighted share of wins on the past tasks; else from the lead of the prior belief
+    and the weight of past data."""
     top = ranking[0]
     runner = next((r for r in ranking[1:] if r.excluded_by is None), None)
+    if n_feasible == 0 and portfolio is not None and portfolio.win_share is not None:
+        return round(min(MAX_INSTANT_CONFIDENCE, portfolio.win_share), 3)
     if n_feasible == 0:
         lead = max(0.0, top.score - runner.score) if runner else 1.0
         data = top.past_weight if past is not None and past.available else 0.0
-        return round(min(0.6, 0.15 + 0.35 * (1 - math.exp(-lead)) + 0.1 * data), 3)
+        return round(min(MAX_INSTANT_CONFIDENCE,
+                         0.15 + 0.35 * (1 - math.exp(-lead)) + 0.1 * data), 3)
     if runner is None:
         return 0.5
     lead = max(0.0, top.score - runner.score)

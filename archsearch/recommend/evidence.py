@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from archsearch.recommend.portfolio import Portfolio
 from archsearch.recommend.ranker import PastEvidence
 from archsearch.recommend.rules import Priors
 from archsearch.store.records import TrialRecord
@@ -66,3 +67,4 @@ class Evidence:
     stability: dict[str, Any] | None  # the pick's spread across seeds
     spread: float  # the measured range of utilities (1 when nothing was measured)
     config_source: str | None  # where the config comes from when no trial backs it
+    portfolio: Portfolio | None = None  # the zero-shot portfolio, when it chose the pick

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from archsearch.recommend.evidence import FamilyRank
 from archsearch.recommend.ranker import PastTask, training_table
 from archsearch.recommend.similarity import MAX_NEIGHBOUR_DISTANCE, meta_vector, pairwise_distances
+
+if TYPE_CHECKING:  # evidence.py records the portfolio that chose a pick
+    from archsearch.recommend.evidence import FamilyRank
 
 # In decades of sequence length: a past task a tenfold length away (and alike otherwise)
 # weighs exp(-2) ≈ 0.14 of an identical one, one at the similarity gate exp(-3) ≈ 0.05.
@@ -52,6 +54,10 @@ class Portfolio:
     regret: tuple[float, ...]  # weighted mean regret after each family of the portfolio
     neighbours: tuple[tuple[str, float], ...]  # the nearest past tasks (name, distance)
     n_tasks: int  # past tasks that measured two or more candidate families
+    fallback: tuple[str, ...] = ()  # the instant ranking's order, without the portfolio
+    # The similarity-weighted share of past tasks on which the portfolio's first family was a
+    # best family (regret 0; ties count for each tied family): the instant pick's raw confidence.
+    win_share: float | None = None
 
     @property
     def used(self) -> bool:
@@ -60,6 +66,7 @@ class Portfolio:
     def to_dict(self) -> dict[str, Any]:
         return {"used": self.used, "families": list(self.families), "order": list(self.order),
                 "regret": [round(r, 4) for r in self.regret], "n_tasks": self.n_tasks,
+                "win_share": None if self.win_share is None else round(self.win_share, 4),
                 "neighbours": [{"task": name, "distance": round(distance, 3)}
                                for name, distance in self.neighbours]}
 
@@ -107,21 +114,27 @@ def zero_shot_portfolio(past: Sequence[PastTask], meta: Mapping[str, Any], task_
     docstring). ``ranking`` is the task's instant recommendation (no trials): its families'
     rule priors and exclusions, and the fallback order when no past task is within the
     similarity gate."""
-    fallback = [r.family for r in ranking]
+    fallback = tuple(r.family for r in ranking)
     prior = {r.family: r.prior for r in ranking}
     candidates = [r.family for r in ranking if r.excluded_by is None]
     table = training_table(past, candidates)
     if not table.tasks:
-        return Portfolio((), tuple(fallback), (), (), 0)
+        return Portfolio((), fallback, (), (), 0, fallback)
     distances = pairwise_distances(meta_vector(meta, task_kind)[None, :], table.X)[0]
     nearest = np.argsort(distances, kind="stable")[:n_neighbours]
     neighbours = tuple((table.tasks[i].name, float(distances[i])) for i in nearest)
     if distances.min() > MAX_NEIGHBOUR_DISTANCE:
-        return Portfolio((), tuple(fallback), (), neighbours, len(table.tasks))
+        return Portfolio((), fallback, (), neighbours, len(table.tasks), fallback)
     weights = np.exp(-distances / SIMILARITY_SCALE)
     # training_table sorts the families by name; the columns follow the fallback order, so
     # that it breaks the ties the rules' prior leaves.
     columns = [table.families.index(f) for f in candidates]
-    chosen, trace = greedy_portfolio(1.0 - table.Y[:, columns], weights, candidates, prior)
+    regret = 1.0 - table.Y[:, columns]
+    chosen, trace = greedy_portfolio(regret, weights, candidates, prior)
     order = tuple(chosen) + tuple(f for f in fallback if f not in chosen)
-    return Portfolio(tuple(chosen), order, tuple(trace), neighbours, len(table.tasks))
+    share = None
+    if chosen:
+        wins = np.nan_to_num(regret[:, candidates.index(chosen[0])], nan=1.0) <= TIE
+        share = float(weights @ wins / weights.sum())
+    return Portfolio(tuple(chosen), order, tuple(trace), neighbours, len(table.tasks), fallback,
+                     share)

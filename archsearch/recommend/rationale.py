@@ -129,7 +129,8 @@ def knowledge_verdict(predicted: str, picked: str, past: PastEvidence) -> str | 
 
 def initial_design_sentence(portfolio: Portfolio) -> str:
     """Which order a search's initial design (one trial per family) follows, and why: the
-    zero-shot portfolio of past tasks first, or the instant recommendation's order alone."""
+    zero-shot portfolio of past tasks first (then the prior's order), or the instant
+    recommendation's order alone (the prior's: no portfolio)."""
     if portfolio.used:
         rest = [f for f in portfolio.order if f not in portfolio.families]
         name, distance = portfolio.neighbours[0]
@@ -137,7 +138,7 @@ def initial_design_sentence(portfolio: Portfolio) -> str:
                 f"of past tasks first: {', '.join(portfolio.families)} (chosen greedily over "
                 f"{portfolio.n_tasks} past task(s) weighted by similarity, the nearest {name} at "
                 f"{distance:.2f}; weighted mean regret {portfolio.regret[-1]:.3f}), then the "
-                f"instant recommendation's order: {', '.join(rest)}.")
+                f"prior's order (rules and past tasks): {', '.join(rest)}.")
     if portfolio.neighbours:
         name, distance = portfolio.neighbours[0]
         why = (f"the nearest of {portfolio.n_tasks} past task(s), {name}, is {distance:.2f} "
@@ -167,6 +168,8 @@ def _unmeasured_sentences(e: Evidence) -> list[str]:
     if e.completed and not e.feasible:
         sentences = ["No measured trial meets the constraints: the pick below is the prior's, "
                      "to be checked by a search with a looser budget or a smaller space."]
+    elif e.portfolio is not None:
+        sentences = [_portfolio_pick_sentence(e, e.portfolio)]
     else:
         sources = "rules" + (" and past tasks" if e.past and e.past.available else "")
         sentences = [f"No trial has been measured yet: {top.family} is the prior's choice "
@@ -175,6 +178,18 @@ def _unmeasured_sentences(e: Evidence) -> list[str]:
         sentences.append(f"Suggested configuration: {top.family}'s best on the nearest past "
                          f"task that measured it ({e.config_source}).")
     return sentences
+
+
+def _portfolio_pick_sentence(e: Evidence, portfolio: Portfolio) -> str:
+    top = e.ranking[0]
+    name, distance = portfolio.neighbours[0]
+    belief_top = _belief_top(e)
+    prior = ("; the prior alone agrees" if belief_top.family == top.family else
+             f"; the prior alone (rules and the ranker) favours {belief_top.family}")
+    return (f"No trial has been measured yet: {top.family} leads the zero-shot portfolio of "
+            f"{portfolio.n_tasks} past task(s) weighted by similarity (the nearest {name} at "
+            f"{distance:.2f}), the best family on a weighted {portfolio.win_share:.0%} of them"
+            f"{prior}; to be checked by a search.")
 
 
 def _measured_sentences(e: Evidence, best: TrialRecord) -> list[str]:
