@@ -1,5 +1,6 @@
 """The knowledge base: its corpus, and a resumable build of its matrix (tiny budget)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from archsearch.errors import UsageError
 from archsearch.recommend.knowledge import (
     COMPLETED,
     CellBudget,
+    append_cell,
     load_corpus,
     load_knowledge_base,
     read_cells,
@@ -99,6 +101,12 @@ def test_a_stopped_build_keeps_its_finished_cells_and_resumes(tmp_path, tiny_cor
     assert f"2 of {families_total} cells (1 tasks x {families_total} families)" in sidecar["note"]
     kb = load_knowledge_base(matrix)
     assert set(kb.scores()["parity-8"]) == {"gru", "tcn"} and "2 cells" in kb.provenance()
+    assert not kb.pending
+    # A task a build is still measuring (one family of two) is pending: not used, and said so.
+    append_cell(matrix, dataclasses.replace(cell, task="parity-16"))
+    kb = load_knowledge_base(matrix)
+    assert list(kb.scores()) == ["parity-8"] and kb.pending == ("parity-16",)
+    assert "Not used yet: the cells of parity-16, still being built" in kb.provenance()
     # Nothing left: a third build measures nothing; another budget is refused.
     assert build(tiny_corpus, families, TINY, matrix, printer=lambda line: None) == 0
     with pytest.raises(UsageError, match="would not compare"):

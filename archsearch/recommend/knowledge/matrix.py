@@ -153,6 +153,7 @@ class KnowledgeBase:
     note: str
     runs: tuple[dict[str, Any], ...]
     source: Path
+    pending: tuple[str, ...] = ()  # tasks still being built: their cells are not used yet
 
     def scores(self) -> dict[str, dict[str, float]]:
         """Per corpus task, each family's test score (the matrix's measure of a family)."""
@@ -178,14 +179,27 @@ class KnowledgeBase:
         return (f"Knowledge base {self.source.name}: {len(self.cells)} cells on "
                 f"{len(self.tasks)} corpus tasks ({self.cells[0].device}), {self.budget.trials} "
                 f"trials of {self.budget.max_steps} steps per cell, measured {span} at commit "
-                f"{', '.join(commits)}. {self.note}")
+                f"{', '.join(commits)}. {self.note}"
+                + (f" Not used yet: the cells of {', '.join(self.pending)}, still being built "
+                   "(not every family measured)." if self.pending else ""))
 
 
 def load_knowledge_base(matrix: Path = MATRIX_FILE, device: str = "cpu",
                         corpus: Corpus | None = None) -> KnowledgeBase | None:
     """The matrix's completed ``device`` cells (None: no such cell, or no matrix file), with
-    the constraints of their tasks from ``corpus`` (default: the shipped corpus)."""
-    cells = tuple(c for c in read_cells(matrix) if c.device == device and c.status == COMPLETED)
+    the constraints of their tasks from ``corpus`` (default: the shipped corpus).
+
+    Only tasks with a cell (completed or failed) for every family the matrix measured anywhere
+    count: a task a build is still measuring would compare a few families as if they were all
+    (the portfolio counts a family a task did not measure as its worst); such tasks are
+    ``pending``."""
+    rows = [c for c in read_cells(matrix) if c.device == device]
+    families = {c.family for c in rows}
+    measured: dict[str, set[str]] = {}
+    for cell in rows:
+        measured.setdefault(cell.task, set()).add(cell.family)
+    pending = tuple(sorted(task for task, done in measured.items() if done != families))
+    cells = tuple(c for c in rows if c.status == COMPLETED and c.task not in pending)
     if not cells:
         return None
     corpus = corpus or load_corpus()
@@ -202,4 +216,4 @@ def load_knowledge_base(matrix: Path = MATRIX_FILE, device: str = "cpu",
                               f"{', '.join(missing)}.")
     return KnowledgeBase(cells, {t: tasks[t] for t in sorted({c.task for c in cells})},
                          CellBudget(**sidecar["budget"]), sidecar.get("note") or "",
-                         tuple(sidecar["runs"]), matrix)
+                         tuple(sidecar["runs"]), matrix, pending)
