@@ -4,7 +4,7 @@ As auto-sklearn 2.0 and TabRepo do with their offline performance matrices, the 
 built greedily: starting empty, it repeatedly adds the family that most lowers the
 *weighted mean regret of the best family chosen so far* over the past tasks (the shipped
 knowledge base's corpus tasks and the user's completed searches), and stops when no family
-lowers it by at least :data:`MIN_GAIN`; the instant recommendation's ranking orders the rest.
+lowers it by at least :data:`MIN_GAIN`; the prior's ranking (rules and ranker) orders the rest.
 
 - Regret of a family on a past task: ``1 - s``, ``s`` its normalised score there
   (:func:`~archsearch.recommend.ranker.normalised_scores` over the candidate families: 0 = the
@@ -15,8 +15,10 @@ lowers it by at least :data:`MIN_GAIN`; the instant recommendation's ranking ord
   the portfolio; their prior weights break ties (then the fallback order does).
 - The similarity gate: when no past task lies within
   :data:`~archsearch.recommend.similarity.MAX_NEIGHBOUR_DISTANCE` of the user's task, the
-  portfolio is empty and the order is the fallback (the instant recommendation's ranking).
+  portfolio is empty and the order is the fallback (the prior's ranking).
 
+When it is used, the portfolio also leads the instant pick: its first family is what
+``archsearch recommend`` names (:func:`archsearch.recommend.combine.instant_recommendation`).
 The search room receives only :attr:`Portfolio.order`.
 """
 
@@ -40,7 +42,7 @@ SIMILARITY_SCALE = 0.5
 # Weighted mean regrets closer than this are a tie (the rules' prior decides).
 TIE = 1e-9
 # A family joins the portfolio only when it lowers the weighted mean regret by this much: a
-# smaller gain comes from far tasks' tiny weights, and the instant ranking (which predicts this
+# smaller gain comes from far tasks' tiny weights, and the prior's ranking (which predicts this
 # task's scores from its nearest tasks) orders such families better than hedging for them.
 MIN_GAIN = 0.01
 
@@ -54,7 +56,7 @@ class Portfolio:
     regret: tuple[float, ...]  # weighted mean regret after each family of the portfolio
     neighbours: tuple[tuple[str, float], ...]  # the nearest past tasks (name, distance)
     n_tasks: int  # past tasks that measured two or more candidate families
-    fallback: tuple[str, ...] = ()  # the instant ranking's order, without the portfolio
+    fallback: tuple[str, ...] = ()  # the prior's order (rules and ranker) alone
     # The similarity-weighted share of past tasks on which the portfolio's first family was a
     # best family (regret 0; ties count for each tied family): the instant pick's raw confidence.
     win_share: float | None = None
@@ -111,9 +113,8 @@ def greedy_portfolio(regret: Any, weights: Any, families: Sequence[str],
 def zero_shot_portfolio(past: Sequence[PastTask], meta: Mapping[str, Any], task_kind: str,
                         ranking: Sequence[FamilyRank], n_neighbours: int = 3) -> Portfolio:
     """The portfolio for a task described by ``meta`` from the ``past`` tasks (see the module
-    docstring). ``ranking`` is the task's instant recommendation (no trials): its families'
-    rule priors and exclusions, and the fallback order when no past task is within the
-    similarity gate."""
+    docstring). ``ranking`` is the prior's ranking of the task (rules and ranker, no trials):
+    its families' rule priors and exclusions, and the fallback order."""
     fallback = tuple(r.family for r in ranking)
     prior = {r.family: r.prior for r in ranking}
     candidates = [r.family for r in ranking if r.excluded_by is None]
