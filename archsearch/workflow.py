@@ -45,6 +45,7 @@ from archsearch.measure import available_memory_mb
 from archsearch.options import DEFAULT_DB_URL, DEFAULT_REPORT_DIR, SearchOptions
 from archsearch.recommend import (
     PastEvidence,
+    Portfolio,
     Recommendation,
     evidence_for_task,
     facts_for,
@@ -374,6 +375,7 @@ class _SearchedTask:
     families: list[str]
     past: PastEvidence
     predicted: str  # the instant recommendation's family, before the search
+    portfolio: Portfolio  # the zero-shot portfolio that led it (``used`` False: none did)
     initial_design: str | None  # the order of its initial design, and why (None: resumed)
     floor_model: FloorModel | None  # None: kept from before a resume, or not fitted
     status: TaskStatus = TaskStatus.COMPLETED
@@ -413,7 +415,7 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
     instant, portfolio = instant_for_task(store, task, facts, families, past, knowledge)
     initial_design = None if finished else initial_design_sentence(portfolio)
     searched = _SearchedTask(store, task, request, prepared, observer, facts, families, past,
-                             instant.family, initial_design, floor_model)
+                             instant.family, portfolio, initial_design, floor_model)
     trial_minutes, deadline = _time_plan(request, prepared, started)
     settings = SearchSettings(
         options=options,
@@ -462,7 +464,8 @@ def _conclusion_phase(searched: _SearchedTask, owner: str, keeper: LeaseKeeper,
     rec = recommend(searched.facts, searched.families, metric, selection_trials(trials),
                     past=searched.past)
     rec.rationale.extend(_cross_validation_sentences(trials, rec.trial_number, metric))
-    verdict = knowledge_verdict(searched.predicted, rec.family, searched.past)
+    verdict = knowledge_verdict(searched.predicted, rec.family, searched.past,
+                                searched.portfolio)
     if verdict:
         rec.rationale.append(verdict)
     if searched.initial_design:

@@ -117,7 +117,8 @@ class PastSearches:
 
 def test_the_users_own_completed_searches_join_the_portfolio_which_leads_the_instant_pick():
     from archsearch.recommend import instant_for_task
-    from archsearch.recommend.ranker import NO_PAST
+    from archsearch.recommend.ranker import NO_PAST, PastEvidence
+    from archsearch.recommend.rationale import knowledge_verdict
     from tests.records import task_record, trial_record
 
     meta = {"seq_len": 20, "n_sequences": 1000, "n_features": 1}
@@ -139,6 +140,11 @@ def test_the_users_own_completed_searches_join_the_portfolio_which_leads_the_ins
     text = " ".join(rec.rationale)
     assert "tcn leads the zero-shot portfolio of 1 past task(s)" in text
     assert f"the prior alone (rules and the ranker) favours {prior.family}" in text
+    # What a search's report says of the prediction: the portfolio made it.
+    assert knowledge_verdict("tcn", "gru", PastEvidence(True, 3, n_corpus=2), portfolio) == (
+        "Before the search, the instant recommendation predicted tcn (the zero-shot portfolio "
+        "of 1 past task(s) weighted by similarity, the knowledge base's 2 measured corpus "
+        "task(s) among them); the search picked gru instead.")
     # Nothing near enough: no portfolio, and the prior's pick stands.
     far = task_record(id=3, task_kind="classification", metric=ACCURACY,
                       meta_features={**meta, "seq_len": 20000})

@@ -110,20 +110,27 @@ def _past_sentences(e: Evidence) -> list[str]:
     return sentences
 
 
-def knowledge_verdict(predicted: str, picked: str, past: PastEvidence) -> str | None:
-    """What the instant recommendation (rules and past tasks, the knowledge base among them)
-    predicted before a search, and whether the search's pick agreed; None when the knowledge
-    base was not consulted."""
+def knowledge_verdict(predicted: str, picked: str, past: PastEvidence,
+                      portfolio: Portfolio | None = None) -> str | None:
+    """What the instant recommendation (rules and past tasks, the knowledge base among them;
+    led by ``portfolio`` when it was used) predicted before a search, and whether the search's
+    pick agreed; None when the knowledge base was not consulted."""
     if not past.n_corpus:
         return None
-    used = ("learned from" if past.available else
-            "none near enough to learn from, so the rules decided; it holds"
-            if past.nearest is not None else
-            "too few to learn from, so the rules decided; it holds")
+    if portfolio is not None and portfolio.used:
+        source = (f"the zero-shot portfolio of {portfolio.n_tasks} past task(s) weighted by "
+                  f"similarity, the knowledge base's {past.n_corpus} measured corpus task(s) "
+                  "among them")
+    else:
+        used = ("learned from" if past.available else
+                "none near enough to learn from, so the rules decided; it holds"
+                if past.nearest is not None else
+                "too few to learn from, so the rules decided; it holds")
+        source = (f"the rules, and the knowledge base: {used} {past.n_corpus} measured corpus "
+                  "task(s)")
     verdict = ("the search agreed" if predicted == picked
                else f"the search picked {picked} instead")
-    return (f"Before the search, the instant recommendation predicted {predicted} (the rules, "
-            f"and the knowledge base: {used} {past.n_corpus} measured corpus task(s)); "
+    return (f"Before the search, the instant recommendation predicted {predicted} ({source}); "
             f"{verdict}.")
 
 
