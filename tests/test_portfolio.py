@@ -87,9 +87,16 @@ def test_without_a_near_task_the_order_is_the_instant_recommendation():
 def test_the_calibrator_maps_raw_confidence_to_the_observed_rate_of_right_picks():
     raw = [0.2] * 10 + [0.5] * 10
     right = [1] * 2 + [0] * 8 + [1] * 9 + [0]
-    calibrator = ConfidenceCalibrator(min_tasks=10).fit(raw, right)
-    assert calibrator.calibrated_ and calibrator.get_params() == {"min_tasks": 10}
+    calibrator = ConfidenceCalibrator(min_tasks=10, prior_picks=0).fit(raw, right)
+    assert calibrator.calibrated_
+    assert calibrator.get_params() == {"min_tasks": 10, "prior_picks": 0}
     assert calibrator.predict([0.2, 0.5, 0.9]) == pytest.approx([0.2, 0.9, 0.9])
+    # Shrunk toward one half as by 2 imaginary picks, one right: (20 x 0.2 + 1) / 22.
+    assert ConfidenceCalibrator(min_tasks=10).fit(raw, right).predict([0.2, 0.9]) == (
+        pytest.approx([5 / 22, 19 / 22]))
+    # None right: a small rate, not a certainty of 0.
+    assert ConfidenceCalibrator().fit([0.3] * 13, [0] * 13).predict([0.3]) == (
+        pytest.approx([1 / 15]))
     # Too few held-out tasks: the raw value is kept.
     few = ConfidenceCalibrator(min_tasks=10).fit(raw[:9], right[:9])
     assert not few.calibrated_ and few.predict([0.3]) == pytest.approx([0.3])

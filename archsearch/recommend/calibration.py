@@ -102,13 +102,17 @@ class ConfidenceCalibrator(BaseEstimator):
     """Raw confidence -> observed rate of right picks (scikit-learn estimator).
 
     ``fit(X, y)``: ``X`` (n,) raw confidences of held-out picks, ``y`` (n,) 1 where the pick
-    was the best family, else 0. With at least ``min_tasks`` pairs an isotonic regression
-    (non-decreasing, clipped to 0..1) is fitted; with fewer, ``calibrated_`` is False and
+    was a best family, else 0. With at least ``min_tasks`` pairs an isotonic regression
+    (non-decreasing, clipped to 0..1) is fitted, and its rate is shrunk toward one half as by
+    ``prior_picks`` imaginary picks, half of them right (Laplace's rule of succession at 2):
+    ``(n * rate + prior_picks / 2) / (n + prior_picks)``, so that none of 13 picks right is
+    stated as 0.07, not as a certainty of 0. With fewer pairs, ``calibrated_`` is False and
     ``predict`` returns the raw values unchanged.
     """
 
-    def __init__(self, min_tasks: int = MIN_CALIBRATION_TASKS) -> None:
+    def __init__(self, min_tasks: int = MIN_CALIBRATION_TASKS, prior_picks: float = 2.0) -> None:
         self.min_tasks = min_tasks
+        self.prior_picks = prior_picks
 
     def fit(self, X: Any, y: Any) -> ConfidenceCalibrator:
         X = np.asarray(X, dtype=np.float64).ravel()
@@ -125,7 +129,10 @@ class ConfidenceCalibrator(BaseEstimator):
         if not hasattr(self, "calibrated_"):
             raise ValueError("this ConfidenceCalibrator is not fitted yet; call fit(X, y) first")
         X = np.asarray(X, dtype=np.float64).ravel()
-        return self.isotonic_.predict(X) if self.isotonic_ is not None else X.copy()
+        if self.isotonic_ is None:
+            return X.copy()
+        n = self.n_tasks_
+        return (n * self.isotonic_.predict(X) + self.prior_picks / 2) / (n + self.prior_picks)
 
 
 def calibration_path(matrix: Path) -> Path:
