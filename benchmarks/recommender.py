@@ -93,8 +93,7 @@ from archsearch.recommend.knowledge import (  # noqa: E402
     KnowledgeBase,
     load_knowledge_base,
 )
-from archsearch.recommend.portfolio import TIE  # noqa: E402
-from archsearch.recommend.ranker import normalised_scores  # noqa: E402
+from archsearch.recommend.ranker import best_families, normalised_scores  # noqa: E402
 from archsearch.search.ray_backend.runtime import ray_runtime  # noqa: E402
 from archsearch.space import SearchSpace, load_space  # noqa: E402
 from archsearch.space.schema import default_space_path  # noqa: E402
@@ -304,11 +303,6 @@ def warm_start_rows(picks: list[HeldOutPick], knowledge: KnowledgeBase) -> list[
     return rows
 
 
-def best_of(scores: dict[str, float]) -> list[str]:
-    """The best families of normalised ``scores``: every family tied with the best."""
-    return [f for f, s in scores.items() if s >= 1.0 - TIE]
-
-
 def best_constant(tasks: list[PastTask], candidates: list[str]) -> str:
     """The candidate that is a best family on the most ``tasks`` (a tie for the best counts
     for each tied family; ties in count: the higher mean normalised score, then the first
@@ -317,7 +311,7 @@ def best_constant(tasks: list[PastTask], candidates: list[str]) -> str:
     means: dict[str, list[float]] = {f: [] for f in candidates}
     for task in tasks:
         scores = normalised_scores(task.scores, task.metric.maximizes)
-        for winner in best_of(scores):
+        for winner in best_families(scores):
             if winner in wins:
                 wins[winner] += 1
         for family, value in scores.items():

@@ -39,8 +39,13 @@ from archsearch.recommend.combine import (
     recommend,
 )
 from archsearch.recommend.knowledge import KnowledgeBase
-from archsearch.recommend.portfolio import TIE, Portfolio
-from archsearch.recommend.ranker import PastTask, normalised_scores, past_evidence
+from archsearch.recommend.portfolio import Portfolio
+from archsearch.recommend.ranker import (
+    PastTask,
+    best_families,
+    normalised_scores,
+    past_evidence,
+)
 from archsearch.recommend.rules import RULES_FILE, Rule, apply_rules
 
 # Fewer held-out tasks than this: a rate per confidence level is too noisy to state.
@@ -64,9 +69,9 @@ class HeldOutPick:
 
     @property
     def best_families(self) -> list[str]:
-        """The held-out task's best families: more than one where test scores tie (a test
-        set of 200 sequences gives accuracies in steps of 0.005)."""
-        return [f for f, s in self.truth.items() if s >= 1.0 - TIE]
+        """The held-out task's best families (:func:`~archsearch.recommend.ranker.
+        best_families`: more than one where test scores tie)."""
+        return best_families(self.truth)
 
     @property
     def right(self) -> bool:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from archsearch.recommend.ranker import PastTask, training_table
+from archsearch.recommend.ranker import TIED_WITH_BEST, PastTask, training_table
 from archsearch.recommend.similarity import MAX_NEIGHBOUR_DISTANCE, meta_vector, pairwise_distances
 
 if TYPE_CHECKING:  # evidence.py records the portfolio that chose a pick
@@ -130,12 +130,11 @@ def zero_shot_portfolio(past: Sequence[PastTask], meta: Mapping[str, Any], task_
     # training_table sorts the families by name; the columns follow the fallback order, so
     # that it breaks the ties the rules' prior leaves.
     columns = [table.families.index(f) for f in candidates]
-    regret = 1.0 - table.Y[:, columns]
-    chosen, trace = greedy_portfolio(regret, weights, candidates, prior)
+    chosen, trace = greedy_portfolio(1.0 - table.Y[:, columns], weights, candidates, prior)
     order = tuple(chosen) + tuple(f for f in fallback if f not in chosen)
     share = None
     if chosen:
-        wins = np.nan_to_num(regret[:, candidates.index(chosen[0])], nan=1.0) <= TIE
-        share = float(weights @ wins / weights.sum())
+        first = np.nan_to_num(table.Y[:, columns[candidates.index(chosen[0])]], nan=0.0)
+        share = float(weights @ (first >= 1.0 - TIED_WITH_BEST) / weights.sum())
     return Portfolio(tuple(chosen), order, tuple(trace), neighbours, len(table.tasks), fallback,
                      share)

@@ -46,6 +46,13 @@ MIN_TASKS = 2  # with fewer usable past tasks the ranker has nothing to say
 # calibration costs O(n) fits, not O(n^2) work, on a large database.
 MAX_HELD_OUT = 50
 MIN_ERROR = 1e-12  # an error of 0 (a perfect fit) counts as this on the log scale
+TIED_WITH_BEST = 1e-9  # a normalised score this close to 1 is a best family's
+
+
+def best_families(normalised: Mapping[str, float]) -> list[str]:
+    """The families of one task's :func:`normalised_scores` tied with the best (1): several
+    where test scores tie (a test set of 200 sequences scores accuracy in steps of 0.005)."""
+    return [f for f, s in normalised.items() if s >= 1.0 - TIED_WITH_BEST]
 
 
 def normalised_scores(best: Mapping[str, float], maximize: bool) -> dict[str, float]:
