@@ -63,14 +63,13 @@ class HeldOutPick:
 
     task: PastTask
     truth: dict[str, float]  # the held-out task's normalised test scores over the candidates
-    instant: Recommendation  # the rules as prior and validity rules, the others' matrix rows
+    instant: Recommendation  # as `archsearch recommend` makes it, from the others' matrix rows
     rules_only: Recommendation
     portfolio: Portfolio  # the others' zero-shot portfolio (its fallback: the prior's order)
 
     @property
     def best_families(self) -> list[str]:
-        """The held-out task's best families (:func:`~archsearch.recommend.ranker.
-        best_families`: more than one where test scores tie)."""
+        """The held-out task's best families: more than one where test scores tie."""
         return best_families(self.truth)
 
     @property
