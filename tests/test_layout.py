@@ -28,8 +28,11 @@ def test_the_api_and_the_cli_load_neither_ray_nor_optuna():
     assert loaded == "[]"
 
 
-def test_the_instant_recommendation_loads_no_torch():
-    # torch's import is a third of `archsearch recommend`'s time (issue 12: under 5 s)
+def test_the_instant_recommendation_loads_neither_torch_nor_scikit_learn():
+    # Each import would cost `archsearch recommend` seconds of its 5 (issue 12): torch's a
+    # third, scikit-learn's (with SciPy's statistics) more than the answer itself.
     loaded = _printed_by("import sys; from archsearch.recommend import advise; "
-                         "advise('builtin:italypowerdemand'); print('torch' in sys.modules)")
-    assert loaded == "False"
+                         "advise('builtin:italypowerdemand'); "
+                         "print(sorted(m for m in ('torch', 'sklearn', 'scipy') "
+                         "if m in sys.modules))")
+    assert loaded == "[]"

@@ -1,6 +1,8 @@
 """The zero-shot portfolio of the initial design and the calibration of the instant pick's
 confidence: small hand-made matrices, no training, no Ray."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -102,6 +104,26 @@ def test_the_calibrator_maps_raw_confidence_to_the_observed_rate_of_right_picks(
     assert not few.calibrated_ and few.predict([0.3]) == pytest.approx([0.3])
     with pytest.raises(ValueError, match="not fitted"):
         ConfidenceCalibrator().predict([0.3])
+
+
+def test_the_calibrator_predicts_as_the_isotonic_regression_and_ships_its_fit():
+    # predict interpolates the isotonic fit's thresholds itself (scikit-learn's import would
+    # cost `archsearch recommend` seconds): it must agree with IsotonicRegression.predict.
+    from sklearn.isotonic import IsotonicRegression
+
+    rng = np.random.default_rng(1)
+    raw, queries = rng.random(40), np.linspace(-0.2, 1.2, 29)
+    right = (rng.random(40) < raw).astype(int)
+    calibrator = ConfidenceCalibrator(prior_picks=0).fit(raw, right)
+    expected = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(raw, right)
+    assert calibrator.predict(queries) == pytest.approx(expected.predict(queries))
+    shipped = json.loads(json.dumps(calibrator.fitted_state()))
+    restored = ConfidenceCalibrator.from_fitted_state(shipped)
+    assert restored.get_params() == calibrator.get_params()
+    assert restored.predict(queries) == pytest.approx(calibrator.predict(queries))
+    few = ConfidenceCalibrator.from_fitted_state(ConfidenceCalibrator().fit([0.3], [1])
+                                                 .fitted_state())
+    assert not few.calibrated_ and few.predict([0.4]) == pytest.approx([0.4])
 
 
 def test_the_reliability_table_and_its_expected_calibration_error():

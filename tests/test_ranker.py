@@ -53,6 +53,34 @@ def test_ranker_follows_scikit_learn_conventions():
     assert scores[0] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("weights", ["distance", "uniform"])
+def test_ranker_predicts_what_scikit_learns_nearest_neighbours_predict(weights):
+    # The ranker does its own neighbour averaging (scikit-learn's import would cost
+    # `archsearch recommend` seconds); it must agree with KNeighborsRegressor per family.
+    from sklearn.neighbors import KNeighborsRegressor
+
+    from archsearch.recommend.similarity import pairwise_distances
+
+    rng = np.random.default_rng(0)
+    X = np.stack([meta_vector({"seq_len": int(n), "n_sequences": int(m), "n_features": 2},
+                              "classification")
+                  for n, m in zip(rng.integers(10, 5000, 12), rng.integers(50, 9000, 12),
+                                  strict=True)])
+    Y = rng.random((12, 3))
+    Y[[1, 4, 7], 2] = np.nan  # family 2 measured on 9 tasks only
+    queries = np.vstack([X[:2], meta_vector({"seq_len": 300, "n_sequences": 500,
+                                             "n_features": 2}, "classification")[None]])
+    predicted = FamilyScoreRegressor(n_neighbors=4, weights=weights).fit(X, Y).predict(queries)
+    for j in range(3):
+        rows = np.flatnonzero(~np.isnan(Y[:, j]))
+        reference = KNeighborsRegressor(n_neighbors=4, weights=weights, metric="precomputed")
+        reference.fit(pairwise_distances(X[rows], X[rows]), Y[rows, j])
+        expected = reference.predict(pairwise_distances(queries, X[rows]))
+        assert predicted[:, j] == pytest.approx(expected)  # the first two queries: exact hits
+    with pytest.raises(ValueError, match="weights must be one of"):
+        FamilyScoreRegressor(weights="gaussian").fit(X, Y)
+
+
 def test_ranker_learns_which_family_wins_on_similar_tasks():
     X, Y = tasks_by_length([20, 40, 60, 100, 2000, 3000, 4000, 8000],
                            short_gru_long_transformer)

@@ -11,8 +11,8 @@ confidence to the observed rate of right picks at that confidence. With fewer th
 raw value, and the rationale says so.
 
 The leave-one-task-out costs O(n^2) ranker fits (seconds for 35 tasks): too slow for
-``archsearch recommend`` (5 s at most), so the pairs are computed offline
-(``python benchmarks/knowledge.py calibrate``) and shipped beside the matrix
+``archsearch recommend`` (5 s at most), so the pairs, and the calibrator fitted on them, are
+computed offline (``python benchmarks/knowledge.py calibrate``) and shipped beside the matrix
 (``matrix.calibration.json``), under a key of what they depend on (the matrix's scores and task
 facts, the rules file, the families). When the key no longer matches (the matrix grew since),
 the pairs are stale: the raw value is kept and the rationale says why.
@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
-from sklearn.isotonic import IsotonicRegression
 
 from archsearch.recommend.combine import (
     Recommendation,
@@ -38,6 +36,7 @@ from archsearch.recommend.combine import (
     instant_recommendation,
     recommend,
 )
+from archsearch.recommend.estimator import Estimator
 from archsearch.recommend.knowledge import KnowledgeBase
 from archsearch.recommend.portfolio import Portfolio
 from archsearch.recommend.ranker import (
@@ -52,8 +51,8 @@ from archsearch.recommend.rules import RULES_FILE, Rule, apply_rules
 MIN_CALIBRATION_TASKS = 10
 # The calibration file's format; bumped when the way held-out picks are made changes, which
 # makes older pairs stale. 2: the instant pick is led by the zero-shot portfolio, and a pick
-# tied with the best family is right.
-CALIBRATION_FORMAT = 2
+# tied with the best family is right. 3: the fitted calibrator ships beside the pairs.
+CALIBRATION_FORMAT = 3
 CALIBRATE_COMMAND = "python benchmarks/knowledge.py calibrate"
 
 
@@ -102,8 +101,8 @@ def held_out_picks(corpus: Sequence[PastTask], families: Sequence[str], rules: l
     return picks
 
 
-class ConfidenceCalibrator(BaseEstimator):
-    """Raw confidence -> observed rate of right picks (scikit-learn estimator).
+class ConfidenceCalibrator(Estimator):
+    """Raw confidence -> observed rate of right picks (scikit-learn estimator conventions).
 
     ``fit(X, y)``: ``X`` (n,) raw confidences of held-out picks, ``y`` (n,) 1 where the pick
     was a best family, else 0. With at least ``min_tasks`` pairs an isotonic regression
@@ -112,6 +111,11 @@ class ConfidenceCalibrator(BaseEstimator):
     ``(n * rate + prior_picks / 2) / (n + prior_picks)``, so that none of 13 picks right is
     stated as 0.07, not as a certainty of 0. With fewer pairs, ``calibrated_`` is False and
     ``predict`` returns the raw values unchanged.
+
+    The fit is scikit-learn's isotonic regression, made offline; ``predict`` interpolates its
+    thresholds as it does, and :meth:`fitted_state` / :meth:`from_fitted_state` carry the fit
+    in the shipped file, so that ``archsearch recommend`` imports no scikit-learn
+    (:mod:`archsearch.recommend.estimator`).
     """
 
     def __init__(self, min_tasks: int = MIN_CALIBRATION_TASKS, prior_picks: float = 2.0) -> None:
@@ -125,18 +129,40 @@ class ConfidenceCalibrator(BaseEstimator):
             raise ValueError(f"X and y must have one entry per pick; got {len(X)} and {len(y)}")
         self.n_tasks_ = len(X)
         self.calibrated_ = self.n_tasks_ >= self.min_tasks
-        self.isotonic_ = (IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-                          .fit(X, y) if self.calibrated_ else None)
+        self.thresholds_: tuple[list[float], list[float]] | None = None
+        if self.calibrated_:
+            from sklearn.isotonic import IsotonicRegression
+
+            isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(X, y)
+            self.thresholds_ = (isotonic.X_thresholds_.tolist(), isotonic.y_thresholds_.tolist())
         return self
 
     def predict(self, X: Any) -> np.ndarray:
         if not hasattr(self, "calibrated_"):
             raise ValueError("this ConfidenceCalibrator is not fitted yet; call fit(X, y) first")
         X = np.asarray(X, dtype=np.float64).ravel()
-        if self.isotonic_ is None:
+        if self.thresholds_ is None:
             return X.copy()
         n = self.n_tasks_
-        return (n * self.isotonic_.predict(X) + self.prior_picks / 2) / (n + self.prior_picks)
+        rate = np.interp(X, *self.thresholds_)  # constant beyond the ends: out_of_bounds="clip"
+        return (n * rate + self.prior_picks / 2) / (n + self.prior_picks)
+
+    def fitted_state(self) -> dict[str, Any]:
+        """The parameters and the fit, as JSON."""
+        if not hasattr(self, "calibrated_"):
+            raise ValueError("this ConfidenceCalibrator is not fitted yet; call fit(X, y) first")
+        return {"params": self.get_params(), "n_tasks": self.n_tasks_,
+                "thresholds": self.thresholds_}
+
+    @classmethod
+    def from_fitted_state(cls, state: dict[str, Any]) -> ConfidenceCalibrator:
+        """The calibrator :meth:`fitted_state` described, fitted, without fitting again."""
+        calibrator = cls(**state["params"])
+        calibrator.n_tasks_ = state["n_tasks"]
+        calibrator.calibrated_ = state["thresholds"] is not None
+        calibrator.thresholds_ = (None if state["thresholds"] is None
+                                  else tuple(state["thresholds"]))
+        return calibrator
 
 
 def calibration_path(matrix: Path) -> Path:
@@ -157,12 +183,15 @@ def calibration_key(knowledge: KnowledgeBase, families: Sequence[str],
 
 def write_calibration(knowledge: KnowledgeBase, families: Sequence[str], rules: list[Rule],
                       rules_file: Path = RULES_FILE) -> dict[str, Any]:
-    """Compute the held-out picks and write their pairs beside the matrix; returns what was
-    written."""
+    """Compute the held-out picks and write their pairs, and the calibrator fitted on them,
+    beside the matrix; returns what was written."""
     picks = held_out_picks(knowledge.past_tasks(), families, rules)
+    calibrator = ConfidenceCalibrator().fit([p.instant.confidence for p in picks],
+                                            [p.right for p in picks])
     content = {"format": CALIBRATION_FORMAT,
                "key": calibration_key(knowledge, families, rules_file),
                "families": sorted(families),
+               "calibrator": calibrator.fitted_state(),
                "pairs": [{"task": p.task.name, "confidence": p.instant.confidence,
                           "right": p.right} for p in picks]}
     calibration_path(knowledge.source).write_text(json.dumps(content, indent=1) + "\n",
@@ -197,8 +226,7 @@ def state_confidence(raw: float, knowledge: KnowledgeBase | None) -> StatedConfi
                                 "was made on another matrix, rules file or calibration format; "
                                 f"`{CALIBRATE_COMMAND}` makes it again); the raw value is "
                                 "stated.")
-    calibrator = ConfidenceCalibrator().fit([p["confidence"] for p in pairs],
-                                            [p["right"] for p in pairs])
+    calibrator = ConfidenceCalibrator.from_fitted_state(content["calibrator"])
     if not calibrator.calibrated_:
         return StatedConfidence(raw, raw, False, len(pairs), (
             f"Confidence: not calibrated: only {len(pairs)} held-out corpus task(s), at least "

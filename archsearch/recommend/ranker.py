@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
-from sklearn.neighbors import KNeighborsRegressor
 
+from archsearch.recommend.estimator import Estimator
 from archsearch.recommend.similarity import (
     FEATURE_NAMES,
     MAX_NEIGHBOUR_DISTANCE,
@@ -47,6 +46,26 @@ MIN_TASKS = 2  # with fewer usable past tasks the ranker has nothing to say
 MAX_HELD_OUT = 50
 MIN_ERROR = 1e-12  # an error of 0 (a perfect fit) counts as this on the log scale
 TIED_WITH_BEST = 1e-9  # a normalised score this close to 1 is a best family's
+
+
+WEIGHTS = ("distance", "uniform")
+
+
+def _neighbour_mean(distances: np.ndarray, values: np.ndarray, k: int,
+                    weights: str) -> np.ndarray:
+    """Each row's mean of ``values`` over its ``k`` nearest columns, weighted by inverse
+    distance (``"distance"``; training rows at distance 0 alone, equally, where there are any)
+    or equally (``"uniform"``): scikit-learn's ``KNeighborsRegressor`` on precomputed distances.
+    """
+    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    near = np.take_along_axis(distances, order, axis=1)
+    if weights == "uniform":
+        w = np.ones_like(near)
+    else:
+        exact = near == 0
+        with np.errstate(divide="ignore"):
+            w = np.where(exact.any(axis=1, keepdims=True), exact.astype(float), 1.0 / near)
+    return (w * values[order]).sum(axis=1) / w.sum(axis=1)
 
 
 def best_families(normalised: Mapping[str, float]) -> list[str]:
@@ -73,7 +92,7 @@ def normalised_scores(best: Mapping[str, float], maximize: bool) -> dict[str, fl
     return {f: (v - low) / (high - low) for f, v in signed.items()}
 
 
-class FamilyScoreRegressor(BaseEstimator):
+class FamilyScoreRegressor(Estimator):
     """Meta-features -> normalised score per family, from past tasks (scikit-learn estimator).
 
     ``fit(X, Y)``: ``X`` (n_tasks, n_features) rows of
@@ -84,7 +103,9 @@ class FamilyScoreRegressor(BaseEstimator):
     family no training task measured.
 
     Parameters: ``n_neighbors`` (k, capped at the tasks available per family) and ``weights``
-    (``"distance"`` or ``"uniform"``, as in :class:`~sklearn.neighbors.KNeighborsRegressor`).
+    (``"distance"`` or ``"uniform"``, as in :class:`~sklearn.neighbors.KNeighborsRegressor`,
+    whose predictions it reproduces (a test checks) without scikit-learn's import: see
+    :mod:`archsearch.recommend.estimator`).
     """
 
     def __init__(self, n_neighbors: int = 3, weights: str = "distance") -> None:
@@ -104,28 +125,18 @@ class FamilyScoreRegressor(BaseEstimator):
                              f"got {X.shape[1]}")
         if self.n_neighbors < 1:
             raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {self.weights!r}")
         self.n_features_in_ = X.shape[1]
         self.n_outputs_ = Y.shape[1]
         self.X_ = X
-        distances = pairwise_distances(X, X)
+        self.Y_ = Y
         self.support_ = (~np.isnan(Y)).sum(axis=0)
-        self.rows_: list[np.ndarray] = []  # per family: the training tasks that measured it
-        self.models_: list[KNeighborsRegressor | None] = []
-        for j in range(self.n_outputs_):
-            rows = np.flatnonzero(~np.isnan(Y[:, j]))
-            self.rows_.append(rows)
-            if not len(rows):
-                self.models_.append(None)
-                continue
-            k = min(self.n_neighbors, len(rows))
-            self.models_.append(KNeighborsRegressor(n_neighbors=k, weights=self.weights,
-                                                    metric="precomputed")
-                                .fit(distances[np.ix_(rows, rows)], Y[rows, j]))
         return self
 
     def _distances(self, X: Any) -> np.ndarray:
         """(n, n_tasks) distances from the rows of ``X`` to the training tasks."""
-        if not hasattr(self, "models_"):
+        if not hasattr(self, "Y_"):
             raise ValueError("this FamilyScoreRegressor is not fitted yet; call fit(X, y) first")
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
@@ -135,9 +146,12 @@ class FamilyScoreRegressor(BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         distances = self._distances(X)
         out = np.full((len(distances), self.n_outputs_), np.nan)
-        for j, model in enumerate(self.models_):
-            if model is not None:
-                out[:, j] = np.clip(model.predict(distances[:, self.rows_[j]]), 0.0, 1.0)
+        for j in range(self.n_outputs_):
+            rows = np.flatnonzero(~np.isnan(self.Y_[:, j]))  # the tasks that measured family j
+            if len(rows):
+                out[:, j] = np.clip(_neighbour_mean(distances[:, rows], self.Y_[rows, j],
+                                                    min(self.n_neighbors, len(rows)),
+                                                    self.weights), 0.0, 1.0)
         return out
 
     def kneighbors(self, X: Any, n_neighbors: int = 3) -> tuple[np.ndarray, np.ndarray]:
