@@ -24,9 +24,11 @@ def archsearch(*args, cwd):
 
 def test_search_end_to_end(tmp_path):
     db = f"sqlite:///{tmp_path / 'e2e.db'}"
+    # The default space and everything after the trials, finalists' cross-validation included,
+    # at 2 folds: the default 5 were half the test's time (2 finalists x 5 refits).
     run = archsearch("search", "builtin:adding?length=20&n=300", "--budget-trials", "6",
-                     "--seed", "1", "--db", db, "--report-dir", str(tmp_path / "out"), "--json",
-                     cwd=tmp_path)
+                     "--cv-folds", "2", "--seed", "1", "--db", db, "--report-dir",
+                     str(tmp_path / "out"), "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["status"] == "completed"

@@ -1,5 +1,6 @@
 """The HTML report: escaped, self-contained, and really rendered by headless Chromium."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -156,13 +157,33 @@ def test_claim_verdicts_follow_the_numbers(tmp_path):
          ScalingRow("ssm", 6, latency_ms={8: 1.0, 16: 4.0})],  # too short to show growth
         "cpu", 1, "m", 1.0,
         equal_size={"lstm": {"params": 100, "train_step_ms": 10.0},
-                    "transformer": {"params": 100, "train_step_ms": 20.0}})
+                    "transformer": {"params": 100, "train_step_ms": 20.0}},
+        equal_size_length=64)
     verdicts = {c.claim.split(":")[0].split(" ")[0]: c for c in check_claims(task, trials, table)}
     assert verdicts["At"].verdict == "did not hold" and "2.00x slower" in verdicts["At"].evidence
+    assert "One training step at length 64 on cpu" in verdicts["At"].evidence
     assert verdicts["Attention"].verdict == "held"  # memory ~ length^2
     assert verdicts["linear_attention"].verdict == "held"  # latency ~ length^1
     assert verdicts["ssm"].verdict == "not tested"
     assert verdicts["Rule"].verdict == "held"  # gru, favoured by the short-sequence rule, won
+
+
+def test_the_equal_size_pair_is_timed_at_a_capped_length_on_long_sequences(tmp_path,
+                                                                          monkeypatch):
+    # At 4096 steps the pair's training steps took 1.5 minutes and GBs of attention (the cap
+    # is lowered here to keep the test to a second).
+    from archsearch.report import scaling
+    from archsearch.report.claims import _speed_claim
+
+    monkeypatch.setattr(scaling, "EQUAL_SIZE_MAX_LENGTH", 32)
+    store, task_id = populated_store(tmp_path)
+    task = store.get_task(task_id)
+    store.close()
+    long = dataclasses.replace(task, meta_features={**task.meta_features, "seq_len": 20_000})
+    table = scaling.measure_scaling(long, [], budget_s=0)
+    assert table.equal_size_length == 32
+    assert all("train_step_ms" in table.equal_size[f] for f in ("lstm", "transformer"))
+    assert "at length 32 (the task's 20000 steps, capped)" in _speed_claim(table).evidence
 
 
 def test_report_is_self_contained(tmp_path):

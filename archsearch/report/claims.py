@@ -86,7 +86,10 @@ def _speed_claim(scaling: ScalingTable) -> Claim:
         why = lstm.get("error") or tf.get("error") or "the equal-size pair was not timed"
         return Claim(text, UNTESTED, why)
     speedup = lstm["train_step_ms"] / tf["train_step_ms"]
-    evidence = (f"One training step at length {scaling.seq_len} on {scaling.device} "
+    length = scaling.equal_size_length
+    at = (f"length {length}" if length == scaling.seq_len
+          else f"length {length} (the task's {scaling.seq_len} steps, capped)")
+    evidence = (f"One training step at {at} on {scaling.device} "
                 f"({scaling.threads} threads): LSTM {lstm['train_step_ms']:.3g} ms "
                 f"({lstm['params']} parameters), Transformer {tf['train_step_ms']:.3g} ms "
                 f"({tf['params']} parameters): the Transformer is ")

@@ -10,7 +10,8 @@ report, keyed by the trials it measured, so rendering the report again does not 
 
 Beside it, the seed's "a Transformer trains 5-10x faster than an RNN at equal parameter count"
 is measured as stated: :data:`EQUAL_SIZE_PAIR` (an LSTM and a Transformer of about the same
-size, both 2 layers at width 64) trains one step each at the task's ``T`` on this hardware.
+size, both 2 layers at width 64) trains one step each at the task's ``T`` on this hardware, or at
+:data:`EQUAL_SIZE_MAX_LENGTH` when ``T`` is longer.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ BUDGET_S = 6.0
 SLOW_FORWARD_S = 0.5
 TRAIN_BATCH = 8
 CACHE_FILE = "scaling.json"
+# The equal-size pair's training steps (batch TRAIN_BATCH) are timed at the task's length up to
+# this: at 4096 steps the pair took 1.5 minutes on 2 cores and the Transformer's attention
+# several GB, in every report of a long-sequence task; at 1024, seconds.
+EQUAL_SIZE_MAX_LENGTH = 1024
 # The equal-size pair of the seed's speed claim: 2 layers at width 64 each, about 67k
 # parameters either way on a 2-channel input (the same pair as benchmarks/blocks.py).
 EQUAL_SIZE_PAIR = (("lstm", {"d_model": 64, "n_layers": 2}),
@@ -76,9 +81,10 @@ class ScalingTable:
     memory_method: str
     seconds: float
     note: str = ""
-    # family -> {"params", "hparams", "train_step_ms"} of EQUAL_SIZE_PAIR at length T, or
-    # {"error"}; empty in a table cached before the pair was timed
+    # family -> {"params", "hparams", "train_step_ms"} of EQUAL_SIZE_PAIR at
+    # equal_size_length, or {"error"}; empty in a table cached before the pair was timed
     equal_size: dict[str, dict[str, Any]] = field(default_factory=dict)
+    equal_size_length: int | None = None  # None in a table cached before it was capped
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,7 +187,8 @@ def measure_scaling(task: TaskRecord, trials: Sequence[TrialRecord],
                 stopped.add(trial.family)
         if skipped:
             break
-    equal_size = _equal_size(task, min(seq_len, MAX_LENGTH), device)
+    equal_size_length = min(seq_len, EQUAL_SIZE_MAX_LENGTH)
+    equal_size = _equal_size(task, equal_size_length, device)
     notes = []
     if skipped:
         notes.append(f"stopped at the {budget_s:g} s time budget; longer lengths not measured")
@@ -191,7 +198,8 @@ def measure_scaling(task: TaskRecord, trials: Sequence[TrialRecord],
     return ScalingTable(lengths, seq_len, [ScalingRow(**r) for r in results.values()],
                         device.type, torch.get_num_threads(),
                         CUDA_METHOD if device.type == "cuda" else CPU_METHOD,
-                        round(time.perf_counter() - start, 2), "; ".join(notes), equal_size)
+                        round(time.perf_counter() - start, 2), "; ".join(notes), equal_size,
+                        equal_size_length)
 
 
 def _equal_size(task: TaskRecord, length: int, device: Any) -> dict[str, dict[str, Any]]:
@@ -223,7 +231,7 @@ def cached_scaling(report_dir: Path, task: TaskRecord,
     if cache.is_file():
         try:
             table = ScalingTable.from_dict(json.loads(cache.read_text(encoding="utf-8")))
-            if table.key() == wanted and table.equal_size:
+            if table.key() == wanted and table.equal_size_length is not None:
                 return table
         except (ValueError, KeyError, TypeError):
             pass  # an unreadable cache is measured again
