@@ -170,8 +170,8 @@ def test_claim_verdicts_follow_the_numbers(tmp_path):
 
 def test_the_equal_size_pair_is_timed_at_a_capped_length_on_long_sequences(tmp_path,
                                                                           monkeypatch):
-    # At 4096 steps the pair's training steps took 1.5 minutes and GBs of attention (the cap
-    # is lowered here to keep the test to a second).
+    # At 4096 steps the pair's training steps took about 2.5 minutes and GBs of attention (the
+    # cap is lowered here to keep the test to a second).
     from archsearch.report import scaling
     from archsearch.report.claims import _speed_claim
 

@@ -5,8 +5,9 @@ the task's ``T`` (``T/4, T/2, T, 2T, 4T``, capped at ``MAX_LENGTH``) and timed w
 room: batch-1 inference latency (median of ``REPEATS`` after one warm-up) and the forward's
 peak memory, plus one training step at ``T``. Weights are random: cost does not depend on
 them. A time budget keeps it to a few seconds; a length whose single forward already takes
-longer than ``SLOW_FORWARD_S`` is the family's last. The table is cached as JSON beside the
-report, keyed by the trials it measured, so rendering the report again does not re-measure.
+longer than ``SLOW_FORWARD_S`` is the family's last. (The equal-size pair below is outside the
+budget: its length cap bounds it.) The table is cached as JSON beside the report, keyed by the
+trials it measured, so rendering the report again does not re-measure.
 
 Beside it, the seed's "a Transformer trains 5-10x faster than an RNN at equal parameter count"
 is measured as stated: :data:`EQUAL_SIZE_PAIR` (an LSTM and a Transformer of about the same
@@ -34,8 +35,8 @@ SLOW_FORWARD_S = 0.5
 TRAIN_BATCH = 8
 CACHE_FILE = "scaling.json"
 # The equal-size pair's training steps (batch TRAIN_BATCH) are timed at the task's length up to
-# this: at 4096 steps the pair took 1.5 minutes on 2 cores and the Transformer's attention
-# several GB, in every report of a long-sequence task; at 1024, seconds.
+# this: at 4096 steps the pair took about 2.5 minutes on a loaded 2-core machine and the
+# Transformer's attention several GB, in every report of a long-sequence task; at 1024, seconds.
 EQUAL_SIZE_MAX_LENGTH = 1024
 # The equal-size pair of the seed's speed claim: 2 layers at width 64 each, about 67k
 # parameters either way on a 2-channel input (the same pair as benchmarks/blocks.py).
