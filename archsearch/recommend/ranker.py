@@ -51,14 +51,20 @@ TIED_WITH_BEST = 1e-9  # a normalised score this close to 1 is a best family's
 WEIGHTS = ("distance", "uniform")
 
 
+def _nearest(distances: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, column indices) of each row's ``k`` nearest columns, nearest first (ties
+    in column order)."""
+    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(distances, order, axis=1), order
+
+
 def _neighbour_mean(distances: np.ndarray, values: np.ndarray, k: int,
                     weights: str) -> np.ndarray:
     """Each row's mean of ``values`` over its ``k`` nearest columns, weighted by inverse
     distance (``"distance"``; training rows at distance 0 alone, equally, where there are any)
     or equally (``"uniform"``): scikit-learn's ``KNeighborsRegressor`` on precomputed distances.
     """
-    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
-    near = np.take_along_axis(distances, order, axis=1)
+    near, order = _nearest(distances, k)
     if weights == "uniform":
         w = np.ones_like(near)
     else:
@@ -157,8 +163,7 @@ class FamilyScoreRegressor(Estimator):
     def kneighbors(self, X: Any, n_neighbors: int = 3) -> tuple[np.ndarray, np.ndarray]:
         """(distances, row indices) of the nearest training tasks, over all families."""
         distances = self._distances(X)
-        order = np.argsort(distances, axis=1, kind="stable")[:, :n_neighbors]
-        return np.take_along_axis(distances, order, axis=1), order
+        return _nearest(distances, n_neighbors)
 
     def score(self, X: Any, y: Any) -> float:
         """Masked R^2 over the measured entries of ``y`` (higher is better, 1 is perfect)."""
