@@ -6,6 +6,24 @@ from archsearch.data import load_dataset, prepare
 from tests.postgres import postgres_server
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """On a fresh machine the first local Ray runtime writes ~/.ray/auth_token; under
+    pytest-xdist two workers' first runtimes would each write one, the second overwriting the
+    token the first's cluster runs with. The controller writes it once, before the workers
+    start, with Ray's own generator."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller has done it
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            _get_default_token_path,
+            generate_and_save_token,
+        )
+    except ImportError:  # a Ray release without token auth
+        return
+    if not _get_default_token_path().exists():
+        generate_and_save_token()
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     with postgres_server() as url:

@@ -36,3 +36,12 @@ def test_the_instant_recommendation_loads_neither_torch_nor_scikit_learn():
                          "print(sorted(m for m in ('torch', 'sklearn', 'scipy') "
                          "if m in sys.modules))")
     assert loaded == "[]"
+
+
+def test_a_trial_worker_loads_no_scikit_learn():
+    # Every Ray worker that runs a trial imports the trainable's module: scikit-learn (with
+    # SciPy) was over a second of each worker's start, for the ridge readout and the folds
+    # that import it where they run.
+    loaded = _printed_by("import sys, archsearch.search.ray_backend.tune_parts; "
+                         "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    assert loaded == "[]"

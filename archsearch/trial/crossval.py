@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 
 from archsearch.blocks import Bag, build_model, deploy
 from archsearch.data import PreparedData, Split
@@ -49,6 +48,10 @@ def cross_validation_folds(data: PreparedData, k: int, seed: int) -> list[Prepar
 def _fold_indices(data: PreparedData, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, validation) row indices into train+validation of each fold (see
     :func:`cross_validation_folds`), without copying the series."""
+    # Imported here, not with the module: every trial worker imports this room, and
+    # scikit-learn is over a second of a worker's start (see blocks/readout.py).
+    from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
+
     y = np.concatenate([data.train.y, data.val.y])
     k = fold_count(data, k)
     if data.task is TaskKind.FORECAST:
