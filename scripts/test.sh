@@ -24,6 +24,6 @@ fi
 
 ruff check archsearch tests benchmarks
 # Two pytest-xdist workers: most of a search test's wall time is waiting (a Ray start, worker
-# processes importing torch, subprocesses starting), so two tests at a time on 2 cores took the
-# whole suite from 2432 s to 1044 s (benchmarks/RESULTS.md). Pass -n 0 to run them one at a time.
+# processes importing torch, subprocesses starting), so two tests at a time on 2 cores take less
+# than half the time (benchmarks/RESULTS.md). Pass -n 0 to run them one at a time.
 python3 -m pytest -q -p no:cacheprovider -n 2 "$@"

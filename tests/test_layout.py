@@ -1,5 +1,6 @@
 """The house's rooms: Ray behind one adapter, the faces (CLI, API) loading neither Ray nor
-Optuna until a search runs, and the instant recommendation loading no torch."""
+Optuna until a search runs, the instant recommendation loading no torch, and a trial worker
+loading no scikit-learn."""
 
 import re
 import subprocess
