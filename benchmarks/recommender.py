@@ -15,8 +15,9 @@ the held-out task's normalised test score over its candidates; families tied wit
 (equal test scores) are all best families. ``top3_rate`` is the share of held-out tasks with a
 best family among the instant ranking's first three; ``confidence`` holds the reliability
 table (stated confidence against the observed rate of right picks, raw and calibrated by
-leave-one-task-out) and the expected calibration error. The last line is one JSON object with
-``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``, ``best_constant``),
+leave-one-task-out), the expected calibration error and the Brier score. The last line is
+one JSON object with ``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``,
+``best_constant``),
 ``top3_rate``, ``best_family_share`` (the largest share of tasks on which one family is a best
 family), ``confidence`` and the knowledge base's provenance.
 
@@ -223,11 +224,16 @@ def confidence_calibration(picks: list[HeldOutPick]) -> dict[str, Any]:
         calibrated.append(float(calibrator.predict([raw[i]])[0]))
     tables = {"raw": reliability_table(raw, right), "calibrated": reliability_table(calibrated,
                                                                                     right)}
+    stated = {"raw": raw, "calibrated": calibrated}
     return {"min_tasks": MIN_CALIBRATION_TASKS,
             "calibrated": len(picks) - 1 >= MIN_CALIBRATION_TASKS,
             "right_rate": round(statistics.fmean(right), 3) if right else None,
             "reliability": tables,
-            "ece": {name: expected_calibration_error(table) for name, table in tables.items()}}
+            "ece": {name: expected_calibration_error(table) for name, table in tables.items()},
+            # A proper score beside the binned ECE, which one bin holding every pick makes 0.
+            "brier": {name: round(statistics.fmean((s - r) ** 2 for s, r in zip(
+                values, right, strict=True)), 4) if right else None
+                for name, values in stated.items()}}
 
 
 class _Silent:
@@ -353,7 +359,7 @@ def picks_result(rows: list[dict[str, Any]], picks: list[HeldOutPick]) -> dict[s
         print(f"Reliability ({name}): " + "; ".join(
             f"{row['bin'][0]:.1f}-{row['bin'][1]:.1f}: stated {row['stated']:.2f}, observed "
             f"{row['observed']:.2f} (n={row['n']})" for row in table)
-            + f"; ECE {calibration['ece'][name]}")
+            + f"; ECE {calibration['ece'][name]}, Brier {calibration['brier'][name]}")
     return {
         "benchmark": "recommender_knowledge_base_leave_one_task_out",
         "tasks": len(rows),

@@ -89,16 +89,20 @@ def test_without_a_near_task_the_order_is_the_instant_recommendation():
 def test_the_calibrator_maps_raw_confidence_to_the_observed_rate_of_right_picks():
     raw = [0.2] * 10 + [0.5] * 10
     right = [1] * 2 + [0] * 8 + [1] * 9 + [0]
-    calibrator = ConfidenceCalibrator(min_tasks=10, prior_picks=0).fit(raw, right)
+    calibrator = ConfidenceCalibrator(min_tasks=10, C=1e6).fit(raw, right)
     assert calibrator.calibrated_
-    assert calibrator.get_params() == {"min_tasks": 10, "prior_picks": 0}
-    assert calibrator.predict([0.2, 0.5, 0.9]) == pytest.approx([0.2, 0.9, 0.9])
-    # Shrunk toward one half as by 2 imaginary picks, one right: (20 x 0.2 + 1) / 22.
-    assert ConfidenceCalibrator(min_tasks=10).fit(raw, right).predict([0.2, 0.9]) == (
-        pytest.approx([5 / 22, 19 / 22]))
-    # None right: a small rate, not a certainty of 0.
-    assert ConfidenceCalibrator().fit([0.3] * 13, [0] * 13).predict([0.3]) == (
-        pytest.approx([1 / 15]))
+    assert calibrator.get_params() == {"min_tasks": 10, "C": 1e6}
+    # Barely penalised, two levels: the logistic curve passes through both observed rates.
+    assert calibrator.predict([0.2, 0.5]) == pytest.approx([0.2, 0.9], abs=1e-3)
+    # The default penalty pulls both toward the overall rate (11 of 20) and keeps their order.
+    low, high = ConfidenceCalibrator(min_tasks=10).fit(raw, right).predict([0.2, 0.5])
+    assert 0.2 < low < 0.55 < high < 0.9
+    # Raw confidence that tells nothing: the overall rate, whatever the raw value.
+    flat = ConfidenceCalibrator(min_tasks=10).fit([0.1, 0.6] * 10, [1, 1, 0, 0, 0] * 4)
+    assert flat.predict([0.0, 0.6]) == pytest.approx([0.4, 0.4], abs=0.02)
+    # None right: a small rate (the rule of succession), not a certainty of 0.
+    assert ConfidenceCalibrator().fit([0.3] * 13, [0] * 13).predict([0.3, 0.9]) == (
+        pytest.approx([1 / 15, 1 / 15]))
     # Too few held-out tasks: the raw value is kept.
     few = ConfidenceCalibrator(min_tasks=10).fit(raw[:9], right[:9])
     assert not few.calibrated_ and few.predict([0.3]) == pytest.approx([0.3])
@@ -106,17 +110,18 @@ def test_the_calibrator_maps_raw_confidence_to_the_observed_rate_of_right_picks(
         ConfidenceCalibrator().predict([0.3])
 
 
-def test_the_calibrator_predicts_as_the_isotonic_regression_and_ships_its_fit():
-    # predict interpolates the isotonic fit's thresholds itself (scikit-learn's import would
-    # cost `archsearch recommend` seconds): it must agree with IsotonicRegression.predict.
-    from sklearn.isotonic import IsotonicRegression
+def test_the_calibrator_predicts_as_the_logistic_regression_and_ships_its_fit():
+    # predict evaluates the fit's two coefficients itself (scikit-learn's import would cost
+    # `archsearch recommend` seconds): it must agree with LogisticRegression.predict_proba.
+    from sklearn.linear_model import LogisticRegression
 
     rng = np.random.default_rng(1)
     raw, queries = rng.random(40), np.linspace(-0.2, 1.2, 29)
     right = (rng.random(40) < raw).astype(int)
-    calibrator = ConfidenceCalibrator(prior_picks=0).fit(raw, right)
-    expected = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(raw, right)
-    assert calibrator.predict(queries) == pytest.approx(expected.predict(queries))
+    calibrator = ConfidenceCalibrator(C=3.0).fit(raw, right)
+    expected = LogisticRegression(C=3.0).fit(raw[:, None], right)
+    assert calibrator.predict(queries) == pytest.approx(
+        expected.predict_proba(queries[:, None])[:, 1])
     shipped = json.loads(json.dumps(calibrator.fitted_state()))
     restored = ConfidenceCalibrator.from_fitted_state(shipped)
     assert restored.get_params() == calibrator.get_params()
