@@ -333,12 +333,12 @@ def _recommend(args: argparse.Namespace) -> int:
     for sentence in rec.rationale:
         print(f"  - {sentence}")
     # An instant pick led by the zero-shot portfolio: its families come first, whatever the
-    # prior's score.
+    # prior's score, so theirs is not shown (a pick "scored 0.000" reads as a broken one).
     led = set(advice.portfolio.families) if advice.stated and advice.portfolio.used else set()
-    print("Ranking: " + ", ".join(f"{r.family} {r.score:.3f}"
-                                  + (" (portfolio)" if r.family in led else "")
-                                  + (f" (excluded: {r.excluded_by})" if r.excluded_by else "")
-                                  for r in rec.ranking))
+    heading = "Ranking (the portfolio, then by score)" if led else "Ranking (by score)"
+    print(f"{heading}: " + ", ".join(
+        f"{r.family} " + ("(portfolio)" if r.family in led else f"{r.score:.3f}")
+        + (f" (excluded: {r.excluded_by})" if r.excluded_by else "") for r in rec.ranking))
     if answer["config"]:
         print(f"Configuration ({answer['config_source']}): {json.dumps(answer['config'])}")
     else:
