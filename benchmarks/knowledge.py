@@ -4,6 +4,7 @@
                                          [--steps N] [--cv-folds K] [--out FILE]
     python benchmarks/knowledge.py status [--out FILE]
     python benchmarks/knowledge.py calibrate [--out FILE]
+    python benchmarks/knowledge.py build --corpus benchmarks/unseen.yaml
 
 ``build`` measures every missing cell (corpus task x family x this machine's device) of the
 corpus (``archsearch/recommend/knowledge/corpus.yaml``): a search of that family alone through
@@ -18,6 +19,11 @@ the mean cell time and the CPU time left at that rate; its last line is one JSON
 ``calibrate`` (run by ``build`` after it measured a cell) writes the pairs the instant pick's
 confidence is calibrated on beside the matrix (``matrix.calibration.json``,
 :mod:`archsearch.recommend.calibration`): seconds, no training.
+
+A corpus file whose role is ``unseen`` (``benchmarks/unseen.yaml``) is measured the same way
+into :data:`UNSEEN_MATRIX` (its default ``--out``; the shipped matrix is refused), with no
+calibration: those tasks only judge the knowledge base (``benchmarks/recommender.py
+--knowledge-base`` reports them apart).
 """
 
 from __future__ import annotations
@@ -65,6 +71,10 @@ from archsearch.types import TrialStatus  # noqa: E402
 from archsearch.workflow import SearchRequest, run_task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# The unseen sets the knowledge base is judged on, and where their cells go: never the shipped
+# matrix (docs/knowledge-base.md#unseen-sets).
+UNSEEN_CORPUS = ROOT / "benchmarks" / "unseen.yaml"
+UNSEEN_MATRIX = ROOT / "benchmarks" / "unseen" / "matrix.csv"
 # What one cell measures: (cell, the task's facts for the sidecar); raises KeyboardInterrupt
 # when it was stopped before it finished.
 Measure = Callable[[CorpusTask, str, CellBudget, int], tuple[Cell, dict[str, Any]]]
@@ -275,23 +285,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=STANDARD_BUDGET.trials)
     parser.add_argument("--steps", type=int, default=STANDARD_BUDGET.max_steps)
     parser.add_argument("--cv-folds", type=int, default=STANDARD_BUDGET.cv_folds)
-    parser.add_argument("--out", type=Path, default=MATRIX_FILE, help="the matrix file")
+    parser.add_argument("--out", type=Path, help="the matrix file (default: the shipped "
+                        "matrix; for an unseen role's corpus, benchmarks/unseen/matrix.csv)")
     parser.add_argument("--corpus", type=Path, default=CORPUS_FILE)
     args = parser.parse_args(argv)
     corpus = load_corpus(args.corpus)
+    unseen = corpus.role == "unseen"
+    args.out = args.out or (UNSEEN_MATRIX if unseen else MATRIX_FILE)
+    if unseen and args.out.resolve() == MATRIX_FILE.resolve():
+        parser.error(f"{args.corpus} holds unseen sets: their cells never go into the shipped "
+                     "matrix; leave --out out (benchmarks/unseen/matrix.csv) or name another "
+                     "file")
     families = (args.families.split(",") if args.families
                 else default_families())
     if args.command == "status":
         print(json.dumps(status(corpus, args.out)))
         return 0
     if args.command == "calibrate":
+        if unseen:
+            parser.error("the unseen sets only judge the knowledge base: nothing is "
+                         "calibrated on them")
         print(json.dumps(calibrate(args.out)))
         return 0
     budget = dataclasses.replace(STANDARD_BUDGET, trials=args.trials, max_steps=args.steps,
                                  cv_folds=args.cv_folds)
     if budget != STANDARD_BUDGET and args.out.resolve() == MATRIX_FILE.resolve():
         parser.error("a budget other than the shipped matrix's needs --out FILE")
-    if build(corpus, families, budget, args.out, args.tasks.split(",") if args.tasks else None):
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if build(corpus, families, budget, args.out, args.tasks.split(",") if args.tasks else None) \
+            and not unseen:
         print(json.dumps(calibrate(args.out)))
     print(json.dumps(status(corpus, args.out)))
     return 0

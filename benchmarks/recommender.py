@@ -2,7 +2,7 @@
 
     python benchmarks/recommender.py [--quick] [--seed N] [--keep DIR]
     python benchmarks/recommender.py --rescore DIR
-    python benchmarks/recommender.py --knowledge-base [MATRIX] [--warm-start]
+    python benchmarks/recommender.py --knowledge-base [MATRIX] [--unseen MATRIX] [--warm-start]
 
 ``--knowledge-base`` trains nothing (seconds): it scores the instant pick by leave-one-task-out
 over the knowledge base's matrix (default: the shipped one, docs/knowledge-base.md). Each
@@ -19,7 +19,13 @@ leave-one-task-out), the expected calibration error and the Brier score. The las
 one JSON object with ``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``,
 ``best_constant``),
 ``top3_rate``, ``best_family_share`` (the largest share of tasks on which one family is a best
-family), ``confidence`` and the knowledge base's provenance.
+family), ``confidence``, ``unseen`` and the knowledge base's provenance.
+
+``unseen`` judges the knowledge base where nothing was tuned: the instant pick on each unseen
+set of ``benchmarks/unseen.yaml`` whose every family is measured (``--unseen MATRIX``, default
+``benchmarks/unseen/matrix.csv``, built by ``benchmarks/knowledge.py build --corpus
+benchmarks/unseen.yaml``), made from every corpus task, scored as above (``tasks``, ``regret``,
+``top3_rate``, ``per_task``; ``tasks`` 0 and ``why`` while none is measured).
 
 ``--knowledge-base --warm-start`` replays, per held-out task, a search's initial design in three
 orders (the zero-shot portfolio of the other tasks, then the prior's order; the prior's order
@@ -92,6 +98,7 @@ from archsearch.recommend.calibration import (  # noqa: E402
 from archsearch.recommend.knowledge import (  # noqa: E402
     MATRIX_FILE,
     KnowledgeBase,
+    load_corpus,
     load_knowledge_base,
 )
 from archsearch.recommend.ranker import best_families, normalised_scores  # noqa: E402
@@ -101,6 +108,7 @@ from archsearch.space.schema import default_space_path  # noqa: E402
 from archsearch.store import Store, TaskRecord  # noqa: E402
 from archsearch.types import Constraints  # noqa: E402
 from archsearch.workflow import SearchRequest, run_task  # noqa: E402
+from benchmarks.knowledge import UNSEEN_CORPUS, UNSEEN_MATRIX  # noqa: E402
 
 QUICK = {"families": ["gru", "lstm", "tcn", "transformer"], "max_length": 32, "n": 400,
          "steps": 120, "d_model": 32, "trials_per_family": 1}
@@ -185,9 +193,9 @@ def evaluate(store: Store, families: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def knowledge_base_rows(picks: list[HeldOutPick]) -> list[dict[str, Any]]:
-    """Leave-one-task-out over the matrix (see ``--knowledge-base`` in the module docstring)."""
-    corpus = [pick.task for pick in picks]
+def knowledge_base_rows(picks: list[HeldOutPick], corpus: list[PastTask]) -> list[dict[str, Any]]:
+    """One row per pick (see ``--knowledge-base`` in the module docstring); the best constant
+    pick is the one of the ``corpus`` tasks other than the pick's own."""
     rows = []
     for pick in picks:
         truth = pick.truth
@@ -327,41 +335,56 @@ def best_constant(tasks: list[PastTask], candidates: list[str]) -> str:
                key=lambda f: (wins[f], statistics.fmean(means[f] or [0.0])))
 
 
-def knowledge_base_main(matrix: Path, warm_start: bool) -> int:
+def knowledge_base_main(matrix: Path, warm_start: bool, unseen: Path = UNSEEN_MATRIX) -> int:
     start = time.perf_counter()
     knowledge = load_knowledge_base(matrix)
     if knowledge is None:
         print(f"{matrix}: no measured cell yet; build it with benchmarks/knowledge.py build.",
               file=sys.stderr)
         return 2
-    picks = held_out_picks(knowledge.past_tasks(), sorted(load_space().families), load_rules(),
-                           knowledge.provenance())
+    corpus, families, rules = knowledge.past_tasks(), sorted(load_space().families), load_rules()
+    picks = held_out_picks(corpus, families, rules, knowledge.provenance())
     if warm_start:
         result = warm_start_result(warm_start_rows(picks, knowledge))
     else:
-        result = picks_result(knowledge_base_rows(picks), picks)
+        result = picks_result(knowledge_base_rows(picks, corpus), picks)
+        result["unseen"] = unseen_result(unseen, corpus, families, rules, knowledge)
     result.update({"knowledge_base": knowledge.provenance(),
                    "seconds": round(time.perf_counter() - start, 1)})
     print(json.dumps(result))
     return 0
 
 
-def picks_result(rows: list[dict[str, Any]], picks: list[HeldOutPick]) -> dict[str, Any]:
+def unseen_result(matrix: Path, corpus: list[PastTask], families: list[str], rules: list[Any],
+                  knowledge: KnowledgeBase) -> dict[str, Any]:
+    """The instant pick on each measured unseen set (``benchmarks/unseen.yaml``), made from
+    every corpus task of the knowledge base, scored as the held-out corpus tasks are."""
+    measured = load_knowledge_base(matrix, corpus=load_corpus(UNSEEN_CORPUS))
+    if measured is None:
+        return {"tasks": 0, "matrix": str(matrix),
+                "why": "no unseen set has every family measured yet (benchmarks/knowledge.py "
+                       "build --corpus benchmarks/unseen.yaml)"}
+    picks = held_out_picks(corpus, families, rules, knowledge.provenance(),
+                           targets=measured.past_tasks())
+    rows = knowledge_base_rows(picks, corpus)
+    print_rows(rows, "unseen ")
+    return {**pick_summary(rows), "matrix": str(matrix), "measured": measured.provenance(),
+            "per_task": rows}
+
+
+def print_rows(rows: list[dict[str, Any]], prefix: str = "") -> None:
     for row in rows:
-        print(f"{row['task']}: best {'/'.join(row['best_families'])}; instant {row['instant']} "
-              f"({'portfolio' if row['portfolio'] else 'prior'}, regret "
+        print(f"{prefix}{row['task']}: best {'/'.join(row['best_families'])}; instant "
+              f"{row['instant']} ({'portfolio' if row['portfolio'] else 'prior'}, regret "
               f"{row['regret_instant']:.3f}, confidence {row['confidence_raw']:.2f}), rules "
               f"{row['rules_only']} ({row['regret_rules_only']:.3f}), constant "
               f"{row['best_constant']} ({row['regret_best_constant']:.3f})")
+
+
+def pick_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean regrets, the top-3 rate and the largest share of best families over ``rows``."""
     winners = [family for row in rows for family in row["best_families"]]
-    calibration = confidence_calibration(picks)
-    for name, table in calibration["reliability"].items():
-        print(f"Reliability ({name}): " + "; ".join(
-            f"{row['bin'][0]:.1f}-{row['bin'][1]:.1f}: stated {row['stated']:.2f}, observed "
-            f"{row['observed']:.2f} (n={row['n']})" for row in table)
-            + f"; ECE {calibration['ece'][name]}, Brier {calibration['brier'][name]}")
     return {
-        "benchmark": "recommender_knowledge_base_leave_one_task_out",
         "tasks": len(rows),
         "regret": {name: mean(rows, f"regret_{name}")
                    for name in ("instant", "rules_only", "random", "best_constant")},
@@ -369,9 +392,19 @@ def picks_result(rows: list[dict[str, Any]], picks: list[HeldOutPick]) -> dict[s
                       if rows else None),
         "best_family_share": (round(max(map(winners.count, winners)) / len(rows), 3)
                               if rows else None),
-        "confidence": calibration,
-        "per_task": rows,
     }
+
+
+def picks_result(rows: list[dict[str, Any]], picks: list[HeldOutPick]) -> dict[str, Any]:
+    print_rows(rows)
+    calibration = confidence_calibration(picks)
+    for name, table in calibration["reliability"].items():
+        print(f"Reliability ({name}): " + "; ".join(
+            f"{row['bin'][0]:.1f}-{row['bin'][1]:.1f}: stated {row['stated']:.2f}, observed "
+            f"{row['observed']:.2f} (n={row['n']})" for row in table)
+            + f"; ECE {calibration['ece'][name]}, Brier {calibration['brier'][name]}")
+    return {"benchmark": "recommender_knowledge_base_leave_one_task_out", **pick_summary(rows),
+            "confidence": calibration, "per_task": rows}
 
 
 WARM_START_ORDERS = ("portfolio", "prior_order", "rules_order")
@@ -445,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--knowledge-base", type=Path, nargs="?", const=MATRIX_FILE,
                         metavar="MATRIX", help="leave-one-task-out over the knowledge base's "
                         "matrix, training nothing (default: the shipped matrix)")
+    parser.add_argument("--unseen", type=Path, default=UNSEEN_MATRIX, metavar="MATRIX",
+                        help="with --knowledge-base: the unseen sets' matrix, scored apart "
+                        "(default: benchmarks/unseen/matrix.csv)")
     parser.add_argument("--warm-start", action="store_true",
                         help="with --knowledge-base: the trials a search needs to reach its "
                         "final best with and without the portfolio warm start (replayed)")
@@ -452,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.warm_start and not args.knowledge_base:
         parser.error("--warm-start measures over the knowledge base: add --knowledge-base")
     if args.knowledge_base:
-        return knowledge_base_main(args.knowledge_base, args.warm_start)
+        return knowledge_base_main(args.knowledge_base, args.warm_start, args.unseen)
     settings = QUICK if args.quick else FULL
     start = time.perf_counter()
     search_seconds: dict[str, float] = {}

@@ -30,7 +30,7 @@ def test_list_builtin_has_every_task_with_one_line_descriptions():
     listed = dict(list_builtin())
     expected = set(SYNTHETIC) | {"digits", "sunspots", "co2", "gunpoint", "italypowerdemand",
                                  "japanesevowels", "pickupgesturewiimotez", "covid3month",
-                                 "cardanosentiment"}
+                                 "cardanosentiment", "arrowhead", "basicmotions", "osuleaf"}
     assert set(listed) == expected
     for name, description in listed.items():
         assert description and "\n" not in description and len(description) <= 90, name
@@ -170,6 +170,9 @@ def test_statsmodels_forecasting_series(name, steps, period):
     ("italypowerdemand", (67, 24, 1), 1029, 2),
     ("japanesevowels", (270, 29, 12), 370, 9),
     ("pickupgesturewiimotez", (50, 361, 1), 50, 10),
+    ("arrowhead", (36, 251, 1), 175, 3),
+    ("basicmotions", (40, 100, 6), 40, 4),
+    ("osuleaf", (200, 427, 1), 242, 6),
 ])
 def test_ucr_uea_with_official_splits(name, shape, n_test, classes):
     if not _available(name):

@@ -43,7 +43,9 @@ BUILTIN_SOURCES.update({"digits": "builtin:digits", "sunspots": "builtin:sunspot
                         "japanesevowels": "builtin:japanesevowels",
                         "pickupgesturewiimotez": "builtin:pickupgesturewiimotez",
                         "covid3month": "builtin:covid3month",
-                        "cardanosentiment": "builtin:cardanosentiment"})
+                        "cardanosentiment": "builtin:cardanosentiment",
+                        "arrowhead": "builtin:arrowhead", "basicmotions": "builtin:basicmotions",
+                        "osuleaf": "builtin:osuleaf"})
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -55,6 +55,39 @@ def test_a_corpus_that_breaks_its_rules_is_refused_with_the_task_named(tmp_path,
         load_corpus(path)
 
 
+def test_the_unseen_sets_judge_the_corpus_and_are_listed_once(tmp_path):
+    from archsearch.errors import ArchsearchError
+    from benchmarks.knowledge import UNSEEN_CORPUS
+
+    unseen = load_corpus(UNSEEN_CORPUS)
+    names = {name.lower() for names in load_corpus().unseen.values() for name in names}
+    assert unseen.role == "unseen" and len(unseen.tasks) >= 3
+    for task in unseen.tasks:
+        assert task.data.removeprefix("builtin:").partition("?")[0] in names
+        load_dataset(task.data)
+    path = tmp_path / "unseen.yaml"
+    for body, message in [
+        ("role: unseen\ntasks:\n  - {id: a, data: 'builtin:parity', axes: x}\n",
+         "not one of the unseen sets"),
+        ("role: unseen\ntasks: []\nunseen: {aeon: [GunPoint]}\n", "listed once"),
+        ("role: judge\ntasks: []\n", "role must be one of corpus, unseen"),
+    ]:
+        path.write_text("version: 1\n" + body, encoding="utf-8")
+        with pytest.raises(ArchsearchError, match=message):
+            load_corpus(path)
+
+
+def test_the_unseen_sets_never_reach_the_shipped_matrix_nor_its_calibration(capsys):
+    from archsearch.recommend.knowledge import MATRIX_FILE
+    from benchmarks.knowledge import UNSEEN_CORPUS
+
+    for argv in (["build", "--corpus", str(UNSEEN_CORPUS), "--out", str(MATRIX_FILE)],
+                 ["calibrate", "--corpus", str(UNSEEN_CORPUS)]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "unseen" in capsys.readouterr().err
+
+
 @pytest.fixture
 def tiny_corpus(tmp_path):
     path = tmp_path / "corpus.yaml"
@@ -190,6 +223,22 @@ def test_the_knowledge_base_benchmark_scores_leave_one_task_out(tmp_path, capsys
     assert regret["instant"] <= regret["best_constant"]
     assert 0.0 <= result["top3_rate"] <= 1.0 and result["best_family_share"] == pytest.approx(
         6 / 9, abs=1e-3)
+    # The unseen sets, scored apart: picked for from every corpus task; none measured yet.
+    empty = tmp_path / "none.csv"
+    assert benchmark(["--knowledge-base", str(matrix), "--unseen", str(empty)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["unseen"]["tasks"] == 0 and "benchmarks/unseen.yaml" in result["unseen"]["why"]
+    unseen = tmp_path / "unseen.csv"
+    write_matrix(unseen, {28: "tcn", 3500: "transformer", 36: "gru"})
+    assert benchmark(["--knowledge-base", str(matrix), "--unseen", str(unseen)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    scored = result["unseen"]
+    assert result["tasks"] == 9 and scored["tasks"] == 3
+    assert [row["task"] for row in scored["per_task"]] == ["task-28", "task-3500", "task-36"]
+    picks = {row["task"]: row["instant"] for row in scored["per_task"]}
+    assert picks["task-28"] == "tcn" and picks["task-3500"] == "transformer"
+    assert picks["task-36"] == "tcn"  # the corpus says tcn; this unseen set disagrees
+    assert scored["regret"]["instant"] == pytest.approx(1 / 3, abs=1e-3)
 
 
 WARM_START_KEYS = {"benchmark", "tasks", "portfolio_used", "trials_to_best_median",

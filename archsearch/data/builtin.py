@@ -87,6 +87,17 @@ BUILTIN_TASKS: dict[str, BuiltinTask] = {
         BuiltinTask("cardanosentiment",
                     "CardanoSentiment: regression, 24 steps x 2 channels, 74/33 split (aeon).",
                     real.cardano_sentiment, requires="aeon"),
+        # Three more of the sets aeon ships; like CardanoSentiment they stay out of the
+        # knowledge base's corpus and all tuning (its unseen sets, docs/knowledge-base.md).
+        BuiltinTask("arrowhead",
+                    "UCR ArrowHead: 3 classes, 251 steps, official 36/175 split (aeon).",
+                    real.arrow_head, requires="aeon"),
+        BuiltinTask("basicmotions",
+                    "UEA BasicMotions: 4 activities, 100 steps x 6 channels, 40/40 split (aeon).",
+                    real.basic_motions, requires="aeon"),
+        BuiltinTask("osuleaf",
+                    "UCR OSULeaf: 6 species, 427 steps, official 200/242 split (aeon).",
+                    real.osu_leaf, requires="aeon"),
     ]
 }
 

@@ -2,8 +2,9 @@
 
 - scikit-learn's digits (a core dependency).
 - statsmodels' yearly sunspots and weekly Mauna Loa CO2 series (forecasting).
-- The UCR/UEA archive's GunPoint, ItalyPowerDemand and JapaneseVowels, with their official
-  train/test splits, from the ``.ts`` files that aeon (a core dependency; or sktime) ships;
+- The UCR/UEA archive's GunPoint, ItalyPowerDemand, JapaneseVowels, ArrowHead, BasicMotions
+  and OSULeaf, with their official train/test splits, from the ``.ts`` files that aeon (a core
+  dependency; or sktime) ships;
   PickupGestureWiimoteZ (classification) and CardanoSentiment (regression), which aeon alone
   ships; and the Monash/UEA regression set Covid3Month.
 
@@ -228,6 +229,23 @@ def cardano_sentiment() -> SequenceDataset:
     """CardanoSentiment (aeon's regression sets): 74 train / 33 test days of 24 hourly
     (price, volume) steps; the target is the next day's sentiment score (aeon)."""
     return ucr("CardanoSentiment", ("aeon",), TaskKind.REGRESSION)
+
+
+def arrow_head() -> SequenceDataset:
+    """ArrowHead (UCR): 36 train / 175 test outlines of arrowheads as 251-step series, 3
+    classes."""
+    return ucr("ArrowHead")
+
+
+def basic_motions() -> SequenceDataset:
+    """BasicMotions (UEA): 40 train / 40 test, 100 steps of a watch's 3-axis accelerometer and
+    gyroscope (6 channels), 4 activities."""
+    return ucr("BasicMotions")
+
+
+def osu_leaf() -> SequenceDataset:
+    """OSULeaf (UCR): 200 train / 242 test leaf outlines as 427-step series, 6 species."""
+    return ucr("OSULeaf")
 
 
 def japanese_vowels() -> SequenceDataset:

@@ -79,11 +79,14 @@ class HeldOutPick:
 
 
 def held_out_picks(corpus: Sequence[PastTask], families: Sequence[str], rules: list[Rule],
-                   knowledge: str | None = None) -> list[HeldOutPick]:
+                   knowledge: str | None = None,
+                   targets: Sequence[PastTask] | None = None) -> list[HeldOutPick]:
     """Each corpus task (measuring two or more candidates) held out and picked for from the
-    others. A family a hard rule excludes on the held-out task is no candidate."""
+    others. A family a hard rule excludes on the held-out task is no candidate. ``targets``:
+    pick for these tasks instead (the unseen sets), each from every corpus task of another
+    name."""
     picks = []
-    for held in corpus:
+    for held in corpus if targets is None else targets:
         facts = facts_for(held.meta_features, held.task_kind, held.constraints)
         excluded = apply_rules(rules, facts, list(families)).excluded
         candidates = sorted(f for f in held.scores if f in families and f not in excluded)

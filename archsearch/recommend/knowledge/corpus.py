@@ -1,5 +1,9 @@
 """The task corpus of the knowledge base (``corpus.yaml``): which tasks the matrix measures,
-and which data sets stay unseen."""
+and which data sets stay unseen.
+
+A corpus file's ``role`` is ``corpus`` (the default: the tasks the shipped matrix measures,
+none of them an unseen set) or ``unseen`` (``benchmarks/unseen.yaml``: tasks the knowledge
+base is judged on, every one of them an unseen set of the shipped corpus file's list)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from archsearch.types import Constraints
 
 CORPUS_FILE = Path(__file__).with_name("corpus.yaml")
 _TASK_KEYS = {"id", "data", "axes", "constraints"}
+ROLES = ("corpus", "unseen")
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class Corpus:
     version: int
     tasks: tuple[CorpusTask, ...]
     unseen: dict[str, list[str]]  # package -> data sets kept out of the corpus and all tuning
+    role: str = "corpus"  # or "unseen": the tasks are unseen sets, to judge the corpus on
 
     def task(self, task_id: str) -> CorpusTask:
         for task in self.tasks:
@@ -49,7 +55,17 @@ def load_corpus(path: Path = CORPUS_FILE) -> Corpus:
             or not isinstance(raw.get("tasks"), list):
         raise ArchsearchError(f"{path}: a corpus is a mapping with an integer version and a "
                               "list of tasks.")
-    unseen = {str(k): [str(name) for name in v] for k, v in (raw.get("unseen") or {}).items()}
+    role = raw.get("role", "corpus")
+    if role not in ROLES:
+        raise ArchsearchError(f"{path}: role must be one of {', '.join(ROLES)}, not '{role}'.")
+    if role == "unseen":
+        if "unseen" in raw:
+            raise ArchsearchError(f"{path}: the unseen sets are listed once, in {CORPUS_FILE}; "
+                                  "an unseen role's file does not list them again.")
+        unseen = load_corpus().unseen
+    else:
+        unseen = {str(k): [str(name) for name in v]
+                  for k, v in (raw.get("unseen") or {}).items()}
     unseen_names = {name.lower() for names in unseen.values() for name in names}
     tasks: list[CorpusTask] = []
     for index, item in enumerate(raw["tasks"]):
@@ -62,8 +78,11 @@ def load_corpus(path: Path = CORPUS_FILE) -> Corpus:
         data = str(item["data"])
         if not data.startswith("builtin:"):
             raise ArchsearchError(f"{where}: data must be a builtin: spec, not '{data}'.")
-        if data[len("builtin:"):].partition("?")[0].lower() in unseen_names:
-            raise ArchsearchError(f"{where}: {data} is one of the unseen sets.")
+        is_unseen = data[len("builtin:"):].partition("?")[0].lower() in unseen_names
+        if is_unseen != (role == "unseen"):
+            raise ArchsearchError(f"{where}: {data} is one of the unseen sets." if is_unseen
+                                  else f"{where}: {data} is not one of the unseen sets (the "
+                                  f"unseen list of {CORPUS_FILE.name}).")
         if any(task.id == str(item["id"]) for task in tasks):
             raise ArchsearchError(f"{where}: the id is used by an earlier task.")
         constraints: dict[str, Any] = item.get("constraints") or {}
@@ -72,4 +91,4 @@ def load_corpus(path: Path = CORPUS_FILE) -> Corpus:
         except TypeError as exc:
             raise ArchsearchError(f"{where}: bad constraints: {exc}.") from None
         tasks.append(CorpusTask(str(item["id"]), data, str(item["axes"]), checked))
-    return Corpus(raw["version"], tuple(tasks), unseen)
+    return Corpus(raw["version"], tuple(tasks), unseen, role)
