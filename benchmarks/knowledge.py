@@ -72,7 +72,7 @@ from archsearch.workflow import SearchRequest, run_task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The unseen sets the knowledge base is judged on, and where their cells go: never the shipped
-# matrix (docs/knowledge-base.md#unseen-sets).
+# matrix (docs/knowledge-base.md#the-corpus).
 UNSEEN_CORPUS = ROOT / "benchmarks" / "unseen.yaml"
 UNSEEN_MATRIX = ROOT / "benchmarks" / "unseen" / "matrix.csv"
 # What one cell measures: (cell, the task's facts for the sidecar); raises KeyboardInterrupt
