@@ -343,29 +343,30 @@ def knowledge_base_main(matrix: Path, warm_start: bool, unseen: Path = UNSEEN_MA
               file=sys.stderr)
         return 2
     corpus, families, rules = knowledge.past_tasks(), sorted(load_space().families), load_rules()
-    picks = held_out_picks(corpus, families, rules, knowledge.provenance())
+    provenance = knowledge.provenance()
+    picks = held_out_picks(corpus, families, rules, provenance)
     if warm_start:
         result = warm_start_result(warm_start_rows(picks, knowledge))
     else:
         result = picks_result(knowledge_base_rows(picks, corpus), picks)
-        result["unseen"] = unseen_result(unseen, corpus, families, rules, knowledge)
-    result.update({"knowledge_base": knowledge.provenance(),
+        result["unseen"] = unseen_result(unseen, corpus, families, rules, provenance)
+    result.update({"knowledge_base": provenance,
                    "seconds": round(time.perf_counter() - start, 1)})
     print(json.dumps(result))
     return 0
 
 
 def unseen_result(matrix: Path, corpus: list[PastTask], families: list[str], rules: list[Any],
-                  knowledge: KnowledgeBase) -> dict[str, Any]:
+                  provenance: str) -> dict[str, Any]:
     """The instant pick on each measured unseen set (``benchmarks/unseen.yaml``), made from
-    every corpus task of the knowledge base, scored as the held-out corpus tasks are."""
+    every corpus task of the knowledge base (``provenance`` its sentence), scored as the
+    held-out corpus tasks are."""
     measured = load_knowledge_base(matrix, corpus=load_corpus(UNSEEN_CORPUS))
     if measured is None:
         return {"tasks": 0, "matrix": str(matrix),
                 "why": "no unseen set has every family measured yet (benchmarks/knowledge.py "
                        "build --corpus benchmarks/unseen.yaml)"}
-    picks = held_out_picks(corpus, families, rules, knowledge.provenance(),
-                           targets=measured.past_tasks())
+    picks = held_out_picks(corpus, families, rules, provenance, targets=measured.past_tasks())
     rows = knowledge_base_rows(picks, corpus)
     print_rows(rows, "unseen ")
     return {**pick_summary(rows), "matrix": str(matrix), "measured": measured.provenance(),
