@@ -438,8 +438,8 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
             run_search(prepared, space, request.constraints, settings, observer,
                        cancel.search_stop)
     except KeyboardInterrupt:
-        if lost:
-            raise LeaseLost(task_id, lost[0]) from None
+        if lost:  # the driver's ending says why: another driver, or a refused write
+            raise
         interrupted = True
     finally:
         cancel.search_ended = True

@@ -29,17 +29,19 @@ families:
 TRAINABLE = "ray::ImplicitFunc"  # the title of the Ray actor process that runs a Tune trial
 
 
-def trial_row(db_file, number: int) -> dict | None:
+def trial_rows(db_file) -> list[dict]:
     if not db_file.exists():
-        return None
+        return []
     try:
         with sqlite3.connect(db_file) as conn:
             conn.row_factory = sqlite3.Row
-            row = conn.execute("SELECT * FROM archsearch_trials WHERE number = ?",
-                               (number,)).fetchone()
+            return [dict(row) for row in conn.execute("SELECT * FROM archsearch_trials")]
     except sqlite3.OperationalError:  # tables not created yet
-        return None
-    return None if row is None else dict(row)
+        return []
+
+
+def trial_row(db_file, number: int) -> dict | None:
+    return next((row for row in trial_rows(db_file) if row["number"] == number), None)
 
 
 def kill_the_trial_worker(driver, db_file, number: int, killed: set[int], retries: int,
@@ -118,24 +120,37 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
 
-def test_a_database_that_fills_up_mid_search(tmp_path, small_disk):
+# Which write meets the full disk first: a trial's (short trials that report often), or the
+# lease keeper's (a long trial that reports nothing until it ends, under a short lease).
+FIRST_REFUSED = {  # the space's steps, the lease in seconds, the trial budget
+    "trial": ("max_steps: 40, eval_every: 20", "4", 6),
+    "lease": ("max_steps: 4000, eval_every: 4000", "2", 2),
+}
+
+
+@pytest.mark.parametrize("first_refused", sorted(FIRST_REFUSED))
+def test_a_database_that_fills_up_mid_search(tmp_path, small_disk, first_refused):
     """The disk under the SQLite file fills up mid-search: the driver stops with one paragraph
-    (exit 1), the task never reads running, and once there is room again a
-    resume keeps the finished trials and meets the budget exactly."""
-    budget = 6
+    (exit 1), whichever write was refused first, the task never reads running, and once there
+    is room again a resume keeps the finished trials and meets the budget exactly."""
+    steps, lease, budget = FIRST_REFUSED[first_refused]
     space = tmp_path / "tiny.yaml"
-    space.write_text(SLOW_SPACE.replace("max_steps: 400", "max_steps: 40"))
+    space.write_text(SLOW_SPACE.replace("max_steps: 400, eval_every: 20", steps))
     db_file = small_disk / "full.db"
     db = f"sqlite:///{db_file}"
-    env = {**os.environ, "ARCHSEARCH_LEASE_SECONDS": "4"}
+    env = {**os.environ, "ARCHSEARCH_LEASE_SECONDS": lease}
     base = [sys.executable, "-m", "archsearch", "search", "--db", db, "--report-dir",
             str(tmp_path), "--cv-folds", "0"]
     driver = subprocess.Popen([*base, "builtin:adding?length=12&n=120", "--space", str(space),
                                "--budget-trials", str(budget)], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not (trial_row(db_file, 0) or {}).get("finished_at"):
+    while True:  # fill the disk once a trial has finished (and, for "lease", one is running)
         assert driver.poll() is None and time.monotonic() < deadline, driver.returncode
+        finished = {row["number"] for row in trial_rows(db_file) if row["finished_at"]}
+        running = len(trial_rows(db_file)) > len(finished)
+        if finished and (running or first_refused == "trial"):
+            break
         time.sleep(0.2)
     filler = small_disk / "filler"
     subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
@@ -150,7 +165,9 @@ def test_a_database_that_fills_up_mid_search(tmp_path, small_disk):
     with sqlite3.connect(db_file) as conn:
         kept = conn.execute("SELECT number, started_at, finished_at FROM archsearch_trials "
                             "WHERE status != 'running'").fetchall()
-    time.sleep(5)  # a lease of 4 s: if the failed status could not be stored, it has lapsed
+    if first_refused == "lease":  # no trial ended after the fill: the lease keeper stopped it
+        assert {number for number, *_ in kept} == finished, kept
+    time.sleep(float(lease) + 1)  # if the failed status could not be stored, the lease lapsed
     listed = subprocess.run([sys.executable, "-m", "archsearch", "tasks", "--db", db, "--json"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert json.loads(listed.stdout.strip().splitlines()[-1])[0]["status"] in (
