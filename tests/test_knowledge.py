@@ -239,6 +239,7 @@ def test_the_knowledge_base_benchmark_scores_leave_one_task_out(tmp_path, capsys
     assert picks["task-28"] == "tcn" and picks["task-3500"] == "transformer"
     assert picks["task-36"] == "tcn"  # the corpus says tcn; this unseen set disagrees
     assert scored["regret"]["instant"] == pytest.approx(1 / 3, abs=1e-3)
+    assert " on 3 unseen tasks (cpu)" in scored["measured"]
 
 
 WARM_START_KEYS = {"benchmark", "tasks", "portfolio_used", "trials_to_best_median",

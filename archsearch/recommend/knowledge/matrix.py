@@ -154,6 +154,7 @@ class KnowledgeBase:
     runs: tuple[dict[str, Any], ...]
     source: Path
     pending: tuple[str, ...] = ()  # tasks still being built: their cells are not used yet
+    role: str = "corpus"  # the role of the corpus file its tasks come from ("unseen": judged on)
 
     def scores(self) -> dict[str, dict[str, float]]:
         """Per corpus task, each family's test score (the matrix's measure of a family)."""
@@ -177,8 +178,9 @@ class KnowledgeBase:
         dates = sorted(run.get("started", "?")[:10] for run in self.runs)
         span = dates[0] if len(set(dates)) == 1 else f"{dates[0]} to {dates[-1]}"
         return (f"Knowledge base {self.source.name}: {len(self.cells)} cells on "
-                f"{len(self.tasks)} corpus tasks ({self.cells[0].device}), {self.budget.trials} "
-                f"trials of {self.budget.max_steps} steps per cell, measured {span} at commit "
+                f"{len(self.tasks)} {self.role} tasks ({self.cells[0].device}), "
+                f"{self.budget.trials} trials of {self.budget.max_steps} steps per cell, "
+                f"measured {span} at commit "
                 f"{', '.join(commits)}. {self.note}"
                 + (f" Not used yet: the cells of {', '.join(self.pending)}, still being built "
                    "(not every family measured)." if self.pending else ""))
@@ -216,4 +218,4 @@ def load_knowledge_base(matrix: Path = MATRIX_FILE, device: str = "cpu",
                               f"{', '.join(missing)}.")
     return KnowledgeBase(cells, {t: tasks[t] for t in sorted({c.task for c in cells})},
                          CellBudget(**sidecar["budget"]), sidecar.get("note") or "",
-                         tuple(sidecar["runs"]), matrix, pending)
+                         tuple(sidecar["runs"]), matrix, pending, corpus.role)
