@@ -65,9 +65,47 @@ def test_builtin_name_is_case_insensitive_and_params_validated():
                           ("builtin:gunpoint?n=5", "none"),
                           ("builtin:digits?steps=10", "steps=8"),
                           ("builtin:listops?length=100000&n=1000", "too large"),
+                          ("builtin:adding?noise=101", "between 0 and 100"),
+                          ("builtin:copy_memory?vocab=1", "between 2 and 64"),
+                          ("builtin:parity?vocab=4", "among: length, n, seed, noise"),
+                          ("builtin:associative_recall?length=1000&n=5000&vocab=64",
+                           "length x n x vocab below 160,000,000"),
                           ("builtin:", "unknown built-in")]:
         with pytest.raises(DataError, match=message):
             load_dataset(spec)
+
+
+VOCAB_CHANNELS = {  # channels at vocab=V: the token tasks' alphabets
+    "copy_memory": lambda v: v + 10, "selective_copying": lambda v: v + 10,
+    "associative_recall": lambda v: 2 * v + 2, "induction_heads": lambda v: v + 1}
+
+
+@pytest.mark.parametrize("name", sorted(VOCAB_CHANNELS))
+def test_the_vocabulary_sets_the_alphabet_and_the_classes(name):
+    default = load_dataset(f"builtin:{name}?length=40&n=400")
+    small, large = (load_dataset(f"builtin:{name}?length=40&n=400&vocab={v}") for v in (4, 32))
+    assert default.n_features == VOCAB_CHANNELS[name](BUILTIN_TASKS[name].defaults["vocab"])
+    for dataset, vocab in [(small, 4), (large, 32)]:
+        assert dataset.n_features == VOCAB_CHANNELS[name](vocab)
+        assert len(dataset.class_names) == vocab and set(dataset.y) <= set(range(vocab))
+        assert f"vocab={vocab}" in dataset.name
+    assert len(set(small.y)) == 4 and len(set(large.y)) > 16  # every symbol is drawn
+
+
+@pytest.mark.parametrize("name", SYNTHETIC)
+def test_noise_changes_the_targets_only_and_by_its_percentage(name):
+    clean = load_dataset(f"builtin:{name}?length=24&n=2000")
+    noisy = load_dataset(f"builtin:{name}?length=24&n=2000&noise=40")
+    np.testing.assert_array_equal(clean.X, noisy.X)
+    assert "noise=40%" in noisy.name and "noise" not in clean.name
+    if clean.task is TaskKind.CLASSIFICATION:
+        # 40% get a uniform class, which is the right one 1/classes of the time.
+        changed = np.mean(clean.y != noisy.y)
+        expected = 0.4 * (1 - 1 / len(clean.class_names))
+        assert abs(changed - expected) < 0.04, (changed, expected)
+    else:
+        ratio = np.std(noisy.y - clean.y) / np.std(clean.y)
+        assert abs(ratio - 0.4) < 0.03, ratio
 
 
 def test_copy_memory_target_is_the_queried_symbol():

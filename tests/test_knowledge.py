@@ -34,6 +34,9 @@ def test_the_corpus_spans_the_axes_the_rules_reason_about():
     assert min(d.n_sequences for d in data.values()) <= 100 <= max(
         d.n_sequences for d in data.values())
     assert any(t.constraints.streaming for t in corpus.tasks)
+    # The generators' other axes: a vocabulary other than the default, and noisy targets.
+    assert max(d.n_features for d in data.values() if "vocab=" in d.name) > 34
+    assert any("noise=" in d.name for d in data.values())
     assert "CardanoSentiment" in corpus.unseen["aeon"]
 
 

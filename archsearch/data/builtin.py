@@ -1,7 +1,9 @@
 """The registry of built-in data sets: ``builtin:NAME?key=value&...``, all offline.
 
-Synthetic tasks take ``length``, ``n`` and ``seed``; the real ones take what fits them (digits
-``steps``, the forecasting series ``lookback`` and ``horizon``) or nothing. Names are matched
+Synthetic tasks take ``length``, ``n``, ``seed`` and ``noise`` (a percentage, see
+:func:`~archsearch.data.synthetic.with_target_noise`), the token tasks also ``vocab``; the real
+ones take what fits them (digits ``steps``, the forecasting series ``lookback`` and
+``horizon``) or nothing. Names are matched
 case-insensitively. :func:`list_builtin` feeds ``archsearch datasets``.
 """
 
@@ -32,8 +34,23 @@ class BuiltinTask:
         return self.requires is None or real.package_installed(self.requires)
 
 
-def _synthetic(length: int) -> dict[str, int]:
-    return {"length": length, "n": 2000, "seed": 0}
+# The parameters whose range is not "a positive integer": (lowest, highest or None).
+PARAMETER_RANGES = {"seed": (0, None), "noise": (0, 100), "vocab": (2, 64)}
+MAX_LENGTH_X_N = 10_000_000
+MAX_LENGTH_X_N_X_VOCAB = 16 * MAX_LENGTH_X_N  # the widest task's default vocabulary, at the most
+
+
+def _synthetic(length: int, vocab: int | None = None) -> dict[str, int]:
+    return {"length": length, "n": 2000, "seed": 0, "noise": 0,
+            **({"vocab": vocab} if vocab else {})}
+
+
+def _with_noise(generate: Callable[..., SequenceDataset]) -> Callable[..., SequenceDataset]:
+    """A synthetic generator that also takes ``noise`` (percent of noisy targets)."""
+    def noisy(noise: int = 0, **parameters: int) -> SequenceDataset:
+        return synthetic.with_target_noise(generate(**parameters), noise,
+                                           parameters.get("seed", 0))
+    return noisy
 
 
 BUILTIN_TASKS: dict[str, BuiltinTask] = {
@@ -41,25 +58,28 @@ BUILTIN_TASKS: dict[str, BuiltinTask] = {
     for task in [
         BuiltinTask("adding",
                     "Adding problem: regress the sum of two marked values in a long sequence.",
-                    synthetic.adding_problem, _synthetic(100)),
+                    _with_noise(synthetic.adding_problem), _synthetic(100)),
         BuiltinTask("copy_memory",
                     "Copy memory: recall one of 8 symbols seen at the start, after a long delay.",
-                    synthetic.copy_memory, _synthetic(64)),
+                    _with_noise(synthetic.copy_memory), _synthetic(64, synthetic.COPY_ALPHABET)),
         BuiltinTask("selective_copying",
                     "Selective copying (Mamba): recall the j-th of 8 symbols scattered in noise.",
-                    synthetic.selective_copying, _synthetic(64)),
+                    _with_noise(synthetic.selective_copying),
+                    _synthetic(64, synthetic.COPY_ALPHABET)),
         BuiltinTask("associative_recall",
                     "Associative recall: return the value bound to the queried key.",
-                    synthetic.associative_recall, _synthetic(64)),
+                    _with_noise(synthetic.associative_recall),
+                    _synthetic(64, synthetic.RECALL_VOCAB)),
         BuiltinTask("induction_heads",
                     "Induction heads: after 'S t ... S' predict t.",
-                    synthetic.induction_heads, _synthetic(64)),
+                    _with_noise(synthetic.induction_heads),
+                    _synthetic(64, synthetic.INDUCTION_VOCAB)),
         BuiltinTask("listops",
                     "ListOps-style nested MAX/MIN/MED/SM over digits; ragged, 10 classes.",
-                    synthetic.listops, _synthetic(64)),
+                    _with_noise(synthetic.listops), _synthetic(64)),
         BuiltinTask("parity",
                     "Parity of a random bit string (2 classes).",
-                    synthetic.parity, _synthetic(32)),
+                    _with_noise(synthetic.parity), _synthetic(32)),
         BuiltinTask("digits",
                     "scikit-learn digits, 8 steps of 8 pixels (steps=8) or 64 steps of 1.",
                     real.digits, {"steps": 8}),
@@ -131,10 +151,15 @@ def load_builtin(spec: str) -> SequenceDataset:
         except ValueError:
             raise DataError(f"builtin:{task.name} parameter {key} must be an integer, not "
                             f"'{raw}'.") from None
-        if kwargs[key] < (0 if key == "seed" else 1):
-            raise DataError(f"builtin:{task.name} parameter {key} must be "
-                            f"{'non-negative' if key == 'seed' else 'positive'}, not {raw}.")
-    if "length" in kwargs and "n" in kwargs and kwargs["length"] * kwargs["n"] > 10_000_000:
-        raise DataError(f"builtin:{task.name} with length={kwargs['length']} and n={kwargs['n']} "
-                        "is too large (length x n must stay below 10,000,000).")
+        lowest, highest = PARAMETER_RANGES.get(key, (1, None))
+        if kwargs[key] < lowest or (highest is not None and kwargs[key] > highest):
+            allowed = (f"between {lowest} and {highest}" if highest is not None
+                       else "non-negative" if lowest == 0 else "positive")
+            raise DataError(f"builtin:{task.name} parameter {key} must be {allowed}, not {raw}.")
+    size = kwargs.get("length", 1) * kwargs.get("n", 1)
+    if size > MAX_LENGTH_X_N or size * kwargs.get("vocab", 1) > MAX_LENGTH_X_N_X_VOCAB:
+        raise DataError(f"builtin:{task.name} with length={kwargs['length']} and n={kwargs['n']}"
+                        + (f" and vocab={kwargs['vocab']}" if "vocab" in kwargs else "")
+                        + f" is too large (length x n must stay below {MAX_LENGTH_X_N:,}, and "
+                        f"length x n x vocab below {MAX_LENGTH_X_N_X_VOCAB:,}).")
     return task.generate(**kwargs)

@@ -4,10 +4,14 @@ Every task here produces one output per sequence (the data contract has no per-s
 so the classic sequence-to-sequence tasks are posed in their single-query form: the last step
 asks for one item, and because the query arrives only at the end, the model must keep every
 item it may be asked about. ``length`` is always the total (padded) sequence length ``T``.
-Tokens are one-hot channels.
+Tokens are one-hot channels. The token tasks take their alphabet's size (``vocab``), and every
+task can have noisy targets (:func:`with_target_noise`): the generators' parameters span the
+length, the lag of the dependence (set by the length), the vocabulary and the noise.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -26,8 +30,28 @@ def _need(name: str, length: int, minimum: int) -> None:
         raise DataError(f"builtin:{name} needs length >= {minimum}, got {length}.")
 
 
-def _name(task: str, length: int, n: int, seed: int) -> str:
-    return f"{task}(length={length}, n={n}" + (f", seed={seed})" if seed else ")")
+def _name(task: str, length: int, n: int, seed: int, vocab: int | None = None,
+          default_vocab: int | None = None) -> str:
+    return (f"{task}(length={length}, n={n}" + (f", seed={seed}" if seed else "")
+            + (f", vocab={vocab}" if vocab != default_vocab else "") + ")")
+
+
+def with_target_noise(dataset: SequenceDataset, percent: int, seed: int) -> SequenceDataset:
+    """``dataset`` with noisy targets, the inputs unchanged: for classification ``percent`` %
+    of the sequences (drawn at random) get a class drawn uniformly at random (which may be
+    the right one); for regression every target gets Gaussian noise whose standard deviation
+    is ``percent`` % of the targets'. The noise has a random stream of its own, so the inputs
+    are those of the noiseless task of the same seed."""
+    if percent == 0:
+        return dataset
+    rng = np.random.default_rng([seed, 1])
+    y = dataset.y.copy()
+    if dataset.task is TaskKind.CLASSIFICATION:
+        flipped = rng.random(len(y)) < percent / 100
+        y[flipped] = rng.integers(0, len(dataset.class_names), size=int(flipped.sum()))
+    else:
+        y = (y + rng.normal(0.0, percent / 100 * float(y.std()), size=y.shape)).astype(y.dtype)
+    return dataclasses.replace(dataset, y=y, name=f"{dataset.name[:-1]}, noise={percent}%)")
 
 
 def adding_problem(length: int = 100, n: int = 2000, seed: int = 0) -> SequenceDataset:
@@ -49,7 +73,7 @@ def adding_problem(length: int = 100, n: int = 2000, seed: int = 0) -> SequenceD
     X = np.stack([values, markers], axis=-1)  # (n, T, 2)
     y = (values[rows, first] + values[rows, second]).astype(np.float32)  # (n,)
     return SequenceDataset(
-        name=f"adding(length={length}, n={n}" + (f", seed={seed})" if seed else ")"),
+        name=_name("adding", length, n, seed),
         task=TaskKind.REGRESSION,
         X=X,
         y=y,
@@ -62,14 +86,16 @@ COPY_ITEMS = 8  # symbols to memorise (copy memory, selective copying)
 COPY_ALPHABET = 8
 
 
-def copy_memory(length: int = 64, n: int = 2000, seed: int = 0) -> SequenceDataset:
+def copy_memory(length: int = 64, n: int = 2000, seed: int = 0,
+                vocab: int = COPY_ALPHABET) -> SequenceDataset:
     """Copy memory (Arjovsky et al. 2016), single-query form.
 
-    Steps 0..K-1 hold K=8 random symbols (alphabet of 8), then blanks, and the last step holds
-    the go marker and a query position j in 0..K-1; the target is the j-th symbol. The delay
-    is ``length - K - 1`` steps. Channels: 8 symbols, blank, go, 8 query positions (18).
+    Steps 0..K-1 hold K=8 random symbols (an alphabet of ``vocab``, default 8), then blanks,
+    and the last step holds the go marker and a query position j in 0..K-1; the target is the
+    j-th symbol. The delay is ``length - K - 1`` steps. Channels: ``vocab`` symbols, blank, go,
+    8 query positions (18 by default).
     """
-    K, A = COPY_ITEMS, COPY_ALPHABET
+    K, A = COPY_ITEMS, vocab
     _need("copy_memory", length, K + 2)
     rng = np.random.default_rng(seed)
     symbols = rng.integers(0, A, size=(n, K))
@@ -82,21 +108,24 @@ def copy_memory(length: int = 64, n: int = 2000, seed: int = 0) -> SequenceDatas
     X[np.arange(n), -1, A + 2 + query] = 1.0
     y = symbols[np.arange(n), query].astype(np.int64)
     return SequenceDataset(
-        name=_name("copy_memory", length, n, seed), task=TaskKind.CLASSIFICATION, X=X, y=y,
+        name=_name("copy_memory", length, n, seed, vocab, COPY_ALPHABET),
+        task=TaskKind.CLASSIFICATION, X=X, y=y,
         feature_names=(*(f"symbol{i}" for i in range(A)), "blank", "go",
                        *(f"query{j}" for j in range(K))),
         class_names=tuple(f"symbol{i}" for i in range(A)), target_name="recalled_symbol")
 
 
-def selective_copying(length: int = 64, n: int = 2000, seed: int = 0) -> SequenceDataset:
+def selective_copying(length: int = 64, n: int = 2000, seed: int = 0,
+                      vocab: int = COPY_ALPHABET) -> SequenceDataset:
     """Selective copying (Gu & Dao 2023, the Mamba paper), single-query form.
 
-    K=8 data symbols (alphabet of 8) sit at random positions among blank noise steps; the last
-    step holds the go marker and a query j in 0..K-1, and the target is the j-th data symbol in
-    order of appearance. Unlike copy memory the positions vary, so the model must select by
-    content. Channels: 8 symbols, blank, go, 8 query positions (18).
+    K=8 data symbols (an alphabet of ``vocab``, default 8) sit at random positions among blank
+    noise steps; the last step holds the go marker and a query j in 0..K-1, and the target is
+    the j-th data symbol in order of appearance. Unlike copy memory the positions vary, so the
+    model must select by content. Channels: ``vocab`` symbols, blank, go, 8 query positions
+    (18 by default).
     """
-    K, A = COPY_ITEMS, COPY_ALPHABET
+    K, A = COPY_ITEMS, vocab
     _need("selective_copying", length, K + 1)
     rng = np.random.default_rng(seed)
     symbols = rng.integers(0, A, size=(n, K))
@@ -110,28 +139,29 @@ def selective_copying(length: int = 64, n: int = 2000, seed: int = 0) -> Sequenc
     X[np.arange(n), -1, A + 2 + query] = 1.0
     y = symbols[np.arange(n), query].astype(np.int64)
     return SequenceDataset(
-        name=_name("selective_copying", length, n, seed), task=TaskKind.CLASSIFICATION, X=X,
+        name=_name("selective_copying", length, n, seed, vocab, COPY_ALPHABET),
+        task=TaskKind.CLASSIFICATION, X=X,
         y=y, feature_names=(*(f"symbol{i}" for i in range(A)), "blank", "go",
                             *(f"query{j}" for j in range(K))),
         class_names=tuple(f"symbol{i}" for i in range(A)), target_name="selected_symbol")
 
 
-RECALL_KEYS = 16
-RECALL_VALUES = 16
+RECALL_VOCAB = 16  # keys, and values
 RECALL_PAIRS = 8
 
 
-def associative_recall(length: int = 64, n: int = 2000, seed: int = 0) -> SequenceDataset:
+def associative_recall(length: int = 64, n: int = 2000, seed: int = 0,
+                       vocab: int = RECALL_VOCAB) -> SequenceDataset:
     """Associative recall (Ba et al. 2016; Zoology, Arora et al. 2023).
 
-    Up to 8 key-value pairs (distinct keys of 16, values of 16) at random two-step slots among
-    blank steps; the last step holds a query marker and one of the keys; the target is its
-    value. Channels: 16 keys, 16 values, blank, query (34).
+    Up to 8 key-value pairs (distinct keys of ``vocab``, values of ``vocab``; default 16) at
+    random two-step slots among blank steps; the last step holds a query marker and one of
+    the keys; the target is its value. Channels: keys, values, blank, query (34 by default).
     """
     _need("associative_recall", length, 3)
-    Kv, Vv = RECALL_KEYS, RECALL_VALUES
+    Kv = Vv = vocab
     slots = (length - 1) // 2
-    P = min(RECALL_PAIRS, slots)
+    P = min(RECALL_PAIRS, slots, Kv)
     rng = np.random.default_rng(seed)
     keys = rng.random((n, Kv)).argsort(axis=1)[:, :P]  # distinct keys per sequence
     values = rng.integers(0, Vv, size=(n, P))
@@ -147,7 +177,8 @@ def associative_recall(length: int = 64, n: int = 2000, seed: int = 0) -> Sequen
     X[:, -1, -1] = 1.0  # query marker
     y = values[np.arange(n), asked].astype(np.int64)
     return SequenceDataset(
-        name=_name("associative_recall", length, n, seed), task=TaskKind.CLASSIFICATION, X=X,
+        name=_name("associative_recall", length, n, seed, vocab, RECALL_VOCAB),
+        task=TaskKind.CLASSIFICATION, X=X,
         y=y, feature_names=(*(f"key{i}" for i in range(Kv)), *(f"value{i}" for i in range(Vv)),
                             "blank", "query"),
         class_names=tuple(f"value{i}" for i in range(Vv)), target_name="recalled_value")
@@ -156,15 +187,16 @@ def associative_recall(length: int = 64, n: int = 2000, seed: int = 0) -> Sequen
 INDUCTION_VOCAB = 16
 
 
-def induction_heads(length: int = 64, n: int = 2000, seed: int = 0) -> SequenceDataset:
+def induction_heads(length: int = 64, n: int = 2000, seed: int = 0,
+                    vocab: int = INDUCTION_VOCAB) -> SequenceDataset:
     """Induction heads (Olsson et al. 2022; H3, Fu et al. 2023).
 
-    Random tokens (vocabulary of 16) with a special token S placed once at a random position,
-    followed by some token t; the last step is S again and the target is t (complete the
-    pattern "S t ... S -> t"). Channels: 16 tokens, S (17).
+    Random tokens (a vocabulary of ``vocab``, default 16) with a special token S placed once at
+    a random position, followed by some token t; the last step is S again and the target is t
+    (complete the pattern "S t ... S -> t"). Channels: the tokens, S (17 by default).
     """
     _need("induction_heads", length, 3)
-    A = INDUCTION_VOCAB
+    A = vocab
     rng = np.random.default_rng(seed)
     tokens = rng.integers(0, A, size=(n, length))
     where = rng.integers(0, length - 2, size=n)
@@ -173,7 +205,8 @@ def induction_heads(length: int = 64, n: int = 2000, seed: int = 0) -> SequenceD
     tokens[:, -1] = A
     y = tokens[rows, where + 1].astype(np.int64)
     return SequenceDataset(
-        name=_name("induction_heads", length, n, seed), task=TaskKind.CLASSIFICATION,
+        name=_name("induction_heads", length, n, seed, vocab, INDUCTION_VOCAB),
+        task=TaskKind.CLASSIFICATION,
         X=_one_hot(tokens, A + 1), y=y,
         feature_names=(*(f"token{i}" for i in range(A)), "special"),
         class_names=tuple(f"token{i}" for i in range(A)), target_name="next_token")
