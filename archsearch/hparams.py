@@ -19,6 +19,7 @@ class ModelHParams:
     pooling: str = "last"  # how a sequence becomes one vector (classification/regression)
     quantize: str = "none"  # "none" | "int8": post-training dynamic quantization (quantize.py)
     series_norm: bool = False  # z-normalise each series on its own before the model
+    window_anchor: str = "none"  # "last": forecast the change from the window's last value
 
 
 @dataclass(frozen=True)

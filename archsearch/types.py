@@ -140,6 +140,10 @@ class ModelIO:
     n_outputs: int  # classes (classification), 1 (regression), horizon * channels (forecast)
     max_len: int
     causal: bool = False
+    # Forecasting: per target channel (input channel i, a, b): a * x[:, t, i] + b is step t's
+    # input in the target's units, so a window's last value can serve as its forecast's base
+    # (ModelHParams.window_anchor). Empty: the model cannot anchor.
+    anchors: tuple[tuple[int, float, float], ...] = ()
 
 
 @dataclass(frozen=True)

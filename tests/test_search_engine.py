@@ -148,7 +148,8 @@ def test_the_initial_design_runs_the_ranked_families_first_then_the_rest_by_name
     gru = asked[1]
     assert dict(gru.arch.hparams) == {"d_model": 64, "dropout": 0.0, "pooling": "last",
                                       "quantize": "none", "series_norm": False,
-                                      "n_layers": 1, "bidirectional": False}
+                                      "window_anchor": "none", "n_layers": 1,
+                                      "bidirectional": False}
     assert (gru.train.lr, gru.train.batch_size, gru.train.weight_decay) == (1e-3, 64, 0.0)
 
 

@@ -39,6 +39,7 @@ class SequenceDataset:
     target_name: str = "y"
     window: tuple[int, int] | None = None  # (lookback, horizon) of forecast windows
     n_missing: int = 0  # feature values imputed at load time
+    target_channels: tuple[int, ...] = ()  # forecasting: the input channel of each target
 
     @property
     def n_sequences(self) -> int:
@@ -97,3 +98,7 @@ class PreparedData:
     target_mean: np.ndarray | None = None  # (C,) float32
     target_std: np.ndarray | None = None  # (C,) float32
     target_unit: str = "raw"  # "raw" | "standardised"
+    # Forecasting: per target channel (its input channel i, a, b) such that a * x[..., i] + b
+    # is that input, as normalised, in the target's standardised units (a window's last value
+    # as a forecast: see ModelIO.anchors).
+    anchors: tuple[tuple[int, float, float], ...] = ()

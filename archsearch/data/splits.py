@@ -41,10 +41,15 @@ def prepare(dataset: SequenceDataset, seed: int) -> PreparedData:
     mean, std = _channel_stats(train)
     target_mean = target_std = None
     unit = "raw"
+    anchors: tuple[tuple[int, float, float], ...] = ()
     if dataset.task is TaskKind.FORECAST:
         target_mean, target_std = _target_stats(train.y, dataset.window)
         train, val, test = (_scale_targets(s, target_mean, target_std) for s in (train, val, test))
         unit = "standardised"
+        # input x = (raw - mean_i) / std_i, target units (raw - target_mean) / target_std
+        anchors = tuple((i, float(std[i] / target_std[k]),
+                         float((mean[i] - target_mean[k]) / target_std[k]))
+                        for k, i in enumerate(dataset.target_channels))
     return PreparedData(
         name=dataset.name,
         task=dataset.task,
@@ -57,6 +62,7 @@ def prepare(dataset: SequenceDataset, seed: int) -> PreparedData:
         target_mean=target_mean,
         target_std=target_std,
         target_unit=unit,
+        anchors=anchors,
     )
 
 

@@ -446,7 +446,8 @@ def _forecast(frame: pd.DataFrame, name: str, where: str, options: LoadOptions
     y = np.ascontiguousarray(future[:n_windows].transpose(0, 2, 1)).reshape(n_windows, -1)
     return SequenceDataset(name=name, task=TaskKind.FORECAST, X=X, y=y.astype(np.float32),
                            feature_names=tuple(value_cols), target_name=", ".join(targets),
-                           window=(lookback, horizon), n_missing=n_missing)
+                           window=(lookback, horizon), n_missing=n_missing,
+                           target_channels=tuple(target_idx))
 
 
 def forecast_from_frame(frame: pd.DataFrame, name: str, options: LoadOptions) -> SequenceDataset:

@@ -284,9 +284,10 @@ def estimate_cost(arch: ArchConfig, io: ModelIO, seq_len: int, batch_size: int, 
 def _model_floats(shared: ModelHParams, io: ModelIO) -> tuple[float, float]:
     """(forward, train) floats per step of what surrounds the block: the input (F), the
     embedding (d), the final norm and the pooling's product (2d); in training also the input
-    projection's gradient (d) and, with series_norm, the normalised input's copies (4F)."""
+    projection's gradient (d) and, with series_norm, the normalised input's copies (4F; as
+    many again for window_anchor's shifted copies)."""
     d, f = shared.d_model, io.n_features
-    norm = 4 * f if shared.series_norm else 0
+    norm = 4 * f * (shared.series_norm + (shared.window_anchor != "none"))
     return f + 3 * d + norm, f + 4 * d + norm
 
 

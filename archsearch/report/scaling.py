@@ -123,9 +123,12 @@ def best_per_family(trials: Sequence[TrialRecord], metric: Metric) -> list[Trial
 
 def _model_io(task: TaskRecord, length: int) -> ModelIO:
     meta = task.meta_features
-    return ModelIO(n_features=int(meta.get("n_features") or 1), task=TaskKind(task.task_kind),
+    kind = TaskKind(task.task_kind)
+    # An anchored forecaster needs its targets' input channels; for timing, any one will do.
+    anchors = ((0, 1.0, 0.0),) if kind is TaskKind.FORECAST else ()
+    return ModelIO(n_features=int(meta.get("n_features") or 1), task=kind,
                    n_outputs=int(meta.get("n_outputs") or 1), max_len=length,
-                   causal=bool(task.constraints.get("streaming")))
+                   causal=bool(task.constraints.get("streaming")), anchors=anchors)
 
 
 def measure_scaling(task: TaskRecord, trials: Sequence[TrialRecord],

@@ -68,7 +68,7 @@ class TrialResult:
 
 def model_io(data: PreparedData, constraints: Constraints) -> ModelIO:
     return ModelIO(n_features=data.n_features, task=data.task, n_outputs=data.n_outputs,
-                   max_len=data.seq_len, causal=constraints.streaming)
+                   max_len=data.seq_len, causal=constraints.streaming, anchors=data.anchors)
 
 
 def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
@@ -208,7 +208,8 @@ def fit_ridge_readout(model: SequenceModel, split: Split, device: torch.device) 
     features, targets = [], []
     for X, y, lengths in _batches(split, EVAL_BATCH_SIZE, device, None):
         features.append(model.features(X, lengths).float().cpu())  # (B, W)
-        targets.append(y.cpu())
+        # An anchored model's head forecasts the change from the window's last value.
+        targets.append((y - model.anchor_base(X, lengths) if model.anchored else y).cpu())
     phi, y = torch.cat(features), torch.cat(targets)  # (N, W), (N,) or (N, ...)
     task = model.io.task
     ridge = ridge_for(task).fit(phi.numpy(), y.numpy() if task is TaskKind.CLASSIFICATION
