@@ -4,6 +4,7 @@
                                          [--steps N] [--cv-folds K] [--out FILE]
     python benchmarks/knowledge.py status [--out FILE]
     python benchmarks/knowledge.py calibrate [--out FILE]
+    python benchmarks/knowledge.py remeasure --tasks ID,... --why TEXT [--out FILE]
     python benchmarks/knowledge.py build --corpus benchmarks/unseen.yaml
 
 ``build`` measures every missing cell (corpus task x family x this machine's device) of the
@@ -18,7 +19,10 @@ a quick build is never taken for the knowledge base. ``status`` prints how much 
 the mean cell time and the CPU time left at that rate; its last line is one JSON object.
 ``calibrate`` (run by ``build`` after it measured a cell) writes the pairs the instant pick's
 confidence is calibrated on beside the matrix (``matrix.calibration.json``,
-:mod:`archsearch.recommend.calibration`): seconds, no training.
+:mod:`archsearch.recommend.calibration`): seconds, no training. ``remeasure`` takes the cells
+of the given tasks out of the matrix (after a change to the training that makes them stale),
+records when, at which commit and why in the sidecar's ``remeasured`` list, and recalibrates;
+the next ``build`` measures them again.
 
 A corpus file whose role is ``unseen`` (``benchmarks/unseen.yaml``) is measured the same way
 into :data:`UNSEEN_MATRIX` (its default ``--out``; the shipped matrix is refused), with no
@@ -62,6 +66,7 @@ from archsearch.recommend.knowledge import (  # noqa: E402
     load_corpus,
     read_cells,
     read_sidecar,
+    write_cells,
     write_sidecar,
 )
 from archsearch.space import load_space  # noqa: E402
@@ -240,6 +245,28 @@ def build(corpus: Corpus, families: list[str], budget: CellBudget, matrix: Path,
     return measured
 
 
+def remeasure(corpus: Corpus, matrix: Path, tasks: list[str], why: str) -> dict[str, Any]:
+    """Take every cell of ``tasks`` out of ``matrix``, so that the next build measures them
+    again; the sidecar records it. What was taken out, in short."""
+    if not why.strip():
+        raise UsageError("say why the cells are stale (--why TEXT): the sidecar records it.")
+    for task_id in tasks:
+        corpus.task(task_id)  # an unknown id is refused, with the corpus's ids
+    cells = read_cells(matrix)
+    kept = [c for c in cells if c.task not in tasks]
+    sidecar = read_sidecar(matrix)
+    entry = {"date": utc_now(), "commit": provenance(STANDARD_BUDGET, corpus)["commit"],
+             "tasks": sorted(tasks), "cells": len(cells) - len(kept), "why": why.strip()}
+    write_cells(matrix, kept)
+    sidecar.setdefault("remeasured", []).append(entry)
+    for task_id in tasks:
+        sidecar["tasks"].pop(task_id, None)
+    if sidecar["budget"] is not None:
+        sidecar["note"] = _note(matrix, corpus, CellBudget(**sidecar["budget"]))
+    write_sidecar(matrix, sidecar)
+    return entry
+
+
 def status(corpus: Corpus, matrix: Path) -> dict[str, Any]:
     """How much of the matrix (the corpus x the default space's families) is measured, and the
     CPU time the rest would take."""
@@ -278,7 +305,7 @@ def calibrate(matrix: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["build", "status", "calibrate"])
+    parser.add_argument("command", choices=["build", "status", "calibrate", "remeasure"])
     parser.add_argument("--tasks", help="corpus task ids, comma-separated (default: all)")
     parser.add_argument("--families", help="families, comma-separated (default: the default "
                                            "space's)")
@@ -288,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="the matrix file (default: the shipped "
                         "matrix; for an unseen role's corpus, benchmarks/unseen/matrix.csv)")
     parser.add_argument("--corpus", type=Path, default=CORPUS_FILE)
+    parser.add_argument("--why", default="", help="remeasure: why the cells are stale")
     args = parser.parse_args(argv)
     corpus = load_corpus(args.corpus)
     unseen = corpus.role == "unseen"
@@ -300,6 +328,13 @@ def main(argv: list[str] | None = None) -> int:
                 else default_families())
     if args.command == "status":
         print(json.dumps(status(corpus, args.out)))
+        return 0
+    if args.command == "remeasure":
+        if not args.tasks:
+            parser.error("remeasure needs --tasks ID,...")
+        print(json.dumps(remeasure(corpus, args.out, args.tasks.split(","), args.why)))
+        if not unseen:
+            print(json.dumps(calibrate(args.out)))
         return 0
     if args.command == "calibrate":
         if unseen:
@@ -320,4 +355,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ArchsearchError as exc:  # one paragraph, no traceback
+        sys.exit(f"knowledge.py: error: {exc}")

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from archsearch.data import load_dataset
-from archsearch.errors import UsageError
+from archsearch.errors import ArchsearchError, UsageError
 from archsearch.recommend.knowledge import (
     COMPLETED,
     CellBudget,
@@ -158,6 +158,45 @@ def test_a_quick_budget_never_writes_the_shipped_matrix(capsys):
 
 
 FAMILIES = ["gru", "lstm", "tcn", "transformer"]
+
+
+def test_stale_cells_are_taken_out_recorded_and_measured_again(tmp_path):
+    from archsearch.recommend.knowledge import Cell, write_sidecar
+    from benchmarks.knowledge import remeasure
+
+    path = tmp_path / "corpus.yaml"
+    path.write_text("version: 1\ntasks:\n"
+                    "  - {id: parity-8, data: 'builtin:parity?length=8&n=64', axes: a}\n"
+                    "  - {id: parity-12, data: 'builtin:parity?length=12&n=64', axes: b}\n",
+                    encoding="utf-8")
+    corpus, matrix = load_corpus(path), tmp_path / "matrix.csv"
+    for task in ("parity-8", "parity-12"):
+        for family in ("gru", "tcn"):
+            append_cell(matrix, Cell(task, family, "cpu", COMPLETED, 0.5, 0.5, None, None, None,
+                                     1.0, 1.0, 10, 1.0, 1, 1.0, 0, "2026-12-01T00:00Z"))
+    write_sidecar(matrix, {"format": 1, "corpus_version": 1, "note": "", "runs": [],
+                           "budget": dataclasses.asdict(TINY),
+                           "tasks": {"parity-8": {}, "parity-12": {}}})
+    with pytest.raises(UsageError, match="--why"):
+        remeasure(corpus, matrix, ["parity-8"], " ")
+    with pytest.raises(ArchsearchError, match="no corpus task 'parity-9'"):
+        remeasure(corpus, matrix, ["parity-9"], "a typo")
+    assert len(read_cells(matrix)) == 4  # nothing taken out by a refused call
+    entry = remeasure(corpus, matrix, ["parity-8"], "the training changed")
+    assert entry["cells"] == 2 and entry["tasks"] == ["parity-8"]
+    assert {c.task for c in read_cells(matrix)} == {"parity-12"}
+    sidecar = read_sidecar(matrix)
+    assert sidecar["remeasured"] == [entry] and entry["why"] == "the training changed"
+    assert set(sidecar["tasks"]) == {"parity-12"} and "2 of" in sidecar["note"]
+    measured = []
+
+    def recorded(task, family, budget, run):
+        measured.append((task.id, family))
+        return measure_cell(task, family, budget, run)
+
+    assert build(corpus, ["gru", "tcn"], TINY, matrix, measure=recorded,
+                 printer=lambda line: None) == 2
+    assert measured == [("parity-8", "gru"), ("parity-8", "tcn")]
 
 
 def write_matrix(path, winners):

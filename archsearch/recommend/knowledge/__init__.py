@@ -17,10 +17,11 @@ from archsearch.recommend.knowledge.matrix import (
     read_cells,
     read_sidecar,
     sidecar_path,
+    write_cells,
     write_sidecar,
 )
 
 __all__ = ["COMPLETED", "CORPUS_FILE", "FAILED", "MATRIX_FILE", "STANDARD_BUDGET", "Cell",
            "CellBudget", "Corpus", "CorpusTask", "CorpusTaskFacts", "KnowledgeBase",
            "append_cell", "load_corpus", "load_knowledge_base", "read_cells", "read_sidecar",
-           "sidecar_path", "write_sidecar"]
+           "sidecar_path", "write_cells", "write_sidecar"]

@@ -112,6 +112,18 @@ def append_cell(path: Path, cell: Cell) -> None:
         os.fsync(handle.fileno())
 
 
+def write_cells(path: Path, cells: list[Cell]) -> None:
+    """Replace a matrix file with ``cells``, atomically (a crash leaves the old or the new
+    file, whole)."""
+    partial = path.with_suffix(".csv.partial")
+    partial.unlink(missing_ok=True)
+    for cell in cells:
+        append_cell(partial, cell)
+    if not cells:
+        partial.write_text(",".join(CELL_COLUMNS) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
 def read_sidecar(matrix: Path = MATRIX_FILE) -> dict[str, Any]:
     """The provenance beside ``matrix`` (an empty one when there is none yet)."""
     path = sidecar_path(matrix)
