@@ -3,8 +3,8 @@
 Synthetic tasks take ``length``, ``n``, ``seed`` and ``noise`` (a percentage, see
 :func:`~archsearch.data.synthetic.with_target_noise`), the token tasks also ``vocab``; the real
 ones take what fits them (digits ``steps``, the forecasting series ``lookback`` and
-``horizon``) or nothing. Names are matched
-case-insensitively. :func:`list_builtin` feeds ``archsearch datasets``.
+``horizon``) or nothing. Names are matched case-insensitively. :func:`list_builtin` feeds
+``archsearch datasets``.
 """
 
 from __future__ import annotations
