@@ -91,21 +91,21 @@ def this_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _git(*args: str) -> str | None:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 def provenance(budget: CellBudget, corpus: Corpus) -> dict[str, Any]:
     """Where and with what one build run measures its cells."""
     import optuna
     import ray
     import torch
 
-    def git(*args: str) -> str | None:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=False)
-        return done.stdout.strip() or None if done.returncode == 0 else None
-
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"started": utc_now(),
-            "commit": git("rev-parse", "--short", "HEAD"),
-            "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "commit": _git("rev-parse", "--short", "HEAD"),
+            "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
                        + (f", {gpu}" if gpu else ""),
             "device": this_device(), "python": platform.python_version(),
@@ -255,7 +255,7 @@ def remeasure(corpus: Corpus, matrix: Path, tasks: list[str], why: str) -> dict[
     cells = read_cells(matrix)
     kept = [c for c in cells if c.task not in tasks]
     sidecar = read_sidecar(matrix)
-    entry = {"date": utc_now(), "commit": provenance(STANDARD_BUDGET, corpus)["commit"],
+    entry = {"date": utc_now(), "commit": _git("rev-parse", "--short", "HEAD"),
              "tasks": sorted(tasks), "cells": len(cells) - len(kept), "why": why.strip()}
     write_cells(matrix, kept)
     sidecar.setdefault("remeasured", []).append(entry)

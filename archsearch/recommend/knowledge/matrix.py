@@ -103,25 +103,27 @@ def read_cells(path: Path = MATRIX_FILE) -> list[Cell]:
 def append_cell(path: Path, cell: Cell) -> None:
     """Append one cell and make it durable before returning (a crash after it keeps it)."""
     new = not path.is_file() or path.stat().st_size == 0
-    with path.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, CELL_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow({k: "" if v is None else v for k, v in asdict(cell).items()})
-        handle.flush()
-        os.fsync(handle.fileno())
+    _write(path, "a", [cell], header=new)
 
 
 def write_cells(path: Path, cells: list[Cell]) -> None:
     """Replace a matrix file with ``cells``, atomically (a crash leaves the old or the new
     file, whole)."""
     partial = path.with_suffix(".csv.partial")
-    partial.unlink(missing_ok=True)
-    for cell in cells:
-        append_cell(partial, cell)
-    if not cells:
-        partial.write_text(",".join(CELL_COLUMNS) + "\n", encoding="utf-8")
+    _write(partial, "w", cells, header=True)
     os.replace(partial, path)
+
+
+def _write(path: Path, mode: str, cells: list[Cell], header: bool) -> None:
+    """Write ``cells`` (and the header) to ``path`` opened in ``mode``, durably."""
+    with path.open(mode, newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, CELL_COLUMNS)
+        if header:
+            writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in asdict(cell).items()}
+                         for cell in cells)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def read_sidecar(matrix: Path = MATRIX_FILE) -> dict[str, Any]:
