@@ -17,9 +17,15 @@ best family among the instant ranking's first three; ``confidence`` holds the re
 table (stated confidence against the observed rate of right picks, raw and calibrated by
 leave-one-task-out), the expected calibration error and the Brier score. The last line is
 one JSON object with ``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``,
-``best_constant``),
-``top3_rate``, ``best_family_share`` (the largest share of tasks on which one family is a best
-family), ``confidence``, ``unseen`` and the knowledge base's provenance.
+``best_constant``, ``validation_oracle``), ``top3_rate``, ``validation_oracle_top3_rate``,
+``best_family_share`` (the largest share of tasks on which one family is a best family),
+``confidence``, ``unseen`` and the knowledge base's provenance.
+
+The **validation oracle** is not an instant pick: it picks by the held-out task's own cells'
+validation scores (ties broken at random, in expectation), as a search of exactly those cells
+would. Its regret is the noise between a cell's validation and test score, a floor that no
+pick made without the task's measurements is expected to go below; it says how much of the
+instant pick's regret a better recommender could still remove.
 
 ``unseen`` judges the knowledge base where nothing was tuned: the instant pick on each unseen
 set of ``benchmarks/unseen.yaml`` whose every family is measured (``--unseen MATRIX``, default
@@ -64,6 +70,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import platform
 import statistics
 import sys
@@ -193,14 +200,38 @@ def evaluate(store: Store, families: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def knowledge_base_rows(picks: list[HeldOutPick], corpus: list[PastTask]) -> list[dict[str, Any]]:
+def validation_oracle(pick: HeldOutPick, validation: dict[str, float]) -> tuple[float, float]:
+    """The held-out task's own validation scores (its cells' ``val_score``) picking among its
+    candidates: the expected regret of their best and the chance that a best family is among
+    their first three, ties in validation broken at random. The pick a search of exactly these
+    cells would make: what is left of its regret is the noise between validation and test."""
+    sign = 1.0 if pick.task.metric.maximizes else -1.0
+    scored = {f: sign * validation[f] for f in pick.truth if f in validation}
+    groups = [[f for f, v in scored.items() if v == level]
+              for level in sorted(set(scored.values()), reverse=True)]
+    oracle_regret = statistics.fmean(regret(f, pick.truth) for f in groups[0])
+    slots, none_best = 3, 1.0
+    for group in groups:
+        taken = min(slots, len(group))
+        missing = sum(f not in pick.best_families for f in group)
+        none_best *= math.comb(missing, taken) / math.comb(len(group), taken)
+        slots -= taken
+        if not slots:
+            break
+    return oracle_regret, 1.0 - none_best
+
+
+def knowledge_base_rows(picks: list[HeldOutPick], corpus: list[PastTask],
+                        validation: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
     """One row per pick (see ``--knowledge-base`` in the module docstring); the best constant
-    pick is the one of the ``corpus`` tasks other than the pick's own."""
+    pick is the one of the ``corpus`` tasks other than the pick's own; ``validation`` holds
+    each task's validation scores (:func:`validation_oracle`)."""
     rows = []
     for pick in picks:
         truth = pick.truth
         others = [task for task in corpus if task.name != pick.task.name]
         constant = best_constant(others, sorted(truth))
+        oracle_regret, oracle_top3 = validation_oracle(pick, validation[pick.task.name])
         rows.append({
             "task": pick.task.name, "kind": pick.task.task_kind,
             "best_families": pick.best_families,
@@ -210,8 +241,10 @@ def knowledge_base_rows(picks: list[HeldOutPick], corpus: list[PastTask]) -> lis
             "regret_rules_only": round(regret(pick.rules_only.family, truth), 4),
             "regret_random": round(statistics.fmean(1.0 - v for v in truth.values()), 4),
             "regret_best_constant": round(regret(constant, truth), 4),
+            "regret_validation_oracle": round(oracle_regret, 4),
             "best_in_top3": any(r.family in pick.best_families
                                 for r in pick.instant.ranking[:3]),
+            "validation_oracle_top3": round(oracle_top3, 4),
             "portfolio": list(pick.portfolio.families),
             "trust_factor": pick.instant.trust.factor if pick.instant.trust else None,
             "confidence_raw": pick.instant.confidence,
@@ -348,7 +381,7 @@ def knowledge_base_main(matrix: Path, warm_start: bool, unseen: Path = UNSEEN_MA
     if warm_start:
         result = warm_start_result(warm_start_rows(picks, knowledge))
     else:
-        result = picks_result(knowledge_base_rows(picks, corpus), picks)
+        result = picks_result(knowledge_base_rows(picks, corpus, knowledge.scores("val")), picks)
         result["unseen"] = unseen_result(unseen, corpus, families, rules, provenance)
     result.update({"knowledge_base": provenance,
                    "seconds": round(time.perf_counter() - start, 1)})
@@ -367,7 +400,7 @@ def unseen_result(matrix: Path, corpus: list[PastTask], families: list[str], rul
                 "why": "no unseen set has every family measured yet (benchmarks/knowledge.py "
                        "build --corpus benchmarks/unseen.yaml)"}
     picks = held_out_picks(corpus, families, rules, provenance, targets=measured.past_tasks())
-    rows = knowledge_base_rows(picks, corpus)
+    rows = knowledge_base_rows(picks, corpus, measured.scores("val"))
     print_rows(rows, "unseen ")
     return {**pick_summary(rows), "matrix": str(matrix), "measured": measured.provenance(),
             "per_task": rows}
@@ -379,7 +412,8 @@ def print_rows(rows: list[dict[str, Any]], prefix: str = "") -> None:
               f"{row['instant']} ({'portfolio' if row['portfolio'] else 'prior'}, regret "
               f"{row['regret_instant']:.3f}, confidence {row['confidence_raw']:.2f}), rules "
               f"{row['rules_only']} ({row['regret_rules_only']:.3f}), constant "
-              f"{row['best_constant']} ({row['regret_best_constant']:.3f})")
+              f"{row['best_constant']} ({row['regret_best_constant']:.3f}), validation oracle "
+              f"({row['regret_validation_oracle']:.3f})")
 
 
 def pick_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -387,10 +421,11 @@ def pick_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     winners = [family for row in rows for family in row["best_families"]]
     return {
         "tasks": len(rows),
-        "regret": {name: mean(rows, f"regret_{name}")
-                   for name in ("instant", "rules_only", "random", "best_constant")},
+        "regret": {name: mean(rows, f"regret_{name}") for name in
+                   ("instant", "rules_only", "random", "best_constant", "validation_oracle")},
         "top3_rate": (round(sum(r["best_in_top3"] for r in rows) / len(rows), 3)
                       if rows else None),
+        "validation_oracle_top3_rate": mean(rows, "validation_oracle_top3"),
         "best_family_share": (round(max(map(winners.count, winners)) / len(rows), 3)
                               if rows else None),
     }

@@ -259,8 +259,11 @@ def test_the_knowledge_base_benchmark_scores_leave_one_task_out(tmp_path, capsys
     assert benchmark(["--knowledge-base", str(matrix)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["tasks"] == 9
-    assert set(result["regret"]) == {"instant", "rules_only", "random", "best_constant"}
+    assert set(result["regret"]) == {"instant", "rules_only", "random", "best_constant",
+                                     "validation_oracle"}
     regret = result["regret"]
+    # The hand-made cells score validation as test: their own validation picks the best.
+    assert regret["validation_oracle"] == 0.0 and result["validation_oracle_top3_rate"] == 1.0
     assert regret["instant"] < regret["rules_only"] and regret["instant"] < regret["random"]
     assert regret["instant"] <= regret["best_constant"]
     assert 0.0 <= result["top3_rate"] <= 1.0 and result["best_family_share"] == pytest.approx(
@@ -282,6 +285,20 @@ def test_the_knowledge_base_benchmark_scores_leave_one_task_out(tmp_path, capsys
     assert picks["task-36"] == "tcn"  # the corpus says tcn; this unseen set disagrees
     assert scored["regret"]["instant"] == pytest.approx(1 / 3, abs=1e-3)
     assert " on 3 unseen tasks (cpu)" in scored["measured"]
+
+
+def test_the_validation_oracle_breaks_validation_ties_at_random():
+    from archsearch.recommend.calibration import HeldOutPick
+    from archsearch.recommend.ranker import PastTask
+    from archsearch.types import Metric
+    from benchmarks.recommender import validation_oracle
+
+    task = PastTask("t", None, "classification", {}, {}, Metric("accuracy", "maximize"), {})
+    pick = HeldOutPick(task, {"a": 1.0, "b": 0.5, "c": 0.0, "d": 0.2}, None, None, None)
+    # c leads validation alone; a and b share the next two places: a best family is in them.
+    assert validation_oracle(pick, {"a": 0.8, "b": 0.8, "c": 0.9, "d": 0.1}) == (1.0, 1.0)
+    # c and b tie first (expected regret of either); a and d tie for the one place left.
+    assert validation_oracle(pick, {"a": 0.8, "b": 0.9, "c": 0.9, "d": 0.8}) == (0.75, 0.5)
 
 
 WARM_START_KEYS = {"benchmark", "tasks", "portfolio_used", "trials_to_best_median",

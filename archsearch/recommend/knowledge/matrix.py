@@ -170,12 +170,14 @@ class KnowledgeBase:
     pending: tuple[str, ...] = ()  # tasks still being built: their cells are not used yet
     role: str = "corpus"  # the role of the corpus file its tasks come from ("unseen": judged on)
 
-    def scores(self) -> dict[str, dict[str, float]]:
-        """Per corpus task, each family's test score (the matrix's measure of a family)."""
+    def scores(self, split: str = "test") -> dict[str, dict[str, float]]:
+        """Per corpus task, each family's test score (the matrix's measure of a family), or
+        with ``split`` "val" the validation score its cell's search chose by."""
         out: dict[str, dict[str, float]] = {}
         for cell in self.cells:
-            if cell.test_score is not None:
-                out.setdefault(cell.task, {})[cell.family] = cell.test_score
+            score = {"test": cell.test_score, "val": cell.val_score}[split]
+            if score is not None:
+                out.setdefault(cell.task, {})[cell.family] = score
         return out
 
     def past_tasks(self) -> list[PastTask]:
