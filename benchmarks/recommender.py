@@ -210,10 +210,11 @@ def validation_oracle(pick: HeldOutPick, validation: dict[str, float]) -> tuple[
     groups = [[f for f, v in scored.items() if v == level]
               for level in sorted(set(scored.values()), reverse=True)]
     oracle_regret = statistics.fmean(regret(f, pick.truth) for f in groups[0])
+    best = set(pick.best_families)  # a property: computed from the truth on each access
     slots, none_best = 3, 1.0
     for group in groups:
         taken = min(slots, len(group))
-        missing = sum(f not in pick.best_families for f in group)
+        missing = sum(f not in best for f in group)
         none_best *= math.comb(missing, taken) / math.comb(len(group), taken)
         slots -= taken
         if not slots:
