@@ -19,7 +19,9 @@ leave-one-task-out), the expected calibration error and the Brier score. The las
 one JSON object with ``tasks``, ``regret`` (``instant``, ``rules_only``, ``random``,
 ``best_constant``, ``validation_oracle``), ``top3_rate``, ``validation_oracle_top3_rate``,
 ``best_family_share`` (the largest share of tasks on which one family is a best family),
-``confidence``, ``unseen`` and the knowledge base's provenance.
+``by_source`` (the same summary over the ``synthetic`` tasks, drawn by a generator, and the
+``real`` ones apart: the generators' fresh test sets and the real sets' fixed ones are not
+equally noisy), ``confidence``, ``unseen`` and the knowledge base's provenance.
 
 The **validation oracle** is not an instant pick: it picks by the held-out task's own cells'
 validation scores (ties broken at random, in expectation), as a search of exactly those cells
@@ -223,10 +225,11 @@ def validation_oracle(pick: HeldOutPick, validation: dict[str, float]) -> tuple[
 
 
 def knowledge_base_rows(picks: list[HeldOutPick], corpus: list[PastTask],
-                        validation: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+                        measured: KnowledgeBase) -> list[dict[str, Any]]:
     """One row per pick (see ``--knowledge-base`` in the module docstring); the best constant
-    pick is the one of the ``corpus`` tasks other than the pick's own; ``validation`` holds
-    each task's validation scores (:func:`validation_oracle`)."""
+    pick is the one of the ``corpus`` tasks other than the pick's own; ``measured`` holds the
+    picked-for tasks' validation scores (:func:`validation_oracle`) and sources."""
+    validation = measured.scores("val")
     rows = []
     for pick in picks:
         truth = pick.truth
@@ -235,6 +238,7 @@ def knowledge_base_rows(picks: list[HeldOutPick], corpus: list[PastTask],
         oracle_regret, oracle_top3 = validation_oracle(pick, validation[pick.task.name])
         rows.append({
             "task": pick.task.name, "kind": pick.task.task_kind,
+            "source": measured.tasks[pick.task.name].source,
             "best_families": pick.best_families,
             "instant": pick.instant.family, "rules_only": pick.rules_only.family,
             "best_constant": constant,
@@ -382,7 +386,7 @@ def knowledge_base_main(matrix: Path, warm_start: bool, unseen: Path = UNSEEN_MA
     if warm_start:
         result = warm_start_result(warm_start_rows(picks, knowledge))
     else:
-        result = picks_result(knowledge_base_rows(picks, corpus, knowledge.scores("val")), picks)
+        result = picks_result(knowledge_base_rows(picks, corpus, knowledge), picks)
         result["unseen"] = unseen_result(unseen, corpus, families, rules, provenance)
     result.update({"knowledge_base": provenance,
                    "seconds": round(time.perf_counter() - start, 1)})
@@ -401,7 +405,7 @@ def unseen_result(matrix: Path, corpus: list[PastTask], families: list[str], rul
                 "why": "no unseen set has every family measured yet (benchmarks/knowledge.py "
                        "build --corpus benchmarks/unseen.yaml)"}
     picks = held_out_picks(corpus, families, rules, provenance, targets=measured.past_tasks())
-    rows = knowledge_base_rows(picks, corpus, measured.scores("val"))
+    rows = knowledge_base_rows(picks, corpus, measured)
     print_rows(rows, "unseen ")
     return {**pick_summary(rows), "matrix": str(matrix), "measured": measured.provenance(),
             "per_task": rows}
@@ -440,8 +444,15 @@ def picks_result(rows: list[dict[str, Any]], picks: list[HeldOutPick]) -> dict[s
             f"{row['bin'][0]:.1f}-{row['bin'][1]:.1f}: stated {row['stated']:.2f}, observed "
             f"{row['observed']:.2f} (n={row['n']})" for row in table)
             + f"; ECE {calibration['ece'][name]}, Brier {calibration['brier'][name]}")
+    by_source = {source: pick_summary([r for r in rows if r["source"] == source])
+                 for source in sorted({r["source"] for r in rows})}
+    for source, summary in by_source.items():
+        print(f"{source} tasks ({summary['tasks']}): regret " + ", ".join(
+            f"{name} {value}" for name, value in summary["regret"].items())
+            + f"; top 3 {summary['top3_rate']}, validation oracle's top 3 "
+            f"{summary['validation_oracle_top3_rate']}")
     return {"benchmark": "recommender_knowledge_base_leave_one_task_out", **pick_summary(rows),
-            "confidence": calibration, "per_task": rows}
+            "by_source": by_source, "confidence": calibration, "per_task": rows}
 
 
 WARM_START_ORDERS = ("portfolio", "prior_order", "rules_order")

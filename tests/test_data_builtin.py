@@ -9,6 +9,7 @@ import pytest
 
 import archsearch.data.real as real
 from archsearch.data import BUILTIN_TASKS, list_builtin, load_dataset, prepare
+from archsearch.data.builtin import is_synthetic
 from archsearch.data.synthetic import LISTOPS_OPS, LISTOPS_VOCAB
 from archsearch.errors import DataError
 from archsearch.types import TaskKind
@@ -54,6 +55,13 @@ def test_synthetic_tasks_contract_seed_and_size(name):
 def test_synthetic_defaults_are_small(name):
     ds = load_dataset(f"builtin:{name}")
     assert ds.X.nbytes < 32 * 2**20  # a few-epoch CPU search stays quick
+
+
+def test_synthetic_says_which_sources_a_generator_draws():
+    assert {name for name, task in BUILTIN_TASKS.items() if task.synthetic} == set(SYNTHETIC)
+    assert is_synthetic("builtin:Parity?length=8") and is_synthetic("builtin:adding")
+    assert not is_synthetic("builtin:digits?steps=64") and not is_synthetic("builtin:gunpoint")
+    assert not is_synthetic("builtin:no-such-set")
 
 
 def test_builtin_name_is_case_insensitive_and_params_validated():

@@ -268,6 +268,9 @@ def test_the_knowledge_base_benchmark_scores_leave_one_task_out(tmp_path, capsys
     assert regret["instant"] <= regret["best_constant"]
     assert 0.0 <= result["top3_rate"] <= 1.0 and result["best_family_share"] == pytest.approx(
         6 / 9, abs=1e-3)
+    # Every hand-made task is a parity task: all synthetic, summarised as the whole.
+    assert set(result["by_source"]) == {"synthetic"}
+    assert result["by_source"]["synthetic"]["regret"] == regret
     # The unseen sets, scored apart: picked for from every corpus task; none measured yet.
     empty = tmp_path / "none.csv"
     assert benchmark(["--knowledge-base", str(matrix), "--unseen", str(empty)]) == 0

@@ -27,6 +27,7 @@ class BuiltinTask:
     generate: Callable[..., SequenceDataset]
     defaults: dict[str, int] = field(default_factory=dict)
     requires: str | None = None  # the PyPI package that ships the data, if not a core dependency
+    synthetic: bool = False  # drawn by a generator (any length, size, seed), not recorded data
 
     @property
     def available(self) -> bool:
@@ -40,11 +41,6 @@ MAX_LENGTH_X_N = 10_000_000
 MAX_LENGTH_X_N_X_VOCAB = 16 * MAX_LENGTH_X_N  # the widest task's default vocabulary, at the most
 
 
-def _synthetic(length: int, vocab: int | None = None) -> dict[str, int]:
-    return {"length": length, "n": 2000, "seed": 0, "noise": 0,
-            **({"vocab": vocab} if vocab else {})}
-
-
 def _with_noise(generate: Callable[..., SequenceDataset]) -> Callable[..., SequenceDataset]:
     """A synthetic generator that also takes ``noise`` (percent of noisy targets)."""
     def noisy(noise: int = 0, **parameters: int) -> SequenceDataset:
@@ -53,33 +49,38 @@ def _with_noise(generate: Callable[..., SequenceDataset]) -> Callable[..., Seque
     return noisy
 
 
+def _generated(name: str, description: str, generate: Callable[..., SequenceDataset],
+               length: int, vocab: int | None = None) -> BuiltinTask:
+    """A synthetic task: ``generate`` with ``noise``, at these default length and vocabulary."""
+    defaults = {"length": length, "n": 2000, "seed": 0, "noise": 0,
+                **({"vocab": vocab} if vocab else {})}
+    return BuiltinTask(name, description, _with_noise(generate), defaults, synthetic=True)
+
+
 BUILTIN_TASKS: dict[str, BuiltinTask] = {
     task.name: task
     for task in [
-        BuiltinTask("adding",
-                    "Adding problem: regress the sum of two marked values in a long sequence.",
-                    _with_noise(synthetic.adding_problem), _synthetic(100)),
-        BuiltinTask("copy_memory",
-                    "Copy memory: recall one of 8 symbols seen at the start, after a long delay.",
-                    _with_noise(synthetic.copy_memory), _synthetic(64, synthetic.COPY_ALPHABET)),
-        BuiltinTask("selective_copying",
-                    "Selective copying (Mamba): recall the j-th of 8 symbols scattered in noise.",
-                    _with_noise(synthetic.selective_copying),
-                    _synthetic(64, synthetic.COPY_ALPHABET)),
-        BuiltinTask("associative_recall",
-                    "Associative recall: return the value bound to the queried key.",
-                    _with_noise(synthetic.associative_recall),
-                    _synthetic(64, synthetic.RECALL_VOCAB)),
-        BuiltinTask("induction_heads",
-                    "Induction heads: after 'S t ... S' predict t.",
-                    _with_noise(synthetic.induction_heads),
-                    _synthetic(64, synthetic.INDUCTION_VOCAB)),
-        BuiltinTask("listops",
-                    "ListOps-style nested MAX/MIN/MED/SM over digits; ragged, 10 classes.",
-                    _with_noise(synthetic.listops), _synthetic(64)),
-        BuiltinTask("parity",
-                    "Parity of a random bit string (2 classes).",
-                    _with_noise(synthetic.parity), _synthetic(32)),
+        _generated("adding",
+                   "Adding problem: regress the sum of two marked values in a long sequence.",
+                   synthetic.adding_problem, 100),
+        _generated("copy_memory",
+                   "Copy memory: recall one of 8 symbols seen at the start, after a long delay.",
+                   synthetic.copy_memory, 64, synthetic.COPY_ALPHABET),
+        _generated("selective_copying",
+                   "Selective copying (Mamba): recall the j-th of 8 symbols scattered in noise.",
+                   synthetic.selective_copying, 64, synthetic.COPY_ALPHABET),
+        _generated("associative_recall",
+                   "Associative recall: return the value bound to the queried key.",
+                   synthetic.associative_recall, 64, synthetic.RECALL_VOCAB),
+        _generated("induction_heads",
+                   "Induction heads: after 'S t ... S' predict t.",
+                   synthetic.induction_heads, 64, synthetic.INDUCTION_VOCAB),
+        _generated("listops",
+                   "ListOps-style nested MAX/MIN/MED/SM over digits; ragged, 10 classes.",
+                   synthetic.listops, 64),
+        _generated("parity",
+                   "Parity of a random bit string (2 classes).",
+                   synthetic.parity, 32),
         BuiltinTask("digits",
                     "scikit-learn digits, 8 steps of 8 pixels (steps=8) or 64 steps of 1.",
                     real.digits, {"steps": 8}),
@@ -125,6 +126,17 @@ BUILTIN_TASKS: dict[str, BuiltinTask] = {
 def list_builtin() -> list[tuple[str, str]]:
     """(name, one-line description) of every built-in data set, in a stable order."""
     return [(task.name, task.description) for task in BUILTIN_TASKS.values()]
+
+
+def builtin_name(source: str) -> str:
+    """The data set's name in a ``builtin:NAME?key=value&...`` source (lower case)."""
+    return source.removeprefix("builtin:").partition("?")[0].strip().lower()
+
+
+def is_synthetic(source: str) -> bool:
+    """Whether a ``builtin:`` source is drawn by a generator, not recorded data."""
+    task = BUILTIN_TASKS.get(builtin_name(source))
+    return task is not None and task.synthetic
 
 
 def load_builtin(spec: str) -> SequenceDataset:

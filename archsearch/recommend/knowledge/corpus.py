@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from archsearch.data.builtin import builtin_name
 from archsearch.errors import ArchsearchError
 from archsearch.types import Constraints
 
@@ -78,7 +79,7 @@ def load_corpus(path: Path = CORPUS_FILE) -> Corpus:
         data = str(item["data"])
         if not data.startswith("builtin:"):
             raise ArchsearchError(f"{where}: data must be a builtin: spec, not '{data}'.")
-        is_unseen = data[len("builtin:"):].partition("?")[0].lower() in unseen_names
+        is_unseen = builtin_name(data) in unseen_names
         if is_unseen != (role == "unseen"):
             raise ArchsearchError(f"{where}: {data} is one of the unseen sets." if is_unseen
                                   else f"{where}: {data} is not one of the unseen sets (the "

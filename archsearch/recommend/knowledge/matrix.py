@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from archsearch.data.builtin import is_synthetic
 from archsearch.errors import ArchsearchError
 from archsearch.recommend.knowledge.corpus import Corpus, load_corpus
 from archsearch.recommend.ranker import PastTask
@@ -151,10 +152,16 @@ class CorpusTaskFacts:
     """What the recommender knows of a measured corpus task without loading its data."""
 
     id: str
+    data: str  # its ``builtin:`` source
     kind: str
     metric: Metric
     meta_features: dict[str, Any]
     constraints: dict[str, Any]  # the corpus task's (e.g. streaming), as a search stores them
+
+    @property
+    def source(self) -> str:
+        """``synthetic`` (drawn by a generator) or ``real`` (recorded data)."""
+        return "synthetic" if is_synthetic(self.data) else "real"
 
 
 @dataclass(frozen=True)
@@ -226,8 +233,9 @@ def load_knowledge_base(matrix: Path = MATRIX_FILE, device: str = "cpu",
     for task_id, facts in sidecar["tasks"].items():
         constraints = next((t.constraints.to_dict() for t in corpus.tasks if t.id == task_id),
                            {})
-        tasks[task_id] = CorpusTaskFacts(task_id, facts["kind"], Metric(**facts["metric"]),
-                                         facts["meta_features"], constraints)
+        tasks[task_id] = CorpusTaskFacts(task_id, facts["data"], facts["kind"],
+                                         Metric(**facts["metric"]), facts["meta_features"],
+                                         constraints)
     missing = sorted({c.task for c in cells} - set(tasks))
     if missing:
         raise ArchsearchError(f"{sidecar_path(matrix)}: no facts for the measured task(s) "
