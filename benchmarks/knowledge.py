@@ -16,7 +16,8 @@ running cell, and a later ``build`` skips the finished ones. The sidecar JSON re
 provenance (commit, machine, torch/ray versions, dates, budget). ``--out`` writes another
 matrix file; a budget other than the shipped one (``--trials/--steps/--cv-folds``) needs it, so
 a quick build is never taken for the knowledge base. ``status`` prints how much is measured,
-the mean cell time and the CPU time left at that rate; its last line is one JSON object.
+the mean cell time and the CPU hours the missing cells would take, per task, scaled by the
+tasks' sequence lengths (:func:`hours_left`); its last line is one JSON object.
 ``calibrate`` (run by ``build`` after it measured a cell) writes the pairs the instant pick's
 confidence is calibrated on beside the matrix (``matrix.calibration.json``,
 :mod:`archsearch.recommend.calibration`): seconds, no training. ``remeasure`` takes the cells
@@ -45,6 +46,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import yaml
 
@@ -83,6 +85,9 @@ UNSEEN_MATRIX = ROOT / "benchmarks" / "unseen" / "matrix.csv"
 # What one cell measures: (cell, the task's facts for the sidecar); raises KeyboardInterrupt
 # when it was stopped before it finished.
 Measure = Callable[[CorpusTask, str, CellBudget, int], tuple[Cell, dict[str, Any]]]
+# Below this many steps a cell's fixed costs (a Ray start, the floor, the report) outweigh its
+# training steps, so its seconds say little of how the cost grows with length (hours_left).
+MIN_SCALING_LENGTH = 128
 
 
 def this_device() -> str:
@@ -267,21 +272,63 @@ def remeasure(corpus: Corpus, matrix: Path, tasks: list[str], why: str) -> dict[
     return entry
 
 
+def task_length(task: CorpusTask, facts: dict[str, Any] | None) -> int | None:
+    """Steps per sequence: measured (a task's facts in the sidecar), else the spec's ``length``
+    or ``lookback``; None when neither says."""
+    if facts:
+        return int(facts["meta_features"]["seq_len"])
+    query = dict(parse_qsl(task.data.partition("?")[2]))
+    value = query.get("length") or query.get("lookback")
+    return int(value) if value else None
+
+
+def hours_left(corpus: Corpus, cells: list[Cell], facts: dict[str, Any],
+               families: list[str]) -> dict[str, float]:
+    """Per corpus task with cells still missing, the CPU hours they would take at the budget's
+    fixed step count: each family's median seconds per step of sequence length over its
+    completed cells on tasks of at least :data:`MIN_SCALING_LENGTH` steps, times the task's
+    length (the family's mean cell time where either is unknown). A lower bound for the
+    families whose step costs grow faster than the length (attention)."""
+    done = {(c.task, c.family) for c in cells}
+    tasks = {task.id: task for task in corpus.tasks}
+    per_step: dict[str, list[float]] = {f: [] for f in families}
+    per_cell: dict[str, list[float]] = {f: [] for f in families}
+    for cell in cells:
+        if cell.status != COMPLETED or cell.family not in per_cell:
+            continue
+        per_cell[cell.family].append(cell.cell_seconds)
+        length = task_length(tasks[cell.task], facts.get(cell.task)) \
+            if cell.task in tasks else None
+        if length and length >= MIN_SCALING_LENGTH:
+            per_step[cell.family].append(cell.cell_seconds / length)
+    hours = {}
+    for task in corpus.tasks:
+        missing = [f for f in families if (task.id, f) not in done and per_cell[f]]
+        if not missing:
+            continue
+        length = task_length(task, facts.get(task.id))
+        seconds = sum(statistics.median(per_step[f]) * length if per_step[f] and length
+                      else statistics.fmean(per_cell[f]) for f in missing)
+        hours[task.id] = round(seconds / 3600, 2)
+    return hours
+
+
 def status(corpus: Corpus, matrix: Path) -> dict[str, Any]:
     """How much of the matrix (the corpus x the default space's families) is measured, and the
-    CPU time the rest would take."""
+    CPU time the rest would take (:func:`hours_left`)."""
     families = default_families()
     cells = [c for c in read_cells(matrix) if c.family in families]
     total = len(corpus.tasks) * len(families)
     seconds = [c.cell_seconds for c in cells if c.status == COMPLETED]
     mean = statistics.fmean(seconds) if seconds else None
-    missing = total - len({(c.task, c.family) for c in cells})
+    sidecar = read_sidecar(matrix)
+    left = hours_left(corpus, cells, sidecar.get("tasks", {}), families)
     return {"matrix": str(matrix), "cells": len(cells), "of": total,
             "completed": len(seconds), "failed": sum(c.status == FAILED for c in cells),
             "tasks_measured": len({c.task for c in cells}),
             "mean_cell_seconds": round(mean, 1) if mean else None,
-            "hours_left_at_that_rate": round(mean * missing / 3600, 1) if mean else None,
-            "note": read_sidecar(matrix).get("note")}
+            "hours_left_length_scaled": round(sum(left.values()), 1) if left else None,
+            "hours_left_by_task": left, "note": sidecar.get("note")}
 
 
 def calibrate(matrix: Path) -> dict[str, Any]:

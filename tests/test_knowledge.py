@@ -9,6 +9,7 @@ from archsearch.data import load_dataset
 from archsearch.errors import ArchsearchError, UsageError
 from archsearch.recommend.knowledge import (
     COMPLETED,
+    Cell,
     CellBudget,
     append_cell,
     load_corpus,
@@ -155,6 +156,30 @@ def test_a_quick_budget_never_writes_the_shipped_matrix(capsys):
     assert "needs --out" in capsys.readouterr().err
     main(["status", "--out", "/nonexistent/matrix.csv"])
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["cells"] == 0
+
+
+def test_status_scales_the_hours_left_by_each_task_length():
+    from archsearch.recommend.knowledge import Corpus, CorpusTask
+    from benchmarks.knowledge import hours_left
+
+    corpus = Corpus(1, (CorpusTask("long", "builtin:parity?length=200", "measured"),
+                        CorpusTask("short", "builtin:parity?length=16", "measured"),
+                        CorpusTask("longer", "builtin:adding?length=1000&n=50", "to build"),
+                        CorpusTask("unsized", "builtin:gunpoint", "to build")), {})
+
+    def cell(task, family, seconds):
+        return Cell(task, family, "cpu", COMPLETED, 0.5, 0.5, None, None, None, 1.0, 1.0, 10,
+                    1.0, 4, seconds, 0, "2026-12-01T00:00Z")
+
+    cells = [cell("long", "gru", 4000.0), cell("short", "gru", 500.0),
+             cell("long", "tcn", 1000.0)]
+    facts = {"long": {"meta_features": {"seq_len": 200}},
+             "short": {"meta_features": {"seq_len": 16}}}
+    left = hours_left(corpus, cells, facts, ["gru", "tcn"])
+    # gru: 20 s per step of length on the long task (the short one is fixed costs, not steps),
+    # tcn 5 s; a task of unknown length takes each family's mean cell time (gru 2250 s).
+    assert left == {"short": round(5 * 16 / 3600, 2), "longer": round(25 * 1000 / 3600, 2),
+                    "unsized": round((2250 + 1000) / 3600, 2)}
 
 
 FAMILIES = ["gru", "lstm", "tcn", "transformer"]
