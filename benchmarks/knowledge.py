@@ -46,12 +46,12 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from archsearch.data.builtin import builtin_parameters  # noqa: E402
 from archsearch.errors import ArchsearchError, UsageError  # noqa: E402
 from archsearch.options import SearchOptions  # noqa: E402
 from archsearch.recommend.knowledge import (  # noqa: E402
@@ -274,12 +274,11 @@ def remeasure(corpus: Corpus, matrix: Path, tasks: list[str], why: str) -> dict[
 
 def task_length(task: CorpusTask, facts: dict[str, Any] | None) -> int | None:
     """Steps per sequence: measured (a task's facts in the sidecar), else the spec's ``length``
-    or ``lookback``; None when neither says."""
+    or ``lookback`` (given or the data set's default); None when neither says."""
     if facts:
         return int(facts["meta_features"]["seq_len"])
-    query = dict(parse_qsl(task.data.partition("?")[2]))
-    value = query.get("length") or query.get("lookback")
-    return int(value) if value else None
+    parameters = builtin_parameters(task.data)[1]
+    return parameters.get("length") or parameters.get("lookback")
 
 
 def hours_left(corpus: Corpus, cells: list[Cell], facts: dict[str, Any],

@@ -139,10 +139,11 @@ def is_synthetic(source: str) -> bool:
     return task is not None and task.synthetic
 
 
-def load_builtin(spec: str) -> SequenceDataset:
-    """Build ``NAME?key=value&...`` (the part after ``builtin:``)."""
-    name, _, query = spec.partition("?")
-    task = BUILTIN_TASKS.get(name.strip().lower())
+def builtin_parameters(spec: str) -> tuple[BuiltinTask, dict[str, int]]:
+    """The task of ``NAME?key=value&...`` (``builtin:`` optional) and its parameters, the
+    defaults updated by the query, every one checked (DataError names what is wrong)."""
+    name, _, query = spec.removeprefix("builtin:").partition("?")
+    task = BUILTIN_TASKS.get(builtin_name(name))
     if task is None:
         known = ", ".join(BUILTIN_TASKS)
         raise DataError(f"unknown built-in data set '{name}'; built-in data sets: {known} "
@@ -168,6 +169,12 @@ def load_builtin(spec: str) -> SequenceDataset:
             allowed = (f"between {lowest} and {highest}" if highest is not None
                        else "non-negative" if lowest == 0 else "positive")
             raise DataError(f"builtin:{task.name} parameter {key} must be {allowed}, not {raw}.")
+    return task, kwargs
+
+
+def load_builtin(spec: str) -> SequenceDataset:
+    """Build ``NAME?key=value&...`` (the part after ``builtin:``)."""
+    task, kwargs = builtin_parameters(spec)
     size = kwargs.get("length", 1) * kwargs.get("n", 1)
     if size > MAX_LENGTH_X_N or size * kwargs.get("vocab", 1) > MAX_LENGTH_X_N_X_VOCAB:
         raise DataError(f"builtin:{task.name} with length={kwargs['length']} and n={kwargs['n']}"
