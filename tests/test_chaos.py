@@ -121,7 +121,9 @@ def small_disk(tmp_path):
 
 
 # Which write meets the full disk first: a trial's (short trials that report often), or the
-# lease keeper's (a long trial that reports nothing until it ends, under a short lease).
+# lease keeper's (a long trial that reports nothing until it ends, under a short lease). Trials
+# run one at a time (each takes both CPUs): two side by side end seconds apart, and the test,
+# which waits for one finished and one running, could miss that window (CI did once).
 FIRST_REFUSED = {  # the space's steps, the lease in seconds, the trial budget
     "trial": ("max_steps: 40, eval_every: 20", "4", 6),
     "lease": ("max_steps: 4000, eval_every: 4000", "2", 2),
@@ -140,7 +142,7 @@ def test_a_database_that_fills_up_mid_search(tmp_path, small_disk, first_refused
     db = f"sqlite:///{db_file}"
     env = {**os.environ, "ARCHSEARCH_LEASE_SECONDS": lease}
     base = [sys.executable, "-m", "archsearch", "search", "--db", db, "--report-dir",
-            str(tmp_path), "--cv-folds", "0"]
+            str(tmp_path), "--cv-folds", "0", "--cpus-per-trial", "2"]
     driver = subprocess.Popen([*base, "builtin:adding?length=12&n=120", "--space", str(space),
                                "--budget-trials", str(budget)], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
