@@ -86,6 +86,10 @@ from archsearch.types import (
 Printer = Callable[[str], None]
 
 CANCELLED = "cancelled through the API"
+USER_INTERRUPT = "interrupted by the user"
+# A stop (Ctrl-C, a cancel) ends the trials it cut short as failed with its reason, so that the
+# report says why; a resume runs their configurations again, as it does a killed driver's.
+STOP_REASONS = (CANCELLED, USER_INTERRUPT)
 # Of a time budget, what the end of the run needs after the last trial: the recommendation, the
 # model export, the report (whose first render times families by length, ~5-10 s here) and
 # stopping Ray and the trials still running.
@@ -596,7 +600,7 @@ def _interrupt_driver() -> None:
 
 
 def _stop_reason(keeper: LeaseKeeper) -> str:
-    return CANCELLED if keeper.cancelled else "interrupted by the user"
+    return CANCELLED if keeper.cancelled else USER_INTERRUPT
 
 
 # -- the floor (archsearch.floor): fitted before the search, judged after it -----------------
@@ -714,10 +718,12 @@ def resume(task_id: int, db_url: str, ray_address: str | None = None,
 
 def _take_stock(store: Store, task_id: int, printer: Printer) -> tuple[list[TrialRecord],
                                                                        list[int]]:
-    """Finished trials, and the numbers of unfinished ones (removed here, to be run again)."""
+    """Finished trials, and the numbers of unfinished ones (removed here, to be run again): those
+    a killed driver left running and those a stop cut short (:data:`STOP_REASONS`)."""
     finished, unfinished = [], []
     for trial in store.trials(task_id):
-        if trial.status == TrialStatus.RUNNING.value:
+        if trial.status == TrialStatus.RUNNING.value or (
+                trial.status == TrialStatus.FAILED.value and trial.error in STOP_REASONS):
             store.delete_trial(task_id, trial.number)
             unfinished.append(trial.number)
             printer(f"Trial {trial.number} ({trial.family}) was left unfinished by a stopped "

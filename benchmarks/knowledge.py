@@ -11,8 +11,13 @@
 corpus (``archsearch/recommend/knowledge/corpus.yaml``): a search of that family alone through
 the normal workflow (its own temporary database, so that no earlier cell warm-starts it; the
 pruner off, so every trial gets the whole step budget), at the one budget of the matrix file.
-Each cell is appended to the matrix as soon as it finishes; Ctrl-C or a crash loses at most the
-running cell, and a later ``build`` skips the finished ones. The sidecar JSON records each run's
+Each cell is appended to the matrix as soon as it finishes, and a later ``build`` skips the
+finished ones. A cell's search keeps its database in a folder of its own under ``--work``
+(default: beside the matrix, ``matrix.in-progress/``) until the cell is in the matrix: Ctrl-C or
+a crash loses at most the trials that were running, and the next ``build`` resumes that search
+(:func:`archsearch.workflow.resume`: finished trials kept, the budget met exactly) rather than
+starting the cell again, so a cell longer than one sitting (the long tasks' slowest families)
+is built over several. The sidecar JSON records each run's
 provenance (commit, machine, torch/ray versions, dates, budget). ``--out`` writes another
 matrix file; a budget other than the shipped one (``--trials/--steps/--cv-folds``) needs it, so
 a quick build is never taken for the knowledge base. ``status`` prints how much is measured,
@@ -38,10 +43,10 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -52,7 +57,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archsearch.data.builtin import builtin_parameters  # noqa: E402
-from archsearch.errors import ArchsearchError, UsageError  # noqa: E402
+from archsearch.errors import ArchsearchError, TaskStopped, UsageError  # noqa: E402
 from archsearch.options import SearchOptions  # noqa: E402
 from archsearch.recommend.knowledge import (  # noqa: E402
     COMPLETED,
@@ -73,18 +78,21 @@ from archsearch.recommend.knowledge import (  # noqa: E402
 )
 from archsearch.space import load_space  # noqa: E402
 from archsearch.space.schema import default_space_path  # noqa: E402
-from archsearch.store import Store  # noqa: E402
-from archsearch.types import TrialStatus  # noqa: E402
-from archsearch.workflow import SearchRequest, run_task  # noqa: E402
+from archsearch.store import Store, TaskRecord  # noqa: E402
+from archsearch.store.lease import LeaseLost  # noqa: E402
+from archsearch.types import TaskStatus, TrialStatus  # noqa: E402
+from archsearch.workflow import LeaseHeld, SearchRequest, resume, run_task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The unseen sets the knowledge base is judged on, and where their cells go: never the shipped
 # matrix (docs/knowledge-base.md#the-corpus).
 UNSEEN_CORPUS = ROOT / "benchmarks" / "unseen.yaml"
 UNSEEN_MATRIX = ROOT / "benchmarks" / "unseen" / "matrix.csv"
-# What one cell measures: (cell, the task's facts for the sidecar); raises KeyboardInterrupt
-# when it was stopped before it finished.
-Measure = Callable[[CorpusTask, str, CellBudget, int], tuple[Cell, dict[str, Any]]]
+# What one cell measures, its search kept in the given folder: (cell, the task's facts for the
+# sidecar); raises KeyboardInterrupt when it was stopped before it finished.
+Measure = Callable[[CorpusTask, str, CellBudget, int, Path], tuple[Cell, dict[str, Any]]]
+# In a cell's folder: its search's database, and the seconds spent on it by earlier sittings.
+CELL_DB, SECONDS_SPENT = "cell.db", "seconds-spent"
 # Below this many steps a cell's fixed costs (a Ray start, the floor, the report) outweigh its
 # training steps, so its seconds say little of how the cost grows with length (hours_left).
 MIN_SCALING_LENGTH = 128
@@ -135,25 +143,53 @@ def family_space(family: str, budget: CellBudget, out: Path) -> Path:
     return path
 
 
-def measure_cell(task: CorpusTask, family: str, budget: CellBudget,
-                 run: int) -> tuple[Cell, dict[str, Any]]:
-    """One cell through the normal workflow (see the module docstring)."""
+def cell_folder(work: Path, task_id: str, family: str, budget: CellBudget) -> Path:
+    """Where a cell's search lives until the cell is in the matrix; named by its budget too, so
+    that a build at another budget never resumes it."""
+    return work / (f"{task_id}--{family}--t{budget.trials}-s{budget.max_steps}"
+                   f"-cv{budget.cv_folds}-seed{budget.seed}")
+
+
+def stopped_search(folder: Path) -> TaskRecord | None:
+    """The search a stopped build left in a cell's folder, if it got as far as storing it."""
+    if not (folder / CELL_DB).exists():
+        return None
+    with Store(f"sqlite:///{folder / CELL_DB}") as store:
+        tasks = store.list_tasks()
+    return tasks[0] if tasks else None
+
+
+def measure_cell(task: CorpusTask, family: str, budget: CellBudget, run: int,
+                 folder: Path) -> tuple[Cell, dict[str, Any]]:
+    """One cell through the normal workflow, its search in ``folder``; a search an earlier
+    sitting left there is resumed (see the module docstring)."""
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="archsearch-kb-") as tmp:
-        work = Path(tmp)
-        db_url = f"sqlite:///{work / 'cell.db'}"
-        options = SearchOptions(budget_trials=budget.trials, seed=budget.seed, pruner="none",
-                                cv_folds=budget.cv_folds)
-        request = SearchRequest(data=task.data, constraints=task.constraints,
-                                space=str(family_space(family, budget, work)), options=options,
-                                db_url=db_url, report_dir=work / "reports")
-        result = run_task(request, printer=lambda line: None)
+    spent = float((folder / SECONDS_SPENT).read_text()) if (folder / SECONDS_SPENT).exists() \
+        else 0.0
+    db_url = f"sqlite:///{folder / CELL_DB}"
+    stopped = stopped_search(folder)
+    try:
+        if stopped is None:
+            options = SearchOptions(budget_trials=budget.trials, seed=budget.seed,
+                                    pruner="none", cv_folds=budget.cv_folds)
+            request = SearchRequest(data=task.data, constraints=task.constraints,
+                                    space=str(family_space(family, budget, folder)),
+                                    options=options, db_url=db_url,
+                                    report_dir=folder / "reports")
+            result = run_task(request, printer=lambda line: None)
+        elif stopped.status != TaskStatus.COMPLETED.value:
+            result = resume(stopped.id, db_url, printer=lambda line: None)
+        else:  # stopped after its search ended, before the cell was written
+            result = {"status": TaskStatus.COMPLETED.value, "task_id": stopped.id}
         if result["status"] == "interrupted":
             raise KeyboardInterrupt
-        with Store(db_url) as store:
-            stored = store.get_task(result["task_id"])
-            trials = [t for t in store.trials(stored.id)
-                      if t.status == TrialStatus.COMPLETED.value and t.val_score is not None]
+    except KeyboardInterrupt:
+        (folder / SECONDS_SPENT).write_text(f"{spent + time.perf_counter() - started:.1f}")
+        raise
+    with Store(db_url) as store:
+        stored = store.get_task(result["task_id"])
+        trials = [t for t in store.trials(stored.id)
+                  if t.status == TrialStatus.COMPLETED.value and t.val_score is not None]
     metric = stored.metric
     best = None
     for trial in trials:
@@ -162,7 +198,7 @@ def measure_cell(task: CorpusTask, family: str, budget: CellBudget,
     facts = {"data": task.data, "kind": stored.task_kind,
              "metric": {"name": metric.name, "direction": metric.direction},
              "meta_features": stored.meta_features}
-    seconds = round(time.perf_counter() - started, 1)
+    seconds = round(spent + time.perf_counter() - started, 1)
     if best is None:
         return failed_cell(task.id, family, seconds, run), facts
     return Cell(task.id, family, best.device or this_device(), COMPLETED, best.val_score,
@@ -200,11 +236,19 @@ def _note(matrix: Path, corpus: Corpus, budget: CellBudget) -> str:
             "families) measured; the rest are still to be built.")
 
 
+def default_work(matrix: Path) -> Path:
+    """Where a build keeps the searches of its unfinished cells by default: beside the matrix."""
+    return matrix.with_name(f"{matrix.stem}.in-progress")
+
+
 def build(corpus: Corpus, families: list[str], budget: CellBudget, matrix: Path,
           tasks: Iterable[str] | None = None, measure: Measure = measure_cell,
-          printer: Callable[[str], None] = print) -> int:
+          printer: Callable[[str], None] = print, work: Path | None = None) -> int:
     """Measure every missing cell of ``tasks`` (default: the whole corpus) x ``families`` on
-    this device into ``matrix``; return how many were measured. Stops cleanly on Ctrl-C."""
+    this device into ``matrix``, each cell's search kept under ``work`` (default
+    :func:`default_work`) until the cell is written; return how many were measured. Stops
+    cleanly on Ctrl-C, and a later build resumes the stopped cell's search."""
+    work = work or default_work(matrix)
     sidecar = read_sidecar(matrix)
     if sidecar["budget"] is not None and CellBudget(**sidecar["budget"]) != budget:
         raise UsageError(f"{matrix} holds cells measured at {sidecar['budget']}; a cell at "
@@ -229,15 +273,28 @@ def build(corpus: Corpus, families: list[str], budget: CellBudget, matrix: Path,
     measured = 0
     with ray_runtime(None):  # one embedded runtime: every cell's search joins it
         for task, family in todo:
+            folder = cell_folder(work, task.id, family, budget)
+            if (folder / CELL_DB).exists():
+                printer(f"{task.id} x {family}: resuming the search an earlier build stopped "
+                        f"({folder}).")
+            folder.mkdir(parents=True, exist_ok=True)
             try:
-                cell, facts = measure(task, family, budget, run)
+                cell, facts = measure(task, family, budget, run, folder)
             except KeyboardInterrupt:
-                printer(f"Stopped during {task.id} x {family}: it is measured again next time.")
+                printer(f"Stopped during {task.id} x {family}: its finished trials are kept in "
+                        f"{folder}, and the next build resumes it.")
                 break
+            except TaskStopped as exc:  # its surroundings stopped it (a full disk): resumable
+                printer(f"Stopped during {task.id} x {family}: {exc}")
+                break
+            except (LeaseHeld, LeaseLost) as exc:  # another build is measuring this cell
+                printer(f"{task.id} x {family}: skipped ({exc}).")
+                continue
             except ArchsearchError as exc:  # the workflow refused this cell: record why not
                 printer(f"{task.id} x {family}: refused ({exc}).")
                 cell, facts = failed_cell(task.id, family, 0.0, run), None
             append_cell(matrix, cell)
+            shutil.rmtree(folder, ignore_errors=True)  # the cell is in the matrix now
             measured += 1
             if facts is not None:
                 sidecar["tasks"][task.id] = facts
@@ -247,6 +304,8 @@ def build(corpus: Corpus, families: list[str], budget: CellBudget, matrix: Path,
             write_sidecar(matrix, sidecar)
             printer(f"{task.id} x {family}: {cell.status}, test {cell.test_score}, "
                     f"{cell.cell_seconds:g} s.")
+    if work.is_dir() and not any(work.iterdir()):
+        work.rmdir()
     return measured
 
 
@@ -312,9 +371,27 @@ def hours_left(corpus: Corpus, cells: list[Cell], facts: dict[str, Any],
     return hours
 
 
-def status(corpus: Corpus, matrix: Path) -> dict[str, Any]:
-    """How much of the matrix (the corpus x the default space's families) is measured, and the
-    CPU time the rest would take (:func:`hours_left`)."""
+def in_progress(work: Path) -> list[dict[str, Any]]:
+    """The cells a stopped build left under ``work``: each folder, its finished trials and the
+    seconds spent on it so far."""
+    cells = []
+    for folder in sorted(work.iterdir()) if work.is_dir() else []:
+        stopped = stopped_search(folder)
+        finished = 0
+        if stopped is not None:
+            with Store(f"sqlite:///{folder / CELL_DB}") as store:
+                finished = sum(t.status == TrialStatus.COMPLETED.value
+                               for t in store.trials(stopped.id))
+        spent = folder / SECONDS_SPENT
+        cells.append({"cell": folder.name, "trials_finished": finished,
+                      "seconds_spent": float(spent.read_text()) if spent.exists() else None})
+    return cells
+
+
+def status(corpus: Corpus, matrix: Path, work: Path | None = None) -> dict[str, Any]:
+    """How much of the matrix (the corpus x the default space's families) is measured, the CPU
+    time the rest would take (:func:`hours_left`), and the cells in progress under ``work``
+    (default :func:`default_work`)."""
     families = default_families()
     cells = [c for c in read_cells(matrix) if c.family in families]
     total = len(corpus.tasks) * len(families)
@@ -327,7 +404,8 @@ def status(corpus: Corpus, matrix: Path) -> dict[str, Any]:
             "tasks_measured": len({c.task for c in cells}),
             "mean_cell_seconds": round(mean, 1) if mean else None,
             "hours_left_length_scaled": round(sum(left.values()), 1) if left else None,
-            "hours_left_by_task": left, "note": sidecar.get("note")}
+            "hours_left_by_task": left,
+            "in_progress": in_progress(work or default_work(matrix)), "note": sidecar.get("note")}
 
 
 def calibrate(matrix: Path) -> dict[str, Any]:
@@ -362,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
                         "matrix; for an unseen role's corpus, benchmarks/unseen/matrix.csv)")
     parser.add_argument("--corpus", type=Path, default=CORPUS_FILE)
     parser.add_argument("--why", default="", help="remeasure: why the cells are stale")
+    parser.add_argument("--work", type=Path, help="build, status: where unfinished cells keep "
+                        "their searches (default: beside the matrix, MATRIX.in-progress/)")
     args = parser.parse_args(argv)
     corpus = load_corpus(args.corpus)
     unseen = corpus.role == "unseen"
@@ -373,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     families = (args.families.split(",") if args.families
                 else default_families())
     if args.command == "status":
-        print(json.dumps(status(corpus, args.out)))
+        print(json.dumps(status(corpus, args.out, args.work)))
         return 0
     if args.command == "remeasure":
         if not args.tasks:
@@ -393,10 +473,10 @@ def main(argv: list[str] | None = None) -> int:
     if budget != STANDARD_BUDGET and args.out.resolve() == MATRIX_FILE.resolve():
         parser.error("a budget other than the shipped matrix's needs --out FILE")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    if build(corpus, families, budget, args.out, args.tasks.split(",") if args.tasks else None) \
-            and not unseen:
+    if build(corpus, families, budget, args.out, args.tasks.split(",") if args.tasks else None,
+             work=args.work) and not unseen:
         print(json.dumps(calibrate(args.out)))
-    print(json.dumps(status(corpus, args.out)))
+    print(json.dumps(status(corpus, args.out, args.work)))
     return 0
 
 

@@ -2,6 +2,13 @@
 
 import dataclasses
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -105,17 +112,20 @@ def test_a_stopped_build_keeps_its_finished_cells_and_resumes(tmp_path, tiny_cor
     matrix = tmp_path / "matrix.csv"
     calls = []
 
-    def stopped_at_the_second_cell(task, family, budget, run):
+    def stopped_at_the_second_cell(task, family, budget, run, folder):
         calls.append(family)
         if len(calls) == 2:
             raise KeyboardInterrupt  # as Ctrl-C in the middle of a cell
-        return measure_cell(task, family, budget, run)
+        return measure_cell(task, family, budget, run, folder)
 
     families = ["gru", "tcn"]
     assert build(tiny_corpus, families, TINY, matrix, measure=stopped_at_the_second_cell,
                  printer=lambda line: None) == 1
     first = read_cells(matrix)
     assert [(c.task, c.family, c.status) for c in first] == [("parity-8", "gru", COMPLETED)]
+    # The stopped cell's folder is kept for the next build; the finished one's is gone.
+    work = tmp_path / "matrix.in-progress"
+    assert [p.name for p in work.iterdir()] == ["parity-8--tcn--t1-s4-cv0-seed0"]
     cell = first[0]
     assert cell.device == "cpu" and cell.trials == 1 and 0 <= cell.test_score <= 1
     assert cell.params > 0 and cell.latency_ms > 0 and cell.train_seconds > 0
@@ -125,6 +135,7 @@ def test_a_stopped_build_keeps_its_finished_cells_and_resumes(tmp_path, tiny_cor
                  printer=lambda line: None) == 1
     assert calls == ["tcn"]
     assert [(c.family, c.run) for c in read_cells(matrix)] == [("gru", 0), ("tcn", 1)]
+    assert not work.exists()  # no cell in progress: nothing left behind
     sidecar = read_sidecar(matrix)
     assert [run["cells"] for run in sidecar["runs"]] == [1, 1]
     run = sidecar["runs"][0]
@@ -148,6 +159,85 @@ def test_a_stopped_build_keeps_its_finished_cells_and_resumes(tmp_path, tiny_cor
     assert build(tiny_corpus, families, TINY, matrix, printer=lambda line: None) == 0
     with pytest.raises(UsageError, match="would not compare"):
         build(tiny_corpus, families, CellBudget(), matrix, printer=lambda line: None)
+
+
+def test_a_cell_its_surroundings_stopped_is_kept_for_the_next_build_not_failed(tmp_path,
+                                                                            tiny_corpus):
+    # A full disk (or a database gone) stops the cell's search: the build stops too, records
+    # no failed cell, and keeps the cell's folder so that the next build resumes it.
+    from archsearch.errors import TaskStopped
+
+    def full_disk(task, family, budget, run, folder):
+        (folder / "cell.db").write_bytes(b"")  # as far as the search got
+        raise TaskStopped("task 1 stopped: a write failed: database or disk is full.")
+
+    matrix, lines = tmp_path / "matrix.csv", []
+    assert build(tiny_corpus, ["gru", "tcn"], TINY, matrix, measure=full_disk,
+                 printer=lines.append) == 0
+    assert read_cells(matrix) == [] and "disk is full" in lines[-1]
+    assert [p.name for p in (tmp_path / "matrix.in-progress").iterdir()] == [
+        "parity-8--gru--t1-s4-cv0-seed0"]
+
+
+@pytest.mark.slow
+def test_a_cell_whose_build_was_killed_resumes_its_search_not_a_new_one(tmp_path):
+    """kill -9 of a build once its cell's first trial has finished: the next build resumes that
+    search (the finished trials kept as they were, the cut ones run again, the budget met)
+    instead of measuring the cell again."""
+    from benchmarks.knowledge import CELL_DB, status
+
+    corpus_file = tmp_path / "corpus.yaml"
+    corpus_file.write_text("version: 1\ntasks:\n  - {id: adding-24, data: "
+                           "'builtin:adding?length=24&n=300', axes: tiny}\n", encoding="utf-8")
+    corpus = load_corpus(corpus_file)
+    matrix, work = tmp_path / "matrix.csv", tmp_path / "cells"
+    budget = CellBudget(trials=3, max_steps=60, cv_folds=0)
+    folder = work / "adding-24--gru--t3-s60-cv0-seed0"
+
+    def finished():
+        try:
+            with sqlite3.connect(folder / CELL_DB) as conn:
+                return conn.execute("SELECT number, started_at, finished_at FROM "
+                                    "archsearch_trials WHERE status = 'completed' "
+                                    "ORDER BY number").fetchall()
+        except sqlite3.OperationalError:  # no database or tables yet
+            return []
+
+    lease_s = 6
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "knowledge.py"
+    driver = subprocess.Popen(
+        [sys.executable, str(script), "build", "--corpus", str(corpus_file), "--out",
+         str(matrix), "--work", str(work), "--families", "gru", "--trials", "3", "--steps",
+         "60", "--cv-folds", "0"], env={**os.environ, "ARCHSEARCH_LEASE_SECONDS": str(lease_s)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not finished() and time.monotonic() < deadline:
+        assert driver.poll() is None, driver.returncode
+        time.sleep(0.2)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    before = finished()
+    assert 1 <= len(before) < 3 and read_cells(matrix) == []
+    assert status(corpus, matrix, work)["in_progress"] == [
+        {"cell": folder.name, "trials_finished": len(before), "seconds_spent": None}]
+    time.sleep(lease_s + 1)  # the killed build's search reads interrupted once its lease lapses
+
+    after = []
+
+    def resumed(task, family, budget, run, folder):
+        measured = measure_cell(task, family, budget, run, folder)
+        after.extend(finished())  # before the build removes the folder
+        return measured
+
+    lines = []
+    assert build(corpus, ["gru"], budget, matrix, measure=resumed, printer=lines.append,
+                 work=work) == 1
+    assert any("resuming the search" in line for line in lines)
+    # Every trial finished before the kill is still there, untouched (same start and end).
+    assert len(after) == 3 and set(before) <= set(after)
+    [cell] = read_cells(matrix)
+    assert cell.status == COMPLETED and cell.trials == 3
+    assert not work.exists()  # the cell is in the matrix: its folder is gone
 
 
 def test_a_quick_budget_never_writes_the_shipped_matrix(capsys):
@@ -215,9 +305,9 @@ def test_stale_cells_are_taken_out_recorded_and_measured_again(tmp_path):
     assert set(sidecar["tasks"]) == {"parity-12"} and "2 of" in sidecar["note"]
     measured = []
 
-    def recorded(task, family, budget, run):
+    def recorded(task, family, budget, run, folder):
         measured.append((task.id, family))
-        return measure_cell(task, family, budget, run)
+        return measure_cell(task, family, budget, run, folder)
 
     assert build(corpus, ["gru", "tcn"], TINY, matrix, measure=recorded,
                  printer=lambda line: None) == 2

@@ -126,3 +126,30 @@ def test_resume_refuses_a_completed_task(tmp_path):
                             str(task_id), "--db", db], cwd=tmp_path, capture_output=True,
                            text=True, timeout=120)
     assert again.returncode == 2 and "already completed" in again.stderr, again.stderr[-2000:]
+
+
+def test_a_resume_reruns_the_trials_a_stop_cut_short_and_keeps_the_rest(tmp_path):
+    # The trials a stop cut short (Ctrl-C, a cancel) are stored failed with its reason, for the
+    # report; a resume runs them again, as it does those a killed driver left running. Trials
+    # that ended on their own (completed, or failed with their own error) are kept.
+    from archsearch.types import TrialOutcome, TrialStatus
+    from archsearch.workflow import CANCELLED, USER_INTERRUPT, _take_stock
+
+    with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        task_id = stored_task(store, TaskStatus.INTERRUPTED, budget_trials=6)
+        ended = {1: (TrialStatus.FAILED, "ValueError: the loss is NaN"),
+                 2: (TrialStatus.FAILED, USER_INTERRUPT), 3: (TrialStatus.FAILED, CANCELLED),
+                 4: (TrialStatus.PRUNED, None)}
+        for number in range(6):
+            store.start_trial(task_id, number, "gru", {"n_layers": 1})
+            if number == 0:
+                store.finish_trial(task_id, 0, TrialOutcome(
+                    status=TrialStatus.COMPLETED, cost=None, epochs_run=1, best_epoch=1,
+                    val_score=0.1, test_score=0.1, train_seconds=1.0))
+            elif number in ended:
+                store.mark_trial(task_id, number, *ended[number])
+        # number 5 stays running, as a killed driver leaves it
+        finished, unfinished = _take_stock(store, task_id, printer=lambda line: None)
+        assert [t.number for t in finished] == [0, 1, 4]
+        assert unfinished == [2, 3, 5]
+        assert [t.number for t in store.trials(task_id)] == [0, 1, 4]
