@@ -1,15 +1,15 @@
 """Build the knowledge base's performance matrix, resumably (docs/knowledge-base.md).
 
     python benchmarks/knowledge.py build [--tasks ID,...] [--families F,...] [--trials N]
-                                         [--steps N] [--cv-folds K] [--out FILE]
-    python benchmarks/knowledge.py status [--out FILE]
+                                         [--steps N] [--cv-folds K] [--out FILE] [--work DIR]
+    python benchmarks/knowledge.py status [--out FILE] [--work DIR]
     python benchmarks/knowledge.py calibrate [--out FILE]
     python benchmarks/knowledge.py remeasure --tasks ID,... --why TEXT [--out FILE]
     python benchmarks/knowledge.py build --corpus benchmarks/unseen.yaml
 
 ``build`` measures every missing cell (corpus task x family x this machine's device) of the
 corpus (``archsearch/recommend/knowledge/corpus.yaml``): a search of that family alone through
-the normal workflow (its own temporary database, so that no earlier cell warm-starts it; the
+the normal workflow (its own database, so that no earlier cell warm-starts it; the
 pruner off, so every trial gets the whole step budget), at the one budget of the matrix file.
 Each cell is appended to the matrix as soon as it finishes, and a later ``build`` skips the
 finished ones. A cell's search keeps its database in a folder of its own under ``--work``
