@@ -1,6 +1,7 @@
-"""kill -9 of the driver mid-search, then --resume: refused while the driver's lease is live,
-the task read as interrupted once it lapsed, and then nothing finished is lost or rerun, and the
-trial counts add up to the budget."""
+"""kill -9 or Ctrl-C of the driver mid-search, then --resume: refused while the driver's lease
+is live; after kill -9 the task reads interrupted once its lease lapsed, after Ctrl-C at once,
+with its report; then nothing finished is lost or rerun, what the stop cut short runs again, and
+the trial counts add up to the budget."""
 
 import json
 import os
@@ -17,6 +18,7 @@ import pytest
 from archsearch.search.scratch import scratch_prefix
 from archsearch.store import Store
 from archsearch.types import TaskStatus
+from archsearch.workflow import USER_INTERRUPT
 from tests.records import stored_task
 
 pytestmark = pytest.mark.slow
@@ -39,7 +41,7 @@ def finished_trials(db_file) -> list[tuple]:
     try:
         with sqlite3.connect(db_file) as conn:
             return conn.execute(
-                "SELECT number, status, started_at, finished_at FROM archsearch_trials "
+                "SELECT number, status, started_at, finished_at, error FROM archsearch_trials "
                 "WHERE status != 'running' ORDER BY number").fetchall()
     except sqlite3.OperationalError:  # tables not created yet
         return []
@@ -55,7 +57,8 @@ def trials(db_file) -> list[tuple]:
         return []
 
 
-def test_kill_9_then_resume(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_stop_then_resume(tmp_path, stop):
     db_file = tmp_path / "k.db"
     db = f"sqlite:///{db_file}"
     (tmp_path / "gru.yaml").write_text(SPACE)
@@ -79,21 +82,33 @@ def test_kill_9_then_resume(tmp_path):
     while len(finished_trials(db_file)) < 3 and time.monotonic() < deadline:
         assert driver.poll() is None, "the search ended before it could be killed"
         time.sleep(0.2)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
+    os.kill(driver.pid, stop)
+    stopped_rc = driver.wait(120)
     killed = time.monotonic()
     before = finished_trials(db_file)
     assert 3 <= len(before) < BUDGET
-    # Ray Tune's scratch folder: a killed driver leaves it, the resume of its task removes it.
-    scratch = Path(tempfile.gettempdir()).glob(scratch_prefix(db, "archsearch-task-1") + "*")
-    left = list(scratch)
-    assert len(left) == 1, left
-
-    # Nothing wrote "interrupted": the lapsed lease says so to every reader.
-    time.sleep(max(0.0, killed + LEASE_S + 1 - time.monotonic()))
+    # Ray Tune's scratch folder: a killed driver leaves it (the resume of its task removes it),
+    # a driver stopped by Ctrl-C removes it itself.
+    left = list(Path(tempfile.gettempdir()).glob(scratch_prefix(db, "archsearch-task-1") + "*"))
     listed = subprocess.run([sys.executable, "-m", "archsearch", "tasks", "--db", db, "--json"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert json.loads(listed.stdout.strip().splitlines()[-1])[0]["status"] == "interrupted"
+    if stop == signal.SIGKILL:
+        assert len(left) == 1, left
+        # Nothing wrote "interrupted": the lapsed lease says so to every reader.
+        time.sleep(max(0.0, killed + LEASE_S + 1 - time.monotonic()))
+        listed = subprocess.run([sys.executable, "-m", "archsearch", "tasks", "--db", db,
+                                 "--json"], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120)
+        cut_short = set()
+    else:
+        # Ctrl-C: the driver ends the task itself, with a report of the trials done so far,
+        # and stores the trials it cut short failed with the stop's reason.
+        assert stopped_rc == 130 and not left, left
+        assert (tmp_path / "task-1" / "report.html").is_file()
+        cut_short = {t for t in before if t[4] == USER_INTERRUPT}
+        assert all(t[1] == "failed" for t in cut_short)
+    task = json.loads(listed.stdout.strip().splitlines()[-1])[0]
+    assert task["status"] == "interrupted", task
 
     resumed = subprocess.run([*base, "--resume", "1"], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=600)
@@ -103,8 +118,11 @@ def test_kill_9_then_resume(tmp_path):
     assert sum(summary["trials"].values()) == BUDGET
     after = finished_trials(db_file)
     assert len(after) == BUDGET
-    # Every trial finished before the kill is still there, untouched (same start and end).
-    assert set(before) <= set(after)
+    # Every trial that ended on its own before the stop is still there, untouched (same start
+    # and end); those the stop cut short ran again.
+    assert set(before) - cut_short <= set(after)
+    assert not cut_short & set(after)
+    assert not any(t[4] == USER_INTERRUPT for t in after)
     with sqlite3.connect(db_file) as conn:
         assert conn.execute("SELECT count(*) FROM archsearch_trials "
                             "WHERE status = 'running'").fetchone() == (0,)
@@ -113,7 +131,7 @@ def test_kill_9_then_resume(tmp_path):
             "(SELECT sum(epochs_run) FROM archsearch_trials)").fetchone()
     assert epochs == run
     assert (tmp_path / "task-1" / "report.html").is_file()
-    assert not left[0].exists()
+    assert not any(folder.exists() for folder in left)
     assert not list(Path(tempfile.gettempdir()).glob(scratch_prefix(db, "archsearch-task-1")
                                                      + "*"))
 
@@ -133,7 +151,7 @@ def test_a_resume_reruns_the_trials_a_stop_cut_short_and_keeps_the_rest(tmp_path
     # report; a resume runs them again, as it does those a killed driver left running. Trials
     # that ended on their own (completed, or failed with their own error) are kept.
     from archsearch.types import TrialOutcome, TrialStatus
-    from archsearch.workflow import CANCELLED, USER_INTERRUPT, _take_stock
+    from archsearch.workflow import CANCELLED, _take_stock
 
     with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
         task_id = stored_task(store, TaskStatus.INTERRUPTED, budget_trials=6)
