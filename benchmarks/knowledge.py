@@ -47,6 +47,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -93,6 +94,9 @@ UNSEEN_MATRIX = ROOT / "benchmarks" / "unseen" / "matrix.csv"
 Measure = Callable[[CorpusTask, str, CellBudget, int, Path], tuple[Cell, dict[str, Any]]]
 # In a cell's folder: its search's database, and the seconds spent on it by earlier sittings.
 CELL_DB, SECONDS_SPENT = "cell.db", "seconds-spent"
+# How often a sitting writes its seconds so far: a build killed without warning (kill -9, a
+# reboot) leaves out at most this much of the cell's time.
+SECONDS_HEARTBEAT = 5.0
 # Below this many steps a cell's fixed costs (a Ray start, the floor, the report) outweigh its
 # training steps, so its seconds say little of how the cost grows with length (hours_left).
 MIN_SCALING_LENGTH = 128
@@ -159,13 +163,45 @@ def stopped_search(folder: Path) -> TaskRecord | None:
     return tasks[0] if tasks else None
 
 
+class CellClock:
+    """The seconds a cell took over all its sittings: those of earlier sittings read from its
+    folder, this sitting's written there every :data:`SECONDS_HEARTBEAT` until :meth:`stop`."""
+
+    def __init__(self, folder: Path) -> None:
+        self._file = folder / SECONDS_SPENT
+        self._earlier = float(self._file.read_text()) if self._file.exists() else 0.0
+        self._started = time.perf_counter()
+        self._stopped = threading.Event()
+        self._write()
+        self._thread = threading.Thread(target=self._beat, name="cell-clock", daemon=True)
+        self._thread.start()
+
+    def seconds(self) -> float:
+        return round(self._earlier + time.perf_counter() - self._started, 1)
+
+    def _write(self) -> None:
+        # Replaced whole, so that a kill mid-write leaves the previous value, never half of one.
+        partial = self._file.with_name(self._file.name + ".partial")
+        partial.write_text(f"{self.seconds():.1f}")
+        os.replace(partial, self._file)
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(SECONDS_HEARTBEAT):
+            self._write()
+
+    def stop(self) -> float:
+        """Stops the heartbeat and returns the cell's seconds so far (written to its folder)."""
+        self._stopped.set()
+        self._thread.join()
+        self._write()
+        return self.seconds()
+
+
 def measure_cell(task: CorpusTask, family: str, budget: CellBudget, run: int,
                  folder: Path) -> tuple[Cell, dict[str, Any]]:
     """One cell through the normal workflow, its search in ``folder``; a search an earlier
     sitting left there is resumed (see the module docstring)."""
-    started = time.perf_counter()
-    spent = float((folder / SECONDS_SPENT).read_text()) if (folder / SECONDS_SPENT).exists() \
-        else 0.0
+    clock = CellClock(folder)
     db_url = f"sqlite:///{folder / CELL_DB}"
     stopped = stopped_search(folder)
     try:
@@ -183,9 +219,8 @@ def measure_cell(task: CorpusTask, family: str, budget: CellBudget, run: int,
             result = {"status": TaskStatus.COMPLETED.value, "task_id": stopped.id}
         if result["status"] == "interrupted":
             raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        (folder / SECONDS_SPENT).write_text(f"{spent + time.perf_counter() - started:.1f}")
-        raise
+    finally:
+        seconds = clock.stop()
     with Store(db_url) as store:
         stored = store.get_task(result["task_id"])
         trials = [t for t in store.trials(stored.id)
@@ -198,7 +233,6 @@ def measure_cell(task: CorpusTask, family: str, budget: CellBudget, run: int,
     facts = {"data": task.data, "kind": stored.task_kind,
              "metric": {"name": metric.name, "direction": metric.direction},
              "meta_features": stored.meta_features}
-    seconds = round(spent + time.perf_counter() - started, 1)
     if best is None:
         return failed_cell(task.id, family, seconds, run), facts
     return Cell(task.id, family, best.device or this_device(), COMPLETED, best.val_score,

@@ -184,7 +184,7 @@ def test_a_cell_whose_build_was_killed_resumes_its_search_not_a_new_one(tmp_path
     """kill -9 of a build once its cell's first trial has finished: the next build resumes that
     search (the finished trials kept as they were, the cut ones run again, the budget met)
     instead of measuring the cell again."""
-    from benchmarks.knowledge import CELL_DB, status
+    from benchmarks.knowledge import CELL_DB, SECONDS_HEARTBEAT, status
 
     corpus_file = tmp_path / "corpus.yaml"
     corpus_file.write_text("version: 1\ntasks:\n  - {id: adding-24, data: "
@@ -218,14 +218,18 @@ def test_a_cell_whose_build_was_killed_resumes_its_search_not_a_new_one(tmp_path
     driver.wait()
     before = finished()
     assert 1 <= len(before) < 3 and read_cells(matrix) == []
-    assert status(corpus, matrix, work)["in_progress"] == [
-        {"cell": folder.name, "trials_finished": len(before), "seconds_spent": None}]
+    [in_progress] = status(corpus, matrix, work)["in_progress"]
+    killed_seconds = in_progress.pop("seconds_spent")  # the heartbeat's last value
+    assert in_progress == {"cell": folder.name, "trials_finished": len(before)}
+    assert killed_seconds >= SECONDS_HEARTBEAT  # the first trial took longer than one beat
     time.sleep(lease_s + 1)  # the killed build's search reads interrupted once its lease lapses
 
-    after = []
+    after, resumed_seconds = [], []
 
     def resumed(task, family, budget, run, folder):
+        started = time.perf_counter()
         measured = measure_cell(task, family, budget, run, folder)
+        resumed_seconds.append(time.perf_counter() - started)
         after.extend(finished())  # before the build removes the folder
         return measured
 
@@ -237,6 +241,8 @@ def test_a_cell_whose_build_was_killed_resumes_its_search_not_a_new_one(tmp_path
     assert len(after) == 3 and set(before) <= set(after)
     [cell] = read_cells(matrix)
     assert cell.status == COMPLETED and cell.trials == 3
+    # The cell's time is both sittings': the killed one's (to its last beat) and the resumed.
+    assert abs(cell.cell_seconds - (killed_seconds + resumed_seconds[0])) < 0.5
     assert not work.exists()  # the cell is in the matrix: its folder is gone
 
 
