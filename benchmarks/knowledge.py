@@ -74,6 +74,7 @@ from archsearch.recommend.knowledge import (  # noqa: E402
     load_corpus,
     read_cells,
     read_sidecar,
+    replace_text,
     write_cells,
     write_sidecar,
 )
@@ -179,11 +180,11 @@ class CellClock:
     def seconds(self) -> float:
         return round(self._earlier + time.perf_counter() - self._started, 1)
 
-    def _write(self) -> None:
+    def _write(self) -> float:
         # Replaced whole, so that a kill mid-write leaves the previous value, never half of one.
-        partial = self._file.with_name(self._file.name + ".partial")
-        partial.write_text(f"{self.seconds():.1f}")
-        os.replace(partial, self._file)
+        seconds = self.seconds()
+        replace_text(self._file, f"{seconds:.1f}")
+        return seconds
 
     def _beat(self) -> None:
         while not self._stopped.wait(SECONDS_HEARTBEAT):
@@ -193,8 +194,7 @@ class CellClock:
         """Stops the heartbeat and returns the cell's seconds so far (written to its folder)."""
         self._stopped.set()
         self._thread.join()
-        self._write()
-        return self.seconds()
+        return self._write()
 
 
 def measure_cell(task: CorpusTask, family: str, budget: CellBudget, run: int,

@@ -16,6 +16,7 @@ from archsearch.recommend.knowledge.matrix import (
     load_knowledge_base,
     read_cells,
     read_sidecar,
+    replace_text,
     sidecar_path,
     write_cells,
     write_sidecar,
@@ -24,4 +25,4 @@ from archsearch.recommend.knowledge.matrix import (
 __all__ = ["COMPLETED", "CORPUS_FILE", "FAILED", "MATRIX_FILE", "STANDARD_BUDGET", "Cell",
            "CellBudget", "Corpus", "CorpusTask", "CorpusTaskFacts", "KnowledgeBase",
            "append_cell", "load_corpus", "load_knowledge_base", "read_cells", "read_sidecar",
-           "sidecar_path", "write_cells", "write_sidecar"]
+           "replace_text", "sidecar_path", "write_cells", "write_sidecar"]

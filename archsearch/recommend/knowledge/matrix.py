@@ -139,12 +139,16 @@ def read_sidecar(matrix: Path = MATRIX_FILE) -> dict[str, Any]:
         raise ArchsearchError(f"{path}: cannot read the provenance ({exc}).") from None
 
 
-def write_sidecar(matrix: Path, sidecar: dict[str, Any]) -> None:
-    """Replace the provenance atomically (a crash leaves the old or the new file, whole)."""
-    path = sidecar_path(matrix)
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(sidecar, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+def replace_text(path: Path, text: str) -> None:
+    """Replace a file's text atomically (a crash leaves the old or the new text, whole)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
+
+
+def write_sidecar(matrix: Path, sidecar: dict[str, Any]) -> None:
+    """Replace the provenance atomically."""
+    replace_text(sidecar_path(matrix), json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
 
 
 @dataclass(frozen=True)
