@@ -24,11 +24,13 @@ from tests.records import stored_task
 pytestmark = pytest.mark.slow
 BUDGET = 10
 LEASE_S = 6  # the drivers' lease (a setting): a killed driver's task lapses within seconds
-# One family, trials of a few seconds: what is tested is the resume, not the families. Long
-# enough that the driver is still searching when the test has seen three trials end (the
-# refused second driver runs in between), short enough that ten trials cost little.
+# One family, trials of a few seconds, none pruned (`--pruner none`): what is tested is the
+# resume, not the families. Long enough that the driver is still searching when the test has
+# seen three trials end (the refused second driver runs in between) and its stop has landed: with
+# 60 steps and the pruner on, the last seven trials ended within the 1.4 s a Ctrl-C took to land
+# under a full test run. Short enough that ten trials cost little.
 SPACE = """version: 1
-training: {lr: 1.0e-3, batch_size: 32, max_steps: 60, eval_every: 20, weight_decay: 0.0}
+training: {lr: 1.0e-3, batch_size: 32, max_steps: 120, eval_every: 20, weight_decay: 0.0}
 shared: {d_model: 16, dropout: 0.0, pooling: last}
 families:
   gru: {n_layers: 1}
@@ -65,7 +67,7 @@ def test_stop_then_resume(tmp_path, stop):
     # No cross-validation of finalists: what is tested is the resume (stored with the task,
     # so the resumed driver skips it too).
     base = [sys.executable, "-m", "archsearch", "search", "--db", db, "--report-dir",
-            str(tmp_path), "--json", "--cv-folds", "0"]
+            str(tmp_path), "--json", "--cv-folds", "0", "--pruner", "none"]
     env = {**os.environ, "ARCHSEARCH_LEASE_SECONDS": str(LEASE_S)}
     driver = subprocess.Popen([*base, "builtin:adding?length=24&n=300", "--space", "gru.yaml",
                                "--budget-trials", str(BUDGET), "--seed", "2"], cwd=tmp_path,
