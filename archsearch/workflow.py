@@ -56,7 +56,7 @@ from archsearch.recommend.knowledge import load_knowledge_base
 from archsearch.recommend.rationale import initial_design_sentence, knowledge_verdict
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
-from archsearch.search import MODEL_FILE, SearchSettings, dashboard_hint
+from archsearch.search import MODEL_FILE, FinishedTrial, SearchSettings, dashboard_hint
 from archsearch.space import SearchSpace, load_space
 from archsearch.store import (
     RecommendationRecord,
@@ -427,6 +427,7 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
                      else options.budget_trials - len(finished)),
         trial_minutes=trial_minutes, deadline=deadline, ray_address=ray_address,
         optuna_storage=db_url, study_name=study_name, rerun_numbers=tuple(unfinished),
+        finished=_finished_trials(finished),
         warm_start=tuple(_warm_start(store, task, printer)) if not finished else (),
         family_order=portfolio.order,
     )
@@ -437,10 +438,8 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
     from archsearch.search.engine import run_search
 
     interrupted = False
-    try:
-        if settings.trials_left is None or settings.trials_left > 0:
-            run_search(prepared, space, request.constraints, settings, observer,
-                       cancel.search_stop)
+    try:  # with no trial left, a resume may still owe its finalists' folds
+        run_search(prepared, space, request.constraints, settings, observer, cancel.search_stop)
     except KeyboardInterrupt:
         if lost:  # the driver's ending says why: another driver, or a refused write
             raise
@@ -733,6 +732,16 @@ def _take_stock(store: Store, task_id: int, printer: Printer) -> tuple[list[Tria
     if finished:
         printer(f"Resuming: {len(finished)} finished trial(s) kept.")
     return finished, unfinished
+
+
+def _finished_trials(trials: list[TrialRecord]) -> tuple[FinishedTrial, ...]:
+    """The completed trials a resumed search keeps, as its finalists are chosen among them."""
+    return tuple(
+        FinishedTrial(t.number, ArchConfig(t.family, t.config["model"]),
+                      TrainConfig(**t.config["train"]),
+                      TrialOutcome(TrialStatus.COMPLETED, None, t.epochs_run, t.best_epoch,
+                                   t.val_score, t.test_score, t.train_seconds), t.cv_folds)
+        for t in trials if t.status == TrialStatus.COMPLETED.value and t.val_score is not None)
 
 
 def _mark_ended(store: Store, task_id: int, status: TaskStatus, error: str,

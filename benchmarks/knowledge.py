@@ -4,7 +4,8 @@
                                          [--steps N] [--cv-folds K] [--out FILE] [--work DIR]
     python benchmarks/knowledge.py status [--out FILE] [--work DIR]
     python benchmarks/knowledge.py calibrate [--out FILE]
-    python benchmarks/knowledge.py remeasure --tasks ID,... --why TEXT [--out FILE]
+    python benchmarks/knowledge.py remeasure --tasks ID,... [--families F,...] --why TEXT
+        [--out FILE]
     python benchmarks/knowledge.py build --corpus benchmarks/unseen.yaml
 
 ``build`` measures every missing cell (corpus task x family x this machine's device) of the
@@ -26,9 +27,9 @@ tasks' sequence lengths (:func:`hours_left`); its last line is one JSON object.
 ``calibrate`` (run by ``build`` after it measured a cell) writes the pairs the instant pick's
 confidence is calibrated on beside the matrix (``matrix.calibration.json``,
 :mod:`archsearch.recommend.calibration`): seconds, no training. ``remeasure`` takes the cells
-of the given tasks out of the matrix (after a change to the training that makes them stale),
-records when, at which commit and why in the sidecar's ``remeasured`` list, and recalibrates;
-the next ``build`` measures them again.
+of the given tasks (of the given families only, with ``--families``) out of the matrix (after a
+change that makes them stale), records when, at which commit and why in the sidecar's
+``remeasured`` list, and recalibrates; the next ``build`` measures them again.
 
 A corpus file whose role is ``unseen`` (``benchmarks/unseen.yaml``) is measured the same way
 into :data:`UNSEEN_MATRIX` (its default ``--out``; the shipped matrix is refused), with no
@@ -343,22 +344,31 @@ def build(corpus: Corpus, families: list[str], budget: CellBudget, matrix: Path,
     return measured
 
 
-def remeasure(corpus: Corpus, matrix: Path, tasks: list[str], why: str) -> dict[str, Any]:
-    """Take every cell of ``tasks`` out of ``matrix``, so that the next build measures them
-    again; the sidecar records it. What was taken out, in short."""
+def remeasure(corpus: Corpus, matrix: Path, tasks: list[str], why: str,
+              families: list[str] | None = None) -> dict[str, Any]:
+    """Take the cells of ``tasks`` (of ``families`` only, when given) out of ``matrix``, so that
+    the next build measures them again; the sidecar records it. What was taken out, in short."""
     if not why.strip():
         raise UsageError("say why the cells are stale (--why TEXT): the sidecar records it.")
     for task_id in tasks:
         corpus.task(task_id)  # an unknown id is refused, with the corpus's ids
+    unknown = sorted(set(families or ()) - set(default_families()))
+    if unknown:
+        raise UsageError(f"no family {', '.join(unknown)} in the default space; its families "
+                         f"are {', '.join(default_families())}.")
     cells = read_cells(matrix)
-    kept = [c for c in cells if c.task not in tasks]
+    kept = [c for c in cells
+            if c.task not in tasks or (families is not None and c.family not in families)]
     sidecar = read_sidecar(matrix)
     entry = {"date": utc_now(), "commit": _git("rev-parse", "--short", "HEAD"),
              "tasks": sorted(tasks), "cells": len(cells) - len(kept), "why": why.strip()}
+    if families is not None:
+        entry["families"] = sorted(families)
     write_cells(matrix, kept)
     sidecar.setdefault("remeasured", []).append(entry)
     for task_id in tasks:
-        sidecar["tasks"].pop(task_id, None)
+        if not any(c.task == task_id for c in kept):  # facts of a task with cells left stay
+            sidecar["tasks"].pop(task_id, None)
     if sidecar["budget"] is not None:
         sidecar["note"] = _note(matrix, corpus, CellBudget(**sidecar["budget"]))
     write_sidecar(matrix, sidecar)
@@ -492,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "remeasure":
         if not args.tasks:
             parser.error("remeasure needs --tasks ID,...")
-        print(json.dumps(remeasure(corpus, args.out, args.tasks.split(","), args.why)))
+        print(json.dumps(remeasure(corpus, args.out, args.tasks.split(","), args.why,
+                                   args.families.split(",") if args.families else None)))
         if not unseen:
             print(json.dumps(calibrate(args.out)))
         return 0

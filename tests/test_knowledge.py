@@ -318,6 +318,14 @@ def test_stale_cells_are_taken_out_recorded_and_measured_again(tmp_path):
     assert build(corpus, ["gru", "tcn"], TINY, matrix, measure=recorded,
                  printer=lambda line: None) == 2
     assert measured == [("parity-8", "gru"), ("parity-8", "tcn")]
+    # One family's cells only (e.g. measured without their folds): the task's facts stay.
+    with pytest.raises(UsageError, match="no family lstmm"):
+        remeasure(corpus, matrix, ["parity-8"], "a typo", ["lstmm"])
+    entry = remeasure(corpus, matrix, ["parity-8", "parity-12"], "no folds", ["tcn"])
+    assert entry["cells"] == 2 and entry["families"] == ["tcn"]
+    assert {(c.task, c.family) for c in read_cells(matrix)} == {("parity-8", "gru"),
+                                                                ("parity-12", "gru")}
+    assert set(read_sidecar(matrix)["tasks"]) == {"parity-8", "parity-12"}
 
 
 def write_matrix(path, winners):

@@ -176,3 +176,44 @@ def test_a_resume_reruns_the_trials_a_stop_cut_short_and_keeps_the_rest(tmp_path
         assert [t.number for t in finished] == [0, 1, 4]
         assert unfinished == [2, 3, 5]
         assert [t.number for t in store.trials(task_id)] == [0, 1, 4]
+
+
+def test_a_resume_after_every_trial_ended_still_cross_validates_the_finalists(tmp_path):
+    # Small data: the finalists are re-scored by k-fold cross-validation after the trials. A
+    # Ctrl-C while their folds run leaves every trial done and none re-scored; the resume runs
+    # no trial, and re-scores the finalists that the first sitting's trials make (it skipped
+    # them when only the trials that ended in the resuming sitting were candidates).
+    db_file = tmp_path / "cv.db"
+    db = f"sqlite:///{db_file}"
+    (tmp_path / "gru.yaml").write_text(SPACE)
+    base = [sys.executable, "-m", "archsearch", "search", "--db", db, "--report-dir",
+            str(tmp_path), "--json", "--cv-folds", "3", "--pruner", "none"]
+    driver = subprocess.Popen([*base, "builtin:adding?length=24&n=300", "--space", "gru.yaml",
+                               "--budget-trials", "2", "--seed", "2"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    seen = []
+    for line in driver.stderr:  # the folds are submitted right after this note
+        seen.append(line)
+        if "cross-validation on train+validation" in line:
+            os.kill(driver.pid, signal.SIGINT)
+            break
+    driver.stderr.read()
+    assert driver.wait(120) == 130, "".join(seen)[-3000:]
+
+    def stored():
+        with sqlite3.connect(db_file) as conn:
+            return conn.execute("SELECT number, status, started_at, finished_at, cv_folds "
+                                "FROM archsearch_trials ORDER BY number").fetchall()
+
+    before = stored()
+    assert [(t[1], t[4]) for t in before] == [("completed", None)] * 2
+    resumed = subprocess.run([*base, "--resume", "1"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "3-fold cross-validation" in resumed.stderr
+    after = stored()
+    assert [t[:4] for t in after] == [t[:4] for t in before]  # no trial ran again
+    assert sorted(t[4] or 0 for t in after) == [0, 3]  # one family: its best trial
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "completed"

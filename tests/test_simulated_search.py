@@ -15,6 +15,7 @@ from archsearch.search.budget import (
 from archsearch.search.coordinator import Coordinator
 from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.search.selection import FinalistPlan
+from archsearch.search.settings import FinishedTrial
 from archsearch.search.simulated import Curve, simulate
 from archsearch.space import load_space
 from archsearch.types import Constraints, CostMeasurement, Metric, Objectives
@@ -43,8 +44,9 @@ class Recorder:
 
 
 def coordinator(constraints=None, pruner="median", seed=0, objectives="quality", study=None,
-                rerun=(), sampler="tpe"):
-    """A coordinator over a new study, or over ``study`` (a resumed search), ``rerun`` queued.
+                rerun=(), sampler="tpe", finished=()):
+    """A coordinator over a new study, or over ``study`` (a resumed search: ``rerun`` queued,
+    ``finished`` kept).
     The pruner tests of 60 trials sample at random: a pruner's verdicts do not depend on how
     configurations are proposed, and TPE's multivariate proposals cost ~0.1 s a trial."""
     bridge = OptunaBridge.create(load_space(), MSE, seed=seed, sampler=sampler, pruner=pruner,
@@ -55,7 +57,8 @@ def coordinator(constraints=None, pruner="median", seed=0, objectives="quality",
     bridge.requeue(list(rerun))
     bridge.enqueue_initial_design([])
     recorder = Recorder()
-    return Coordinator(bridge, recorder, constraints or Constraints(), seed), recorder
+    return Coordinator(bridge, recorder, constraints or Constraints(), seed,
+                       finished=finished), recorder
 
 
 def learns(final: float, seconds: float = 1.0):
@@ -174,6 +177,26 @@ def test_a_resumed_search_reruns_the_killed_trials_and_meets_the_budget_exactly(
     assert len(seen.started) == 24 - finished
     states = [t.state.name for t in second.bridge.study.trials]
     assert states.count("COMPLETE") == 24 and states.count("FAIL") == 2
+
+
+def test_a_resumed_search_chooses_its_finalists_among_the_earlier_sittings_trials_too():
+    # The first sitting's 4 trials learn well; the driver stops before their folds. The resumed
+    # search runs 2 weaker trials: its finalists are the first sitting's best, its time budget
+    # leaves their folds time before any trial runs, and one already re-scored is known so.
+    first, _ = coordinator(pruner="none")
+    simulate(first, lambda spec: GOOD, budget_trials=4, slots=2)
+    kept = tuple(FinishedTrial(number, first.specs[number].arch, first.specs[number].train,
+                               outcome, cv_folds=5 if number == 0 else None)
+                 for number, outcome in first.completed.items())
+    second, _ = coordinator(pruner="none", study=first.bridge.study, finished=kept)
+    plan = FinalistPlan(k=5, n_families=3, slots=2, n_val=10)
+    second.finalists, second.finalists_deadline = plan, 1000.0
+    second.clock, second.trials_end = lambda: 0.0, 1000.0
+    assert second.seconds_left() < 1000.0 - plan.seconds(first.completed[0], 5)
+    simulate(second, lambda spec: learns(0.6), budget_trials=2, slots=2)
+    assert len(second.completed) == 6 and second.cross_validated == {0: 5}
+    finalists = plan.candidates(second.completed, second.families(), MSE)
+    assert finalists and {number for number, _ in finalists} <= set(first.completed)
 
 
 def cost(latency_ms: float):

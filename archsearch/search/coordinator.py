@@ -14,6 +14,7 @@ from archsearch.search.budget import MIN_TRIAL_SECONDS, within_time_left
 from archsearch.search.observer import SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.search.selection import FinalistPlan
+from archsearch.search.settings import FinishedTrial
 from archsearch.trial import TrialSpec
 from archsearch.types import (
     Constraints,
@@ -48,10 +49,13 @@ def outcome_from_dict(values: dict[str, Any]) -> TrialOutcome:
 
 class Coordinator:
     """Shared state of one search. A backend drives it: Ray Tune through the adapters in
-    ``ray_backend``, or :mod:`archsearch.search.simulated`, which replays learning curves."""
+    ``ray_backend``, or :mod:`archsearch.search.simulated`, which replays learning curves.
+    A resumed search brings its earlier sittings' completed trials (``finished``): the finalists
+    are chosen among them too, and under a time budget their folds are planned for."""
 
     def __init__(self, bridge: OptunaBridge, observer: SearchObserver, constraints: Constraints,
-                 seed: int, stop: threading.Event | None = None) -> None:
+                 seed: int, stop: threading.Event | None = None,
+                 finished: tuple[FinishedTrial, ...] = ()) -> None:
         self.bridge = bridge
         self.observer = observer
         self.constraints = constraints
@@ -61,6 +65,7 @@ class Coordinator:
         self.costed: set[str] = set()
         self.specs: dict[int, TrialSpec] = {}
         self.completed: dict[int, TrialOutcome] = {}
+        self.cross_validated: dict[int, int] = {}  # folds of finalists re-scored before a resume
         self.trials_end: float | None = None  # clock() when a time budget stops trials
         # On small data: how finalists are cross-validated, and by when (clock()); the trials
         # then end early enough for the finalists' folds.
@@ -71,6 +76,12 @@ class Coordinator:
         # running one stops at its next result. Ctrl-C stops a search at once; this makes sure
         # it also winds down should that signal be lost.
         self.stop = stop or threading.Event()
+        for trial in finished:
+            self.specs[trial.number] = TrialSpec(trial.arch, trial.train, constraints,
+                                                 seed + trial.number)
+            self.completed[trial.number] = trial.outcome
+            if trial.cv_folds:
+                self.cross_validated[trial.number] = trial.cv_folds
 
     def suggest(self, tune_trial_id: str) -> dict[str, Any] | None:
         """The next trial's config; None once too little of a time budget is left for a trial

@@ -44,6 +44,11 @@ def cross_validate_finalists(coordinator: Coordinator, plan: FinalistPlan,
         observer.on_note(f"Small data, but no time left to re-score a finalist by {k}-fold "
                          "cross-validation: the pick rests on one validation split.")
         return
+    # A resume keeps the folds its earlier sitting ran (their scores and models are stored).
+    finalists = [(number, outcome) for number, outcome in finalists
+                 if coordinator.cross_validated.get(number) != k]
+    if not finalists:
+        return
     names = ", ".join(f"{families[number]} (trial {number})" for number, _ in finalists)
     observer.on_note(f"Small data: re-scoring the best trial of {len(finalists)} families by "
                      f"{k}-fold cross-validation on train+validation (the test split stays "

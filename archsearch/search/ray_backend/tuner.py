@@ -56,40 +56,47 @@ def _tune(coordinator: Coordinator, data: PreparedData, settings: SearchSettings
         coordinator.constraints = trial_constraints(
             constraints, settings.trial_minutes, max(1, math.floor(slots)))
         data_ref = ray.put(data)  # once per search: trials and folds read it from the store
-        tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(trainable, data=data_ref), resources),
-            tune_config=tune.TuneConfig(
-                search_alg=OptunaSearcher(key),
-                scheduler=OptunaPrunerScheduler(key),
-                num_samples=settings.trials_left or -1,  # -1: until the time budget ends
-                max_concurrent_trials=max(1, math.floor(slots)),
-                time_budget_s=settings.trial_minutes * 60 if settings.trial_minutes else None,
-                reuse_actors=True,
-                trial_dirname_creator=lambda trial: f"trial_{trial.config['number']}",
-                trial_name_creator=lambda trial: (f"{settings.study_name}-{trial.config['number']}"
-                                                  f"-{trial.config['arch']['family']}"),
-            ),
-            run_config=tune.RunConfig(
-                name=settings.study_name,
-                storage_path=work_dir,
-                callbacks=[RelayCallback(key)],
-                verbose=0,
-                # A trial's own errors are caught and recorded as `failed`; what reaches Ray
-                # is a dead worker (killed, out of memory), which is worth one retry.
-                failure_config=tune.FailureConfig(max_failures=1),
-            ),
-        )
-        n_small = len(data.train) + len(data.val)
         plan = None
-        if options.cv_folds >= 2 and n_small < settings.cv_below:
+        if settings.cross_validates(data):
             # The finalists may claim up to half of the time the search has.
             claim = (settings.deadline - time.time()) / 2 if settings.deadline else math.inf
             plan = FinalistPlan(fold_count(data, options.cv_folds), settings.cv_finalists,
                                 max(1, math.floor(slots)), len(data.val), claim)
             coordinator.finalists, coordinator.finalists_deadline = plan, settings.deadline
-        if settings.trial_minutes:  # Tune's time budget runs from fit()
-            coordinator.trials_end = time.time() + settings.trial_minutes * 60
-        tuner.fit()
+        if settings.trials_left != 0:  # 0: a resume whose trials are all done
+            _run_trials(coordinator, data_ref, resources, slots, settings, key, work_dir)
         if plan is not None and coordinator.completed and not coordinator.stop.is_set():
             cross_validate_finalists(coordinator, plan, data_ref, resources, options.seed,
                                      observer, settings.deadline)
+
+
+def _run_trials(coordinator: Coordinator, data_ref: ray.ObjectRef, resources: dict[str, float],
+                slots: float, settings: SearchSettings, key: str, work_dir: str) -> None:
+    """The trials, as one Ray Tune run whose searcher, scheduler and callback defer to
+    ``coordinator`` (registered under ``key``)."""
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(trainable, data=data_ref), resources),
+        tune_config=tune.TuneConfig(
+            search_alg=OptunaSearcher(key),
+            scheduler=OptunaPrunerScheduler(key),
+            num_samples=settings.trials_left or -1,  # -1: until the time budget ends
+            max_concurrent_trials=max(1, math.floor(slots)),
+            time_budget_s=settings.trial_minutes * 60 if settings.trial_minutes else None,
+            reuse_actors=True,
+            trial_dirname_creator=lambda trial: f"trial_{trial.config['number']}",
+            trial_name_creator=lambda trial: (f"{settings.study_name}-{trial.config['number']}"
+                                              f"-{trial.config['arch']['family']}"),
+        ),
+        run_config=tune.RunConfig(
+            name=settings.study_name,
+            storage_path=work_dir,
+            callbacks=[RelayCallback(key)],
+            verbose=0,
+            # A trial's own errors are caught and recorded as `failed`; what reaches Ray
+            # is a dead worker (killed, out of memory), which is worth one retry.
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+    if settings.trial_minutes:  # Tune's time budget runs from fit()
+        coordinator.trials_end = time.time() + settings.trial_minutes * 60
+    tuner.fit()
