@@ -81,9 +81,9 @@ from archsearch.recommend.knowledge import (  # noqa: E402
 )
 from archsearch.space import load_space  # noqa: E402
 from archsearch.space.schema import default_space_path  # noqa: E402
-from archsearch.store import Store, TaskRecord  # noqa: E402
+from archsearch.store import Store, TaskRecord, TrialRecord  # noqa: E402
 from archsearch.store.lease import LeaseLost  # noqa: E402
-from archsearch.types import TaskStatus, TrialStatus  # noqa: E402
+from archsearch.types import Metric, TaskStatus, TrialStatus  # noqa: E402
 from archsearch.workflow import LeaseHeld, SearchRequest, resume, run_task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,6 +198,11 @@ class CellClock:
         return self._write()
 
 
+def _cell_line(line: str) -> None:
+    """A line of a cell's search, indented under the build's own (its trials, its folds)."""
+    print(f"    {line}", flush=True)
+
+
 def measure_cell(task: CorpusTask, family: str, budget: CellBudget, run: int,
                  folder: Path) -> tuple[Cell, dict[str, Any]]:
     """One cell through the normal workflow, its search in ``folder``; a search an earlier
@@ -213,9 +218,9 @@ def measure_cell(task: CorpusTask, family: str, budget: CellBudget, run: int,
                                     space=str(family_space(family, budget, folder)),
                                     options=options, db_url=db_url,
                                     report_dir=folder / "reports")
-            result = run_task(request, printer=lambda line: None)
+            result = run_task(request, printer=_cell_line)
         elif stopped.status != TaskStatus.COMPLETED.value:
-            result = resume(stopped.id, db_url, printer=lambda line: None)
+            result = resume(stopped.id, db_url, printer=_cell_line)
         else:  # stopped after its search ended, before the cell was written
             result = {"status": TaskStatus.COMPLETED.value, "task_id": stopped.id}
         if result["status"] == "interrupted":
@@ -227,10 +232,7 @@ def measure_cell(task: CorpusTask, family: str, budget: CellBudget, run: int,
         trials = [t for t in store.trials(stored.id)
                   if t.status == TrialStatus.COMPLETED.value and t.val_score is not None]
     metric = stored.metric
-    best = None
-    for trial in trials:
-        if best is None or metric.better(trial.val_score, best.val_score):
-            best = trial
+    best = cell_trial(trials, metric)
     facts = {"data": task.data, "kind": stored.task_kind,
              "metric": {"name": metric.name, "direction": metric.direction},
              "meta_features": stored.meta_features}
@@ -240,6 +242,18 @@ def measure_cell(task: CorpusTask, family: str, budget: CellBudget, run: int,
                 best.test_score, best.cv_score, best.cv_std, best.cv_folds,
                 round(best.train_seconds, 2), best.latency_ms, best.params,
                 best.peak_memory_mb, len(trials), seconds, run, utc_now()), facts
+
+
+def cell_trial(trials: list[TrialRecord], metric: Metric) -> TrialRecord | None:
+    """The completed trial that stands for a cell: the search's cross-validated finalist (one
+    family: at most one), as it stands for its family in the search's own ranking, even where
+    another trial tied its validation score; without one, the best validation score."""
+    finalists = [t for t in trials if t.cv_score is not None]
+    best = None
+    for trial in finalists or trials:
+        if best is None or metric.better(trial.val_score, best.val_score):
+            best = trial
+    return best
 
 
 def utc_now() -> str:

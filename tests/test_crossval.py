@@ -78,7 +78,10 @@ def test_fold_fit_trains_a_real_model_and_keeps_its_weights(tiny_data):
     model.load_state_dict(fit.state)  # the fold's model, whole
     state = {"w": torch.zeros(1)}
     assert summarise([FoldFit(1.0, state), FoldFit(3.0, state)]) == (2.0, 1.0)
-    assert summarise([FoldFit(1.0, state), None]) is None
+    # A fold that cannot complete (here: over a parameter limit) says why, and no mean is made.
+    failed = fold_fit(dataclasses.replace(spec, constraints=Constraints(max_params=10)), fold)
+    assert failed.score is None and failed.state is None and "infeasible" in failed.error
+    assert summarise([FoldFit(1.0, state), failed]) is None
 
 
 @pytest.mark.parametrize("task", [TaskKind.CLASSIFICATION, TaskKind.REGRESSION])

@@ -25,7 +25,7 @@ from archsearch.recommend.knowledge import (
     read_sidecar,
 )
 from archsearch.space import load_space
-from benchmarks.knowledge import build, main, measure_cell
+from benchmarks.knowledge import build, cell_trial, main, measure_cell
 
 TINY = CellBudget(trials=1, max_steps=4, cv_folds=0)
 
@@ -279,6 +279,22 @@ def test_status_scales_the_hours_left_by_each_task_length():
 
 
 FAMILIES = ["gru", "lstm", "tcn", "transformer"]
+
+
+def test_the_cross_validated_finalist_stands_for_its_cell_even_in_a_tie():
+    # Two trials of one family tie on validation accuracy; the search cross-validated the one
+    # it chose, and the cell carries that trial's scores, folds included.
+    from archsearch.types import Metric
+    from tests.records import trial_record
+
+    accuracy = Metric("accuracy", "maximize")
+    first = trial_record(id=1, number=0, val_score=0.15, test_score=0.15)
+    chosen = trial_record(id=2, number=2, val_score=0.15, test_score=0.18, cv_score=0.14,
+                          cv_std=0.01, cv_folds=5)
+    worse = trial_record(id=3, number=3, val_score=0.10)
+    assert cell_trial([first, chosen, worse], accuracy) is chosen
+    assert cell_trial([first, worse], accuracy) is first
+    assert cell_trial([], accuracy) is None
 
 
 def test_stale_cells_are_taken_out_recorded_and_measured_again(tmp_path):

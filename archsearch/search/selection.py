@@ -68,7 +68,7 @@ class FinalistPlan:
                    metric: Metric) -> list[tuple[int, TrialOutcome]]:
         """The best trial of each competitive family, best first, at most ``n_families``."""
         best: dict[str, tuple[int, TrialOutcome]] = {}
-        for number, outcome in completed.items():
+        for number, outcome in sorted(completed.items()):  # a tie goes to the first trial
             held = best.get(families[number])
             if held is None or metric.better(outcome.val_score, held[1].val_score):
                 best[families[number]] = (number, outcome)

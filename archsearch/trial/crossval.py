@@ -91,24 +91,28 @@ class FoldFit:
     round on the fold (early stopping on the fold's held-out part, as any trial does; the test
     split stays untouched), which join the bag."""
 
-    score: float
-    state: dict[str, torch.Tensor]
+    score: float | None  # None: the fold did not complete, and ``error`` says why
+    state: dict[str, torch.Tensor] | None
+    error: str | None = None
 
 
-def fold_fit(spec: TrialSpec, fold: PreparedData) -> FoldFit | None:
+def fold_fit(spec: TrialSpec, fold: PreparedData) -> FoldFit:
     """Train ``spec`` for its whole step budget on the fold; the last round's validation score,
-    so that no round is chosen on the held-out fold (see :func:`refit_spec`); None when the fold
+    so that no round is chosen on the held-out fold (see :func:`refit_spec`), or why the fold
     failed."""
     scores: list[float] = []
     result = run_trial(spec, fold, lambda report: scores.append(report.val_score))
-    if result.outcome.status is not TrialStatus.COMPLETED or not scores:
-        return None
+    outcome = result.outcome
+    if outcome.status is not TrialStatus.COMPLETED:
+        return FoldFit(None, None, f"{outcome.status.value}: {outcome.error}")
+    if not scores:
+        return FoldFit(None, None, "no validation round")
     return FoldFit(scores[-1], result.state_dict)
 
 
-def summarise(fits: list[FoldFit | None]) -> tuple[float, float] | None:
+def summarise(fits: list[FoldFit]) -> tuple[float, float] | None:
     """(mean, standard deviation) of the folds' scores; None when any fold failed."""
-    if not fits or any(f is None for f in fits):
+    if not fits or any(f.score is None for f in fits):
         return None
     scores = [f.score for f in fits]
     return statistics.fmean(scores), statistics.pstdev(scores)

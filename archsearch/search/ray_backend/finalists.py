@@ -24,7 +24,7 @@ from archsearch.trial.crossval import (
 
 
 @ray.remote
-def _fit_fold(spec: TrialSpec, data: PreparedData, k: int, fold: int, seed: int) -> FoldFit | None:
+def _fit_fold(spec: TrialSpec, data: PreparedData, k: int, fold: int, seed: int) -> FoldFit:
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
     return fold_fit(spec, cross_validation_folds(data, k, seed)[fold])
@@ -69,6 +69,9 @@ def cross_validate_finalists(coordinator: Coordinator, plan: FinalistPlan,
             continue
         fits = ray.get(refs)
         summary = summarise(fits)
-        if summary is not None:
-            observer.on_cross_validation(number, summary[0], summary[1],
-                                         [fit.state for fit in fits])
+        if summary is None:
+            errors = [fit.error for fit in fits if fit.score is None]
+            observer.on_note(f"  trial {number} {families[number]}: {len(errors)} of {k} folds "
+                             f"failed (first: {errors[0]}); it keeps its single-split score.")
+            continue
+        observer.on_cross_validation(number, summary[0], summary[1], [fit.state for fit in fits])
