@@ -66,7 +66,12 @@ from archsearch.store import (
     write_failure,
 )
 from archsearch.store.lease import LeaseKeeper, LeaseLost, lease_seconds, new_owner
-from archsearch.trial.crossval import bag_score, cross_validation_folds, members_see_enough
+from archsearch.trial.crossval import (
+    FoldFit,
+    bag_score,
+    cross_validation_folds,
+    members_see_enough,
+)
 from archsearch.trial.preflight import refuse_unfit_data
 from archsearch.trial.runner import model_io
 from archsearch.types import (
@@ -232,12 +237,38 @@ class StoreObserver:
         """Where a cross-validated trial's fold models are kept until the bag is scored."""
         return self.checkpoint_dir / f"trial-{number}-folds.pt"
 
+    def _fold_file(self, number: int, k: int, fold: int) -> Path:
+        return self.checkpoint_dir / f"trial-{number}-fold-{fold}-of-{k}.pt"
+
+    def on_fold(self, number: int, k: int, fold: int, fit: FoldFit) -> None:
+        family = self.families.get(number, "?")
+        if fit.score is None:
+            why = (fit.error or "").partition("\n")[0][:120]
+            self.printer(f"  trial {number} {family}: fold {fold + 1} of {k} failed: {why}")
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        partial = self._fold_file(number, k, fold).with_suffix(".partial")
+        torch.save({"score": fit.score, "state": fit.state}, partial)
+        partial.replace(self._fold_file(number, k, fold))  # whole, or not there, if killed
+        self.printer(f"  trial {number} {family}: fold {fold + 1} of {k} "
+                     f"{self.metric.name} {fit.score:.4g}")
+
+    def kept_folds(self, number: int, k: int) -> dict[int, FoldFit]:
+        kept = {}
+        for fold in range(k):
+            if self._fold_file(number, k, fold).is_file():
+                saved = torch.load(self._fold_file(number, k, fold))
+                kept[fold] = FoldFit(saved["score"], saved["state"])
+        return kept
+
     def on_cross_validation(self, number: int, mean: float, std: float,
                             fold_states: list[dict[str, torch.Tensor]]) -> None:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         torch.save(fold_states, self.fold_states(number))
         folds = len(fold_states)
         self.store.record_cross_validation(self.task_id, number, mean, std, folds)
+        for fold in range(folds):  # in the file of all k now, and the store says so
+            self._fold_file(number, folds, fold).unlink(missing_ok=True)
         self.printer(f"  trial {number} {self.families.get(number, '?')}: {folds}-fold "
                      f"{self.metric.name} {mean:.4g} ± {std:.2g}")
 
@@ -495,7 +526,8 @@ def _conclusion_phase(searched: _SearchedTask, owner: str, keeper: LeaseKeeper,
         )
     model_files.update(_judge_floor(store, task_id, searched.data, request, trials, best, rec,
                                     searched.floor_model, model_dir, printer))
-    shutil.rmtree(observer.checkpoint_dir, ignore_errors=True)  # the pick is exported
+    if status is not TaskStatus.INTERRUPTED:  # a resume reads its trials' and folds' models
+        shutil.rmtree(observer.checkpoint_dir, ignore_errors=True)  # the pick is exported
     store.save_recommendation(task_id, _record(rec))
     ending = {"status": status.value, "error": error, "best_trial_id": best.id if best else None}
     # The report shows the final status, but the status is stored only once the report and

@@ -76,6 +76,7 @@ from archsearch.recommend.knowledge import (  # noqa: E402
     read_cells,
     read_sidecar,
     replace_text,
+    sidecar_path,
     write_cells,
     write_sidecar,
 )
@@ -115,8 +116,15 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def provenance(budget: CellBudget, corpus: Corpus) -> dict[str, Any]:
-    """Where and with what one build run measures its cells."""
+def _written_by_builds(matrix: Path) -> list[str]:
+    """Pathspecs that leave out the files a build writes (the matrix and its sidecar, when in
+    the repository): a second build in one worktree changed only those, not the code."""
+    files = [matrix.resolve(), sidecar_path(matrix).resolve()]
+    return [f":(exclude){file.relative_to(ROOT)}" for file in files if file.is_relative_to(ROOT)]
+
+
+def provenance(budget: CellBudget, corpus: Corpus, matrix: Path) -> dict[str, Any]:
+    """Where and with what one build run measures its cells (into ``matrix``)."""
     import optuna
     import ray
     import torch
@@ -124,7 +132,8 @@ def provenance(budget: CellBudget, corpus: Corpus) -> dict[str, Any]:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"started": utc_now(),
             "commit": _git("rev-parse", "--short", "HEAD"),
-            "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
+            "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no",
+                                             "--", ".", *_written_by_builds(matrix))),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}"
                        + (f", {gpu}" if gpu else ""),
             "device": this_device(), "python": platform.python_version(),
@@ -314,7 +323,7 @@ def build(corpus: Corpus, families: list[str], budget: CellBudget, matrix: Path,
         return 0
     sidecar["budget"] = dataclasses.asdict(budget)
     sidecar["corpus_version"] = corpus.version
-    sidecar["runs"].append(provenance(budget, corpus))
+    sidecar["runs"].append(provenance(budget, corpus, matrix))
     run = len(sidecar["runs"]) - 1
     write_sidecar(matrix, sidecar)
     from archsearch.search.ray_backend.runtime import ray_runtime

@@ -16,6 +16,7 @@ from archsearch.data import load_dataset
 from archsearch.errors import ArchsearchError, UsageError
 from archsearch.recommend.knowledge import (
     COMPLETED,
+    MATRIX_FILE,
     Cell,
     CellBudget,
     append_cell,
@@ -25,7 +26,7 @@ from archsearch.recommend.knowledge import (
     read_sidecar,
 )
 from archsearch.space import load_space
-from benchmarks.knowledge import build, cell_trial, main, measure_cell
+from benchmarks.knowledge import _written_by_builds, build, cell_trial, main, measure_cell
 
 TINY = CellBudget(trials=1, max_steps=4, cv_folds=0)
 
@@ -89,7 +90,6 @@ def test_the_unseen_sets_judge_the_corpus_and_are_listed_once(tmp_path):
 
 
 def test_the_unseen_sets_never_reach_the_shipped_matrix_nor_its_calibration(capsys):
-    from archsearch.recommend.knowledge import MATRIX_FILE
     from benchmarks.knowledge import UNSEEN_CORPUS
 
     for argv in (["build", "--corpus", str(UNSEEN_CORPUS), "--out", str(MATRIX_FILE)],
@@ -507,3 +507,13 @@ def test_the_instant_confidence_is_calibrated_only_on_enough_fresh_held_out_task
     write_calibration(load_knowledge_base(few), FAMILIES, load_rules())
     assert "only 3 held-out corpus task(s)" in state_confidence(0.3,
                                                                load_knowledge_base(few)).sentence
+
+
+def test_a_builds_own_matrix_files_are_not_counted_as_uncommitted_code(tmp_path):
+    # A second build in one worktree found the first build's matrix changed and flagged its run
+    # "uncommitted_changes": the files a build writes are left out of that check, when they
+    # are in the repository at all.
+    assert _written_by_builds(MATRIX_FILE) == [
+        ":(exclude)archsearch/recommend/knowledge/matrix.csv",
+        ":(exclude)archsearch/recommend/knowledge/matrix.json"]
+    assert _written_by_builds(tmp_path / "matrix.csv") == []

@@ -5,6 +5,7 @@ the trial counts add up to the budget."""
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -180,9 +181,10 @@ def test_a_resume_reruns_the_trials_a_stop_cut_short_and_keeps_the_rest(tmp_path
 
 def test_a_resume_after_every_trial_ended_still_cross_validates_the_finalists(tmp_path):
     # Small data: the finalists are re-scored by k-fold cross-validation after the trials. A
-    # Ctrl-C while their folds run leaves every trial done and none re-scored; the resume runs
-    # no trial, and re-scores the finalists that the first sitting's trials make (it skipped
-    # them when only the trials that ended in the resuming sitting were candidates).
+    # Ctrl-C once their first fold has ended leaves every trial done and none re-scored; the
+    # resume runs no trial, keeps the folds that ended, and re-scores the finalists that the
+    # first sitting's trials make (it skipped them when only the trials that ended in the
+    # resuming sitting were candidates).
     db_file = tmp_path / "cv.db"
     db = f"sqlite:///{db_file}"
     (tmp_path / "gru.yaml").write_text(SPACE)
@@ -193,9 +195,9 @@ def test_a_resume_after_every_trial_ended_still_cross_validates_the_finalists(tm
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
-    for line in driver.stderr:  # the folds are submitted right after this note
+    for line in driver.stderr:
         seen.append(line)
-        if "cross-validation on train+validation" in line:
+        if re.search(r": fold \d of 3 ", line):
             os.kill(driver.pid, signal.SIGINT)
             break
     driver.stderr.read()
@@ -212,6 +214,7 @@ def test_a_resume_after_every_trial_ended_still_cross_validates_the_finalists(tm
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "3-fold cross-validation" in resumed.stderr
+    assert re.search(r"[12] of 3 folds kept from an earlier sitting", resumed.stderr)
     after = stored()
     assert [t[:4] for t in after] == [t[:4] for t in before]  # no trial ran again
     assert sorted(t[4] or 0 for t in after) == [0, 3]  # one family: its best trial

@@ -22,7 +22,7 @@ from archsearch.recommend import recommend
 from archsearch.search.selection import FinalistPlan, standard_error
 from archsearch.space import load_space
 from archsearch.trial import TrialSpec, run_trial
-from archsearch.trial.crossval import refit_spec
+from archsearch.trial.crossval import FoldFit, refit_spec
 from archsearch.trial.runner import TrainingClock, model_io, warmup_cosine
 from archsearch.types import (
     ArchConfig,
@@ -345,9 +345,31 @@ def test_a_five_times_lower_error_is_not_overruled_by_a_rule_of_thumb():
     assert Metric("mse", "minimize").utility(0.01) > Metric("mse", "minimize").utility(0.05)
 
 
-def test_finalists_whose_folds_overrun_the_deadline_are_cancelled(tiny_data):
-    # The cost estimate says the folds fit (the trial's rounds took 0.01 s); the folds actually
-    # train 50,000 steps. The deadline must hold: the folds are cancelled, no score recorded.
+class FoldNotes:
+    """A search observer of a finalists' cross-validation: its notes, each fold that ended
+    (with its score), the finalists re-scored, and the folds an earlier sitting kept."""
+
+    def __init__(self, kept: dict | None = None):
+        self.notes, self.folds, self.scored = [], [], []
+        self.kept = kept or {}
+
+    def on_note(self, message):
+        self.notes.append(message)
+
+    def on_fold(self, number, k, fold, fit):
+        self.folds.append((fold, fit.score))
+
+    def kept_folds(self, number, k):
+        return dict(self.kept)
+
+    def on_cross_validation(self, number, mean, std, fold_states):
+        self.scored.append((number, mean, len(fold_states)))
+
+
+def cross_validate_one_gru(data, observer, max_steps: int, k: int = 2,
+                           deadline_in: float | None = None) -> float:
+    """Cross-validates one finished gru trial (trained ``max_steps`` per fold) on a local Ray
+    runtime; the seconds it took."""
     import ray
 
     from archsearch.search.coordinator import Coordinator
@@ -356,30 +378,40 @@ def test_finalists_whose_folds_overrun_the_deadline_are_cancelled(tiny_data):
     from archsearch.search.ray_backend.runtime import ray_runtime
     from archsearch.types import Objectives, TrialOutcome
 
-    class Notes:
-        def __init__(self):
-            self.notes, self.scored = [], []
-
-        def on_note(self, message):
-            self.notes.append(message)
-
-        def on_cross_validation(self, number, *args):
-            self.scored.append(number)
-
     bridge = OptunaBridge.create(load_space(), ACCURACY, seed=0, sampler="tpe",
                                  pruner="median", max_rounds=4, storage=None, study_name="cv",
                                  objectives=Objectives.parse("quality"))
-    observer = Notes()
     coordinator = Coordinator(bridge, observer, Constraints(), seed=0)
     coordinator.specs[0] = TrialSpec(ArchConfig("gru", {"d_model": 8}),
-                                     TrainConfig(max_steps=50_000, eval_every=50_000))
+                                     TrainConfig(max_steps=max_steps, eval_every=max_steps))
     coordinator.completed[0] = TrialOutcome(TrialStatus.COMPLETED, None, 1, 1, 0.5, 0.5, 0.01)
     with ray_runtime(None):
         started = time.time()
-        plan = FinalistPlan(k=2, n_families=1, slots=2, n_val=len(tiny_data.val))
-        cross_validate_finalists(coordinator, plan, ray.put(tiny_data), {"cpu": 1, "gpu": 0},
-                                 0, observer, deadline=started + 12.0)
-        waited = time.time() - started
-    assert observer.scored == []
+        plan = FinalistPlan(k=k, n_families=1, slots=2, n_val=len(data.val))
+        cross_validate_finalists(coordinator, plan, ray.put(data), {"cpu": 1, "gpu": 0}, 0,
+                                 observer, deadline=None if deadline_in is None
+                                 else started + deadline_in)
+        return time.time() - started
+
+
+def test_finalists_whose_folds_overrun_the_deadline_are_cancelled(tiny_data):
+    # The cost estimate says the folds fit (the trial's rounds took 0.01 s); the folds actually
+    # train 50,000 steps. The deadline must hold: the folds are cancelled, no score recorded.
+    observer = FoldNotes()
+    waited = cross_validate_one_gru(tiny_data, observer, max_steps=50_000, deadline_in=12.0)
+    assert observer.scored == [] and observer.folds == []
     assert any("did not finish within the time budget" in note for note in observer.notes)
     assert 11.0 < waited < 30.0
+
+
+def test_a_finalists_folds_kept_by_an_earlier_sitting_are_not_trained_again(tiny_data):
+    # Fold 0 of 3 was kept (a made-up score no training gives): only folds 1 and 2 train, and
+    # the cross-validated mean is over the kept fold and the two new ones.
+    kept = FoldFit(0.125, {"weight": torch.zeros(1)})
+    observer = FoldNotes(kept={0: kept})
+    cross_validate_one_gru(tiny_data, observer, max_steps=20, k=3)
+    assert sorted(fold for fold, _ in observer.folds) == [1, 2]
+    assert all(score is not None for _, score in observer.folds)
+    expected = (0.125 + sum(score for _, score in observer.folds)) / 3
+    assert observer.scored == [(0, pytest.approx(expected), 3)]
+    assert any("1 of 3 folds kept from an earlier sitting" in note for note in observer.notes)

@@ -6,6 +6,7 @@ from typing import Protocol
 
 import torch
 
+from archsearch.trial.crossval import FoldFit
 from archsearch.types import ArchConfig, CostMeasurement, EpochReport, TrainConfig, TrialOutcome
 
 MODEL_FILE = "model.pt"  # a completed trial's weights, in the checkpoint_dir of on_trial_end
@@ -32,3 +33,11 @@ class SearchObserver(Protocol):
 
     def on_cross_validation(self, number: int, mean: float, std: float,
                             fold_states: list[dict[str, torch.Tensor]]) -> None: ...
+
+    def on_fold(self, number: int, k: int, fold: int, fit: FoldFit) -> None:
+        """One fold of a finalist's k-fold cross-validation ended (kept for a resume when it
+        completed)."""
+
+    def kept_folds(self, number: int, k: int) -> dict[int, FoldFit]:
+        """The folds of a finalist's k-fold cross-validation that an earlier sitting completed
+        (empty when none)."""

@@ -44,7 +44,7 @@ def cross_validate_finalists(coordinator: Coordinator, plan: FinalistPlan,
         observer.on_note(f"Small data, but no time left to re-score a finalist by {k}-fold "
                          "cross-validation: the pick rests on one validation split.")
         return
-    # A resume keeps the folds its earlier sitting ran (their scores and models are stored).
+    # A resume keeps the cross-validations its earlier sitting ended (scores, models stored).
     finalists = [(number, outcome) for number, outcome in finalists
                  if coordinator.cross_validated.get(number) != k]
     if not finalists:
@@ -54,24 +54,45 @@ def cross_validate_finalists(coordinator: Coordinator, plan: FinalistPlan,
                      f"{k}-fold cross-validation on train+validation (the test split stays "
                      f"unused): {names}.")
     task = _fit_fold.options(num_cpus=resources["cpu"], num_gpus=resources["gpu"])
-    pending = {}
+    fits: dict[int, dict[int, FoldFit]] = {}
+    pending: dict[ray.ObjectRef, tuple[int, int]] = {}
     for number, outcome in finalists:
+        # A resume keeps each fold an earlier sitting finished, so a long cross-validation
+        # stopped part way loses only the folds that were running.
+        fits[number] = observer.kept_folds(number, k)
+        if fits[number]:
+            observer.on_note(f"  trial {number} {families[number]}: {len(fits[number])} of {k} "
+                             "folds kept from an earlier sitting.")
         spec = refit_spec(coordinator.specs[number], outcome.best_epoch)
-        pending[number] = [task.remote(spec, data_ref, k, fold, seed) for fold in range(k)]
-    for number, refs in pending.items():
+        pending.update({task.remote(spec, data_ref, k, fold, seed): (number, fold)
+                        for fold in range(k) if fold not in fits[number]})
+    for number in [number for number, folds in fits.items() if len(folds) == k]:
+        _conclude(number, families[number], [fits[number][fold] for fold in range(k)], observer)
+    while pending:
         timeout = None if deadline is None else max(0.0, deadline - time.time())
-        done, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
-        if len(done) < len(refs):  # the estimate was short (a loaded machine): keep the budget
-            for ref in refs:
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
+        if not done:  # the estimate was short (a loaded machine): keep the budget
+            for ref in pending:
                 ray.cancel(ref, force=True)
-            observer.on_note(f"  trial {number} {families[number]}: its folds did not finish "
-                             "within the time budget; it keeps its single-split score.")
-            continue
-        fits = ray.get(refs)
-        summary = summarise(fits)
-        if summary is None:
-            errors = [fit.error for fit in fits if fit.score is None]
-            observer.on_note(f"  trial {number} {families[number]}: {len(errors)} of {k} folds "
-                             f"failed (first: {errors[0]}); it keeps its single-split score.")
-            continue
-        observer.on_cross_validation(number, summary[0], summary[1], [fit.state for fit in fits])
+            for number in sorted({number for number, _ in pending.values()}):
+                observer.on_note(f"  trial {number} {families[number]}: its folds did not "
+                                 "finish within the time budget; it keeps its single-split "
+                                 "score.")
+            return
+        number, fold = pending.pop(done[0])
+        fits[number][fold] = fit = ray.get(done[0])
+        observer.on_fold(number, k, fold, fit)
+        if len(fits[number]) == k:
+            _conclude(number, families[number], [fits[number][f] for f in range(k)], observer)
+
+
+def _conclude(number: int, family: str, fits: list[FoldFit], observer: SearchObserver) -> None:
+    """A finalist whose k folds have all ended: its cross-validated score, or why it keeps its
+    single-split score."""
+    summary = summarise(fits)
+    if summary is None:
+        errors = [fit.error for fit in fits if fit.score is None]
+        observer.on_note(f"  trial {number} {family}: {len(errors)} of {len(fits)} folds "
+                         f"failed (first: {errors[0]}); it keeps its single-split score.")
+        return
+    observer.on_cross_validation(number, summary[0], summary[1], [fit.state for fit in fits])
