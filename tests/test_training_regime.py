@@ -346,7 +346,7 @@ def test_a_five_times_lower_error_is_not_overruled_by_a_rule_of_thumb():
 
 
 class FoldNotes:
-    """A search observer of a finalists' cross-validation: its notes, each fold that ended
+    """A search observer of finalists' cross-validation: its notes, each fold that ended
     (with its score), the finalists re-scored, and the folds an earlier sitting kept."""
 
     def __init__(self, kept: dict | None = None):
@@ -405,7 +405,7 @@ def test_finalists_whose_folds_overrun_the_deadline_are_cancelled(tiny_data):
 
 
 def test_a_finalists_folds_kept_by_an_earlier_sitting_are_not_trained_again(tiny_data):
-    # Fold 0 of 3 was kept (a made-up score no training gives): only folds 1 and 2 train, and
+    # Fold 0 of 3 was kept by an earlier sitting (a made-up score): only folds 1 and 2 train, and
     # the cross-validated mean is over the kept fold and the two new ones.
     kept = FoldFit(0.125, {"weight": torch.zeros(1)})
     observer = FoldNotes(kept={0: kept})
