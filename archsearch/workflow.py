@@ -256,8 +256,8 @@ class StoreObserver:
     def kept_folds(self, number: int, k: int) -> dict[int, FoldFit]:
         kept = {}
         for fold in range(k):
-            if self._fold_file(number, k, fold).is_file():
-                saved = torch.load(self._fold_file(number, k, fold))
+            if (path := self._fold_file(number, k, fold)).is_file():
+                saved = torch.load(path)
                 kept[fold] = FoldFit(saved["score"], saved["state"])
         return kept
 

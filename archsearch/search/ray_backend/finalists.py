@@ -67,7 +67,7 @@ def cross_validate_finalists(coordinator: Coordinator, plan: FinalistPlan,
         pending.update({task.remote(spec, data_ref, k, fold, seed): (number, fold)
                         for fold in range(k) if fold not in fits[number]})
     for number in [number for number, folds in fits.items() if len(folds) == k]:
-        _conclude(number, families[number], [fits[number][fold] for fold in range(k)], observer)
+        _conclude(number, families[number], fits[number], observer)
     while pending:
         timeout = None if deadline is None else max(0.0, deadline - time.time())
         done, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
@@ -83,12 +83,14 @@ def cross_validate_finalists(coordinator: Coordinator, plan: FinalistPlan,
         fits[number][fold] = fit = ray.get(done[0])
         observer.on_fold(number, k, fold, fit)
         if len(fits[number]) == k:
-            _conclude(number, families[number], [fits[number][f] for f in range(k)], observer)
+            _conclude(number, families[number], fits[number], observer)
 
 
-def _conclude(number: int, family: str, fits: list[FoldFit], observer: SearchObserver) -> None:
+def _conclude(number: int, family: str, by_fold: dict[int, FoldFit],
+              observer: SearchObserver) -> None:
     """A finalist whose k folds have all ended: its cross-validated score, or why it keeps its
     single-split score."""
+    fits = [by_fold[fold] for fold in sorted(by_fold)]
     summary = summarise(fits)
     if summary is None:
         errors = [fit.error for fit in fits if fit.score is None]
