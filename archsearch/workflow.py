@@ -116,6 +116,13 @@ def model_folder(task: TaskRecord) -> Path:
     return task_folder(task.options["report_dir"], task.id) / MODEL_DIR
 
 
+def save_whole(obj: object, path: Path) -> None:
+    """torch.save through a partial file, so that a kill leaves the file whole or not there."""
+    partial = path.with_name(path.name + ".partial")
+    torch.save(obj, partial)
+    partial.replace(path)
+
+
 def stderr_printer(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -247,9 +254,7 @@ class StoreObserver:
             self.printer(f"  trial {number} {family}: fold {fold + 1} of {k} failed: {why}")
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        partial = self._fold_file(number, k, fold).with_suffix(".partial")
-        torch.save({"score": fit.score, "state": fit.state}, partial)
-        partial.replace(self._fold_file(number, k, fold))  # whole, or not there, if killed
+        save_whole({"score": fit.score, "state": fit.state}, self._fold_file(number, k, fold))
         self.printer(f"  trial {number} {family}: fold {fold + 1} of {k} "
                      f"{self.metric.name} {fit.score:.4g}")
 
@@ -264,7 +269,7 @@ class StoreObserver:
     def on_cross_validation(self, number: int, mean: float, std: float,
                             fold_states: list[dict[str, torch.Tensor]]) -> None:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(fold_states, self.fold_states(number))
+        save_whole(fold_states, self.fold_states(number))
         folds = len(fold_states)
         self.store.record_cross_validation(self.task_id, number, mean, std, folds)
         for fold in range(folds):  # in the file of all k now, and the store says so
@@ -575,7 +580,7 @@ def _bag_the_pick(store: Store, task_id: int, best: TrialRecord | None,
     for member, state in zip(bag.members, states, strict=True):
         member.load_state_dict(state)
     path = observer.checkpoint_dir / f"trial-{best.number}-bag.pt"
-    torch.save(bag.state_dict(), path)
+    save_whole(bag.state_dict(), path)
     text = (f"The searched model exported is the bag of the pick's {k} fold models (each "
             f"trained on {k - 1}/{k} of train+validation; their mean prediction): test "
             f"{metric.name} {test:.4g}, vs {best.test_score:.4g} for the single model of trial "

@@ -39,6 +39,7 @@ from archsearch.workflow import (
     FINALISTS_SHARE,
     SearchRequest,
     _time_plan,
+    save_whole,
     selection_trials,
 )
 from tests.records import trial_record
@@ -415,3 +416,20 @@ def test_a_finalists_folds_kept_by_an_earlier_sitting_are_not_trained_again(tiny
     expected = (0.125 + sum(score for _, score in observer.folds)) / 3
     assert observer.scored == [(0, pytest.approx(expected), 3)]
     assert any("1 of 3 folds kept from an earlier sitting" in note for note in observer.notes)
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("cut short mid-write")
+
+
+def test_a_save_cut_short_leaves_the_file_as_it_was(tmp_path):
+    # A fold's model, the finalists' folds or the bag: a save that dies partway must not leave
+    # a truncated file where a resume (or the user) would read one.
+    path = tmp_path / "trial-1-folds.pt"
+    save_whole({"fold": torch.ones(2)}, path)
+    with pytest.raises(RuntimeError, match="cut short"):
+        save_whole({"fold": torch.zeros(2), "more": Unpicklable()}, path)
+    assert torch.equal(torch.load(path)["fold"], torch.ones(2))
+    save_whole({"fold": torch.zeros(2)}, path)
+    assert torch.equal(torch.load(path)["fold"], torch.zeros(2))
