@@ -103,6 +103,8 @@ SECONDS_HEARTBEAT = 5.0
 # Below this many steps a cell's fixed costs (a Ray start, the floor, the report) outweigh its
 # training steps, so its seconds say little of how the cost grows with length (hours_left).
 MIN_SCALING_LENGTH = 128
+# A task's own measured cells correct the estimate of its missing ones from this many on.
+MIN_CELLS_TO_CORRECT = 3
 
 
 def this_device() -> str:
@@ -412,28 +414,37 @@ def hours_left(corpus: Corpus, cells: list[Cell], facts: dict[str, Any],
     """Per corpus task with cells still missing, the CPU hours they would take at the budget's
     fixed step count: each family's median seconds per step of sequence length over its
     completed cells on tasks of at least :data:`MIN_SCALING_LENGTH` steps, times the task's
-    length (the family's mean cell time where either is unknown). A lower bound for the
-    families whose step costs grow faster than the length (attention)."""
+    length (the family's mean cell time where either is unknown); on a task with
+    :data:`MIN_CELLS_TO_CORRECT` or more cells measured, times what its measured cells took
+    over what this predicted for them (its data size, its folds, attention's steeper cost)."""
     done = {(c.task, c.family) for c in cells}
     tasks = {task.id: task for task in corpus.tasks}
     per_step: dict[str, list[float]] = {f: [] for f in families}
     per_cell: dict[str, list[float]] = {f: [] for f in families}
-    for cell in cells:
-        if cell.status != COMPLETED or cell.family not in per_cell:
-            continue
+    completed = [c for c in cells if c.status == COMPLETED and c.family in per_cell]
+    for cell in completed:
         per_cell[cell.family].append(cell.cell_seconds)
         length = task_length(tasks[cell.task], facts.get(cell.task)) \
             if cell.task in tasks else None
         if length and length >= MIN_SCALING_LENGTH:
             per_step[cell.family].append(cell.cell_seconds / length)
+
+    def predicted(family: str, length: int | None) -> float:
+        if per_step[family] and length:
+            return statistics.median(per_step[family]) * length
+        return statistics.fmean(per_cell[family])
+
     hours = {}
     for task in corpus.tasks:
         missing = [f for f in families if (task.id, f) not in done and per_cell[f]]
         if not missing:
             continue
         length = task_length(task, facts.get(task.id))
-        seconds = sum(statistics.median(per_step[f]) * length if per_step[f] and length
-                      else statistics.fmean(per_cell[f]) for f in missing)
+        measured = [c for c in completed if c.task == task.id]
+        correction = (sum(c.cell_seconds for c in measured)
+                      / sum(predicted(c.family, length) for c in measured)
+                      if len(measured) >= MIN_CELLS_TO_CORRECT else 1.0)
+        seconds = correction * sum(predicted(f, length) for f in missing)
         hours[task.id] = round(seconds / 3600, 2)
     return hours
 

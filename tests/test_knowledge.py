@@ -278,6 +278,32 @@ def test_status_scales_the_hours_left_by_each_task_length():
                     "unsized": round((2250 + 1000) / 3600, 2)}
 
 
+
+def test_a_tasks_own_cells_correct_the_hours_left_of_its_missing_ones():
+    from archsearch.recommend.knowledge import Corpus, CorpusTask
+    from benchmarks.knowledge import hours_left
+
+    corpus = Corpus(1, (CorpusTask("long", "builtin:parity?length=200", "measured"),
+                        CorpusTask("slow", "builtin:parity?length=400", "to build")), {})
+
+    def cell(task, family, seconds):
+        return Cell(task, family, "cpu", COMPLETED, 0.5, 0.5, None, None, None, 1.0, 1.0, 10,
+                    1.0, 4, seconds, 0, "2026-12-01T00:00Z")
+
+    families = ["gru", "lstm", "rnn", "tcn"]
+    # 10 s per step of length for each family on the long task; on the slow task (400 steps)
+    # gru and lstm took the 4000 s that predicts, rnn twice that (so its median is 15 s per
+    # step): 16000 s measured where 14000 s were predicted, and tcn's 4000 s scale with it.
+    cells = [cell("long", f, 2000.0) for f in families] + [
+        cell("slow", "gru", 4000.0), cell("slow", "lstm", 4000.0), cell("slow", "rnn", 8000.0)]
+    facts = {"long": {"meta_features": {"seq_len": 200}},
+             "slow": {"meta_features": {"seq_len": 400}}}
+    assert hours_left(corpus, cells, facts, families) == {
+        "slow": round(16000 / 14000 * 4000 / 3600, 2)}
+    # Two cells are too few to say the task is slow: the length alone predicts (rnn, tcn).
+    assert hours_left(corpus, cells[:-1], facts, families) == {"slow": round(8000 / 3600, 2)}
+
+
 FAMILIES = ["gru", "lstm", "tcn", "transformer"]
 
 
