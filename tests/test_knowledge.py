@@ -278,7 +278,6 @@ def test_status_scales_the_hours_left_by_each_task_length():
                     "unsized": round((2250 + 1000) / 3600, 2)}
 
 
-
 def test_a_tasks_own_cells_correct_the_hours_left_of_its_missing_ones():
     from archsearch.recommend.knowledge import Corpus, CorpusTask
     from benchmarks.knowledge import hours_left
