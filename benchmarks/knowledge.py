@@ -418,14 +418,13 @@ def hours_left(corpus: Corpus, cells: list[Cell], facts: dict[str, Any],
     :data:`MIN_CELLS_TO_CORRECT` or more cells measured, times what its measured cells took
     over what this predicted for them (its data size, its folds, attention's steeper cost)."""
     done = {(c.task, c.family) for c in cells}
-    tasks = {task.id: task for task in corpus.tasks}
+    lengths = {task.id: task_length(task, facts.get(task.id)) for task in corpus.tasks}
     per_step: dict[str, list[float]] = {f: [] for f in families}
     per_cell: dict[str, list[float]] = {f: [] for f in families}
     completed = [c for c in cells if c.status == COMPLETED and c.family in per_cell]
     for cell in completed:
         per_cell[cell.family].append(cell.cell_seconds)
-        length = task_length(tasks[cell.task], facts.get(cell.task)) \
-            if cell.task in tasks else None
+        length = lengths.get(cell.task)
         if length and length >= MIN_SCALING_LENGTH:
             per_step[cell.family].append(cell.cell_seconds / length)
 
@@ -439,7 +438,7 @@ def hours_left(corpus: Corpus, cells: list[Cell], facts: dict[str, Any],
         missing = [f for f in families if (task.id, f) not in done and per_cell[f]]
         if not missing:
             continue
-        length = task_length(task, facts.get(task.id))
+        length = lengths[task.id]
         measured = [c for c in completed if c.task == task.id]
         correction = (sum(c.cell_seconds for c in measured)
                       / sum(predicted(c.family, length) for c in measured)
