@@ -119,7 +119,11 @@ def model_folder(task: TaskRecord) -> Path:
 def save_whole(obj: object, path: Path) -> None:
     """torch.save through a partial file, so that a kill leaves the file whole or not there."""
     partial = path.with_name(path.name + ".partial")
-    torch.save(obj, partial)
+    try:
+        torch.save(obj, partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a failed save leaves no stray partial beside the file
+        raise
     partial.replace(path)
 
 

@@ -431,5 +431,6 @@ def test_a_save_cut_short_leaves_the_file_as_it_was(tmp_path):
     with pytest.raises(RuntimeError, match="cut short"):
         save_whole({"fold": torch.zeros(2), "more": Unpicklable()}, path)
     assert torch.equal(torch.load(path)["fold"], torch.ones(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trial-1-folds.pt"]
     save_whole({"fold": torch.zeros(2)}, path)
     assert torch.equal(torch.load(path)["fold"], torch.zeros(2))
