@@ -21,6 +21,12 @@ printed). Then three checks measured in the same run:
   reported beside it.
 - lstm_vs_transformer_train_step at T = 64, 256, 1024, at (near) equal parameter count, the
   two timed in turn.
+- attention_dropout_train_step_T1024: the transformer's training step with dropout 0.1 over the
+  same model without dropout, timed in turn. Dropout applies to sublayer outputs, never to the
+  attention weights, so the step stays on PyTorch's fused attention (dropping the weights takes
+  the math path on CPU, which holds heads x T x T). Target <= 1.3.
+
+``--checks-only`` measures the checks alone (minutes), without the per-family rows and plot.
 
 The last line printed is one JSON object; the same data goes to DIR/blocks.json and a plot of
 cost against length per family to DIR/blocks.svg (hand-written SVG, no plotting dependency).
@@ -87,11 +93,12 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def build(label: str, seq_len: int) -> torch.nn.Module:
+def build(label: str, seq_len: int, dropout: float = 0.0) -> torch.nn.Module:
     family, hparams = FAMILIES[label]
     torch.manual_seed(0)
     io = ModelIO(N_FEATURES, TaskKind.REGRESSION, 1, max_len=seq_len, causal=True)
-    return build_model(ArchConfig(family, {"d_model": D_MODEL, **hparams}), io)
+    return build_model(ArchConfig(family, {"d_model": D_MODEL, "dropout": dropout, **hparams}),
+                       io)
 
 
 def deployed(model: torch.nn.Module) -> torch.nn.Module:
@@ -198,6 +205,18 @@ def memory_check() -> dict[str, Any]:
     }
 
 
+def train_steps_in_turn(models: dict[str, torch.nn.Module], seq_len: int, batch: int,
+                        repeats: int, device: torch.device = CPU) -> list[float]:
+    """Median training step (ms) of each model, the models timed in turn (as the SSM check)
+    so that all see the same machine load."""
+    samples: dict[str, list[float]] = {label: [] for label in models}
+    for _ in range(repeats):
+        for label, model in models.items():
+            samples[label].append(train_step_ms(model, N_FEATURES, seq_len, batch, device,
+                                                warmup=1, repeats=1)[0])
+    return [summarise(samples[label])[0] for label in models]
+
+
 def lstm_vs_transformer(batch: int, repeats: int,
                         device: torch.device = CPU) -> dict[str, Any]:
     """Training step of the equal-size pair at T = 64, 256, 1024, the two timed in turn (as
@@ -206,12 +225,7 @@ def lstm_vs_transformer(batch: int, repeats: int,
     out: dict[str, Any] = {"device": device.type}
     for T in (64, 256, 1024):
         models = {label: build(label, T).to(device) for label in ("lstm", "transformer")}
-        samples: dict[str, list[float]] = {label: [] for label in models}
-        for _ in range(repeats):
-            for label, model in models.items():
-                samples[label].append(train_step_ms(model, N_FEATURES, T, batch, device,
-                                                    warmup=1, repeats=1)[0])
-        lstm_ms, tf_ms = summarise(samples["lstm"])[0], summarise(samples["transformer"])[0]
+        lstm_ms, tf_ms = train_steps_in_turn(models, T, batch, repeats, device)
         out[f"T{T}"] = {
             "lstm_ms": round(lstm_ms, 3), "transformer_ms": round(tf_ms, 3),
             "transformer_speedup": round(lstm_ms / tf_ms, 3),
@@ -219,6 +233,16 @@ def lstm_vs_transformer(batch: int, repeats: int,
         }
     out["claim"] = "seed: Transformers train 5-10x faster than RNNs at equal parameter count"
     return out
+
+
+def attention_dropout_check(batch: int, repeats: int) -> dict[str, Any]:
+    T = 1024
+    models = {f"dropout {p}": build("transformer", T, p) for p in (0.1, 0.0)}
+    with_dropout, without = train_steps_in_turn(models, T, batch, repeats)
+    ratio = with_dropout / without
+    return {"attention_dropout_train_step_T1024": {
+        "dropout_ms": round(with_dropout, 3), "no_dropout_ms": round(without, 3),
+        "ratio": round(ratio, 3), "target": "<= 1.3", "met": ratio <= 1.3}}
 
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -295,10 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8, help="batch of the training step")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--checks-only", action="store_true",
+                        help="the checks alone, without the per-family rows and plot")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     load_start = os.getloadavg()[0]  # other work on the machine skews every timing: record it
-    lengths = [64, 256, 1024] if args.quick else [64, 256, 1024, 4096]
+    lengths = [] if args.checks_only else [64, 256, 1024] if args.quick else [64, 256, 1024, 4096]
     repeats = 4 if args.quick else 10
     rows: list[dict[str, Any]] = []
     step_ms: dict[str, tuple[float, float] | None] = {}
@@ -311,15 +337,18 @@ def main(argv: list[str] | None = None) -> int:
                       f"{json.dumps({k: v for k, v in rows[-1].items() if k != 'family'})}",
                       file=sys.stderr, flush=True)
         checks = {**ssm_scan_check(6 if args.quick else 10), **memory_check(),
-                  "lstm_vs_transformer_train_step": lstm_vs_transformer(args.batch, repeats)}
+                  "lstm_vs_transformer_train_step": lstm_vs_transformer(args.batch, repeats),
+                  **attention_dropout_check(args.batch, repeats)}
     args.out.mkdir(parents=True, exist_ok=True)
     svg_path = args.out / "blocks.svg"
     title = (f"archsearch blocks: d_model {D_MODEL}, causal, CPU, {threads} threads, "
              f"train batch {args.batch}")
-    write_svg(rows, svg_path, title)
+    if rows:
+        write_svg(rows, svg_path, title)
     result = {
         "benchmark": "blocks",
         "quick": args.quick,
+        "checks_only": args.checks_only,
         "device": "cpu",
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
@@ -340,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "rows": rows,
         "checks": checks,
-        "plot": str(svg_path),
+        "plot": str(svg_path) if rows else None,
         "wall_s": round(time.perf_counter() - start, 1),
     }
     (args.out / "blocks.json").write_text(json.dumps(result, indent=1), encoding="utf-8")

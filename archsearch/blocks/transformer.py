@@ -6,6 +6,12 @@ their position inside every attention layer, so attention scores depend on relat
 The feed-forward is dense or a top-k mixture of experts (``moe_experts`` > 0, see ``moe.py``).
 The layer stack (:class:`EncoderStack`) is shared with the hybrids ``tf_enc_rnn_dec`` and
 ``rnn_then_tf``.
+
+Dropout applies to each sublayer's output (residual dropout), not to the attention weights (as
+in ``attn_rnn``): PyTorch's CPU attention has no fused kernel with dropout, so ``dropout_p > 0``
+takes the math path, which holds heads x T x T weights per sequence. At 1024 steps that made a
+training step several times slower (``benchmarks/blocks.py``, ``attention_dropout_train_step``)
+and its memory quadratic in the length, where the fused kernel keeps nothing of T x T.
 """
 
 from __future__ import annotations
@@ -69,13 +75,12 @@ def attention_mask(lengths: torch.Tensor, seq_len: int, causal: bool,
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, dropout: float, rotary: bool = False) -> None:
+    def __init__(self, d_model: int, n_heads: int, rotary: bool = False) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.rotary = rotary
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
-        self.dropout = dropout
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, causal: bool) -> torch.Tensor:
         B, T, D = x.shape
@@ -85,10 +90,8 @@ class SelfAttention(nn.Module):
         if self.rotary:
             cos, sin = rotary_tables(T, D // self.n_heads, x.device)  # (T, hs/2)
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0,
-            is_causal=causal and mask is None,
-        )  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           is_causal=causal and mask is None)  # (B, nh, T, hs)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))  # (B, T, D)
 
 
@@ -98,7 +101,7 @@ class EncoderLayer(nn.Module):
                  moe_top_k: int = 1) -> None:
         super().__init__()
         self.pre_norm = pre_norm
-        self.attn = SelfAttention(d_model, n_heads, dropout, rotary)
+        self.attn = SelfAttention(d_model, n_heads, rotary)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.ff = feed_forward(d_model, ff_mult, moe_experts, moe_top_k)

@@ -3,8 +3,8 @@ predicted from its hyperparameters and the data shape without building the model
 
 A trial measures the cost of the model it built (:func:`archsearch.measure.measure_cost`), but
 building it and running one forward is already the allocation a long sequence makes fatal:
-softmax attention over a padded batch of T steps holds T x T masks (and, with dropout, heads x
-T x T weights) per sequence. :func:`estimate_cost` answers first.
+softmax attention over a padded batch of T steps holds T x T masks per sequence.
+:func:`estimate_cost` answers first.
 
 - **Parameters: exact.** The model is built on PyTorch's ``meta`` device, where tensors have
   shapes and no storage, so the count is the real model's whatever the family.
@@ -18,10 +18,8 @@ T x T weights) per sequence. :func:`estimate_cost` answers first.
   sequence, or only the causal triangle) its fused kernels keep nothing of T x T; with a mask
   (a padded batch, attn_rnn's window) the bool mask (1 byte) and the float mask it becomes (4
   bytes) per sequence and attention, after the mask's construction (an int64 T x T of offsets
-  and bool T x T's); in training with dropout, PyTorch's CPU attention takes the math path,
-  which keeps per head the attention weights, the dropout mask and the dropped weights (12
-  bytes, measured) and the backward's gradient of the scores (4 bytes). On CUDA the fused
-  kernels also take a mask and dropout, so there the estimate is higher than what runs.
+  and bool T x T's). No attention drops its weights (blocks/transformer.py says why), so no
+  training step takes PyTorch's math path, which would keep heads x T x T.
 
 The per-family counts (:data:`_PROFILES`) are written from each block's forward and checked
 against :func:`archsearch.measure.forward_peak_mb` and a measured training step at several
@@ -52,10 +50,6 @@ _MASK_BYTES = 1 + FLOAT
 # attention_mask() at its peak: the int64 offsets and two bool T x T (once, not per sequence)
 # beside two bool masks per sequence.
 _BUILD_SHARED_BYTES, _BUILD_BYTES = 10, 2
-# Per head, per T x T entry and sequence, of an attention with dropout in training (the math
-# path): attention weights, dropout mask and dropped weights kept (12), and the backward's
-# gradient of the scores (4).
-_DROPOUT_KEPT_BYTES, _DROPOUT_GRAD_BYTES = 12, FLOAT
 CHUNK = 64  # linear attention's chunk (blocks/linear_attention.py): scores are heads x T x 64
 
 
@@ -87,9 +81,8 @@ class _Profile:
 
     ``forward``/``train``: floats per step of each sequence; ``forward_shared``/
     ``train_shared``: floats per step that do not grow with the batch (S4D's kernel);
-    ``attention_layers`` x ``heads``: softmax attentions over T x T; ``windowed``: the
-    attention is given a mask even over an unpadded sequence (attn_rnn's window);
-    ``attention_dropout``: the attention applies the model's dropout to its weights.
+    ``attention_layers``: softmax attentions over T x T; ``windowed``: the
+    attention is given a mask even over an unpadded sequence (attn_rnn's window).
     """
 
     forward: float
@@ -97,9 +90,7 @@ class _Profile:
     forward_shared: float = 0.0
     train_shared: float = 0.0
     attention_layers: int = 0
-    heads: int = 0
     windowed: bool = False
-    attention_dropout: bool = True
 
 
 def _recurrent(d: int, layers: int, cell: str) -> tuple[float, float]:
@@ -131,22 +122,20 @@ def _rnn_family(cell: str) -> Callable[[int, Any, bool], _Profile]:
 
 def _transformer(d: int, c: Any, causal: bool) -> _Profile:
     fwd, train = _encoder(d, c.n_layers, c.ff_mult, c.pos_encoding == "rotary", c.moe_experts)
-    return _Profile(fwd, train, attention_layers=c.n_layers, heads=c.n_heads)
+    return _Profile(fwd, train, attention_layers=c.n_layers)
 
 
 def _tf_enc_rnn_dec(d: int, c: Any, causal: bool) -> _Profile:
     fwd, train = _encoder(d, c.enc_layers, c.ff_mult, c.pos_encoding == "rotary",
                           c.moe_experts)
     rnn_fwd, rnn_train = _recurrent(d, c.dec_layers, "lstm")
-    return _Profile(max(fwd, rnn_fwd), train + rnn_train, attention_layers=c.enc_layers,
-                    heads=c.n_heads)
+    return _Profile(max(fwd, rnn_fwd), train + rnn_train, attention_layers=c.enc_layers)
 
 
 def _rnn_then_tf(d: int, c: Any, causal: bool) -> _Profile:
     fwd, train = _encoder(d, c.tf_layers, c.ff_mult, False, c.moe_experts)
     rnn_fwd, rnn_train = _recurrent(d, c.rnn_layers, c.cell)
-    return _Profile(max(fwd, rnn_fwd), train + rnn_train, attention_layers=c.tf_layers,
-                    heads=c.n_heads)
+    return _Profile(max(fwd, rnn_fwd), train + rnn_train, attention_layers=c.tf_layers)
 
 
 def _attn_rnn(d: int, c: Any, causal: bool) -> _Profile:
@@ -155,8 +144,7 @@ def _attn_rnn(d: int, c: Any, causal: bool) -> _Profile:
     window bounds what a step sees, not what the parallel path allocates)."""
     rnn_fwd, rnn_train = _recurrent(d, 1, c.cell)
     return _Profile(max(rnn_fwd, 6 * d), c.n_layers * (rnn_train + 7 * d),
-                    attention_layers=c.n_layers, heads=c.n_heads, windowed=c.window > 0,
-                    attention_dropout=False)
+                    attention_layers=c.n_layers, windowed=c.window > 0)
 
 
 def _linear_attention(d: int, c: Any, causal: bool) -> _Profile:
@@ -253,8 +241,8 @@ def estimate_cost(arch: ArchConfig, io: ModelIO, seq_len: int, batch_size: int, 
 
     ``batch_size``: the training batch; ``eval_batch_size`` (default ``batch_size``): the batch
     of validation and test. ``padded``: whether batches hold sequences shorter than
-    ``seq_len``; then softmax attention is given a padding mask and materialises heads x T x T
-    (an upper bound when only some batches are ragged). The batch-1 forward is of one
+    ``seq_len``; then softmax attention is given a padding mask of T x T per sequence (an
+    upper bound when only some batches are ragged). The batch-1 forward is of one
     full-length sequence, as :func:`archsearch.measure.measure_cost` measures it."""
     shared, config = parse_arch(arch, io)
     if arch.family not in _PROFILES:
@@ -273,8 +261,7 @@ def estimate_cost(arch: ArchConfig, io: ModelIO, seq_len: int, batch_size: int, 
     else:  # + the backward's working set; weights, gradients, AdamW's two moments
         per_step, held = profile.train + common_train + profile.forward, 4 * weights
     batch_bytes = ((batch_size * per_step + profile.train_shared) * seq_len * FLOAT
-                   + _train_attention_bytes(profile, batch_size, seq_len, padded,
-                                            shared.dropout > 0 and profile.attention_dropout))
+                   + _train_attention_bytes(profile, batch_size, seq_len, padded))
     return CostEstimate(params=params, weights_mb=weights / MB, forward_mb=forward / MB,
                         train_step_mb=(held + batch_bytes) / MB, train_batch_mb=batch_bytes / MB,
                         eval_mb=evaluation / MB,
@@ -301,15 +288,11 @@ def _forward_bytes(p: _Profile, common: float, batch: int, seq_len: int, padded:
     return linear + max(building, batch * _MASK_BYTES * square)
 
 
-def _train_attention_bytes(p: _Profile, batch: int, seq_len: int, padded: bool,
-                           dropout: bool) -> float:
+def _train_attention_bytes(p: _Profile, batch: int, seq_len: int, padded: bool) -> float:
     """Bytes of softmax attention's T x T terms in a training step: per layer the masks (kept
-    for the backward) and, with dropout, the math path's weights; the backward's gradient of
-    one layer's scores; or the mask's construction, whichever is larger."""
+    for the backward), or the mask's construction, whichever is larger."""
     if not p.attention_layers or not (padded or p.windowed):
         return 0.0
     square = seq_len * seq_len
-    per_layer = _MASK_BYTES + (_DROPOUT_KEPT_BYTES * p.heads if dropout else 0)
-    gradient = _DROPOUT_GRAD_BYTES * p.heads if dropout else 0
-    kept = batch * (p.attention_layers * per_layer + gradient) * square
+    kept = batch * p.attention_layers * _MASK_BYTES * square
     return max(kept, (_BUILD_SHARED_BYTES + _BUILD_BYTES * batch) * square)
