@@ -119,9 +119,12 @@ def _git(*args: str) -> str | None:
 
 
 def _written_by_builds(matrix: Path) -> list[str]:
-    """Pathspecs that leave out the files a build writes (the matrix and its sidecar, when in
-    the repository): a second build in one worktree changed only those, not the code."""
-    files = [matrix.resolve(), sidecar_path(matrix).resolve()]
+    """Pathspecs that leave out the files a build writes (the matrix, its sidecar and its
+    confidence calibration, when in the repository): a second build in one worktree changed
+    only those, not the code."""
+    from archsearch.recommend.calibration import calibration_path
+
+    files = [path.resolve() for path in (matrix, sidecar_path(matrix), calibration_path(matrix))]
     return [f":(exclude){file.relative_to(ROOT)}" for file in files if file.is_relative_to(ROOT)]
 
 

@@ -535,10 +535,12 @@ def test_the_instant_confidence_is_calibrated_only_on_enough_fresh_held_out_task
 
 
 def test_a_builds_own_matrix_files_are_not_counted_as_uncommitted_code(tmp_path):
-    # A second build in one worktree found the first build's matrix changed and flagged its run
-    # "uncommitted_changes": the files a build writes are left out of that check, when they
+    # A second build in one worktree found the first build's matrix (and, once a task was
+    # complete, its calibration) changed and flagged its run "uncommitted_changes": the files a
+    # build writes are left out of that check, when they
     # are in the repository at all.
     assert _written_by_builds(MATRIX_FILE) == [
         ":(exclude)archsearch/recommend/knowledge/matrix.csv",
-        ":(exclude)archsearch/recommend/knowledge/matrix.json"]
+        ":(exclude)archsearch/recommend/knowledge/matrix.json",
+        ":(exclude)archsearch/recommend/knowledge/matrix.calibration.json"]
     assert _written_by_builds(tmp_path / "matrix.csv") == []
