@@ -7,7 +7,7 @@ width (d_model 64), causal (so the streaming families can stream), untrained, on
 and length: parameters, FLOPs, training step time (forward, backward, AdamW at batch B),
 inference latency at batch 1 (median and p95) and at batch B (median), step-mode latency per
 token (batch 1, families that stream) and peak memory of one batch-1 forward (the method is
-printed). Then three checks measured in the same run:
+printed). Then four checks measured in the same run:
 
 - ssm_scan_speedup_T1024: the selective SSM's parallel path (chunked scan) against its own
   step-by-step path over the same 1024 tokens, both on CPU, timed interleaved (so that both see
