@@ -61,6 +61,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from archsearch.data.builtin import builtin_parameters  # noqa: E402
 from archsearch.errors import ArchsearchError, TaskStopped, UsageError  # noqa: E402
 from archsearch.options import SearchOptions  # noqa: E402
+from archsearch.recommend.calibration import (  # noqa: E402
+    MIN_CALIBRATION_TASKS,
+    calibration_path,
+    write_calibration,
+)
 from archsearch.recommend.knowledge import (  # noqa: E402
     COMPLETED,
     CORPUS_FILE,
@@ -122,8 +127,6 @@ def _written_by_builds(matrix: Path) -> list[str]:
     """Pathspecs that leave out the files a build writes (the matrix, its sidecar and its
     confidence calibration, when in the repository): a second build in one worktree changed
     only those, not the code."""
-    from archsearch.recommend.calibration import calibration_path
-
     files = [path.resolve() for path in (matrix, sidecar_path(matrix), calibration_path(matrix))]
     return [f":(exclude){file.relative_to(ROOT)}" for file in files if file.is_relative_to(ROOT)]
 
@@ -492,11 +495,6 @@ def calibrate(matrix: Path) -> dict[str, Any]:
     """Write the confidence calibration's pairs beside ``matrix`` (the default space's
     families, the shipped rules); what it holds, in short."""
     from archsearch.recommend import load_rules
-    from archsearch.recommend.calibration import (
-        MIN_CALIBRATION_TASKS,
-        calibration_path,
-        write_calibration,
-    )
     from archsearch.recommend.knowledge import load_knowledge_base
 
     knowledge = load_knowledge_base(matrix)
