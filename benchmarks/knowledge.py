@@ -61,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from archsearch.data.builtin import builtin_parameters  # noqa: E402
 from archsearch.errors import ArchsearchError, TaskStopped, UsageError  # noqa: E402
 from archsearch.options import SearchOptions  # noqa: E402
+from archsearch.recommend import load_rules  # noqa: E402
 from archsearch.recommend.calibration import (  # noqa: E402
     MIN_CALIBRATION_TASKS,
     calibration_path,
@@ -78,6 +79,7 @@ from archsearch.recommend.knowledge import (  # noqa: E402
     CorpusTask,
     append_cell,
     load_corpus,
+    load_knowledge_base,
     read_cells,
     read_sidecar,
     replace_text,
@@ -494,9 +496,6 @@ def status(corpus: Corpus, matrix: Path, work: Path | None = None) -> dict[str, 
 def calibrate(matrix: Path) -> dict[str, Any]:
     """Write the confidence calibration's pairs beside ``matrix`` (the default space's
     families, the shipped rules); what it holds, in short."""
-    from archsearch.recommend import load_rules
-    from archsearch.recommend.knowledge import load_knowledge_base
-
     knowledge = load_knowledge_base(matrix)
     if knowledge is None:
         return {"calibration": None, "why": f"{matrix} holds no completed cell"}
