@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,6 +19,22 @@ from typing import Any
 
 from archsearch.errors import UsageError
 from archsearch.types import PRUNERS, QUALITY_ONLY, SAMPLERS, Objectives
+
+
+def seconds_from_env(name: str, default: float, low: float, high: float, what: str) -> float:
+    """Seconds set by the environment variable ``name`` (``default`` when unset or empty),
+    refused (UsageError) outside ``low`` to ``high``; ``what`` the seconds measure."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not low <= seconds <= high:  # NaN fails too
+        raise UsageError(f"{name}={text!r}: give {what} in seconds, {low:g} to {high:g} "
+                         f"(default {default:g}).")
+    return seconds
 
 DEFAULT_DB_URL = "sqlite:///archsearch.db"
 DEFAULT_REPORT_DIR = Path("reports")

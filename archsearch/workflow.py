@@ -13,7 +13,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ from archsearch.trial.crossval import (
     members_see_enough,
 )
 from archsearch.trial.preflight import refuse_unfit_data
-from archsearch.trial.runner import model_io
+from archsearch.trial.runner import model_io, snapshot_seconds
 from archsearch.types import (
     ArchConfig,
     Constraints,
@@ -116,15 +117,29 @@ def model_folder(task: TaskRecord) -> Path:
     return task_folder(task.options["report_dir"], task.id) / MODEL_DIR
 
 
-def save_whole(obj: object, path: Path) -> None:
-    """torch.save through a partial file, so that a kill leaves the file whole or not there."""
+@contextmanager
+def whole_file(path: Path) -> Iterator[Path]:
+    """A partial file to write, which becomes ``path`` once written: a kill leaves ``path``
+    whole (the old one or the new one) or not there."""
     partial = path.with_name(path.name + ".partial")
     try:
-        torch.save(obj, partial)
+        yield partial
     except BaseException:
-        partial.unlink(missing_ok=True)  # a failed save leaves no stray partial beside the file
+        partial.unlink(missing_ok=True)  # a failed write leaves no stray partial beside the file
         raise
     partial.replace(path)
+
+
+def save_whole(obj: object, path: Path) -> None:
+    """torch.save through a partial file (:func:`whole_file`)."""
+    with whole_file(path) as partial:
+        torch.save(obj, partial)
+
+
+def snapshot_path(checkpoint_dir: Path, number: int) -> Path:
+    """Where the latest training state of a running trial is kept, until the trial ends on its
+    own (a stop leaves it, for the resume)."""
+    return checkpoint_dir / f"trial-{number}-snapshot.pt"
 
 
 def stderr_printer(line: str) -> None:
@@ -223,7 +238,20 @@ class StoreObserver:
     def on_trial_pruned(self, number: int, epoch: int) -> None:
         self.store.mark_trial(self.task_id, number, TrialStatus.PRUNED,
                               f"pruned by Optuna after validation round {epoch}")
+        snapshot_path(self.checkpoint_dir, number).unlink(missing_ok=True)
         self._ended(number, TrialStatus.PRUNED.value, f"pruned after round {epoch}")
+
+    def on_trial_snapshot(self, number: int, snapshot_file: str) -> None:
+        # Copied out of Ray Tune's working directory, which the run removes as it ends.
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        with whole_file(snapshot_path(self.checkpoint_dir, number)) as partial:
+            shutil.copyfile(snapshot_file, partial)
+
+    def adopt_snapshot(self, number: int, earlier: int) -> str | None:
+        kept = snapshot_path(self.checkpoint_dir, earlier)
+        if not kept.is_file():
+            return None
+        return str(kept.replace(snapshot_path(self.checkpoint_dir, number)))
 
     def on_trial_retry(self, number: int, reason: str) -> None:
         retries = self.store.record_retry(self.task_id, number, reason)
@@ -237,6 +265,8 @@ class StoreObserver:
             # driver was killed) can still export a model trained before the kill.
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(Path(checkpoint_dir) / MODEL_FILE, self.checkpoint(number))
+        if outcome.error not in STOP_REASONS:  # one a stop cut short keeps it for the resume
+            snapshot_path(self.checkpoint_dir, number).unlink(missing_ok=True)
         self.store.finish_trial(self.task_id, number, outcome)
         if outcome.status is TrialStatus.COMPLETED:
             self._note_score(number, outcome.val_score)
@@ -304,6 +334,7 @@ class StoreObserver:
 def submit(request: SearchRequest) -> int:
     """Validate the request and store it as a ``queued`` task; input errors raise before any
     write. The search itself runs in :func:`execute` (here, in a worker process, or later)."""
+    check_environment()
     dataset = load_dataset(request.data, request.load)
     space = load_space(request.space)
     # The split must be possible before the task is accepted.
@@ -336,6 +367,13 @@ def _refuse_if_nothing_fits(request: SearchRequest, space: SearchSpace,
                       available)
 
 
+def check_environment() -> None:
+    """Refuse (UsageError) a bad setting of the environment variables a search reads, before
+    a task is stored or touched."""
+    lease_seconds()
+    snapshot_seconds()
+
+
 def run_task(request: SearchRequest, printer: Printer = stderr_printer,
              started: float | None = None) -> dict[str, Any]:
     """Submit and execute a search task; return its summary. ``started`` (time.time(); default
@@ -352,6 +390,7 @@ def execute(task_id: int, db_url: str, ray_address: str | None = None,
     new id) from start to end, and is refused while another live driver holds it."""
     started = time.time() if started is None else started
     owner = owner or new_owner()
+    check_environment()
     seconds = lease_seconds()
     with Store(db_url) as store:
         _take_lease(store, task_id, owner, seconds)
@@ -443,9 +482,10 @@ def _search_phase(store: Store, task_id: int, db_url: str, ray_address: str | No
             f"sequences x {dataset.seq_len} steps x {dataset.n_features} channels; "
             f"{_budget_text(options)} over {', '.join(sorted(space.families))}.")
     floor_model = _measure_floor(store, task, prepared, options.seed, printer)
-    finished, unfinished = _take_stock(store, task_id, printer)
+    checkpoint_dir = task_folder(request.report_dir, task_id) / "checkpoints"
+    finished, unfinished = _take_stock(store, task_id, printer, checkpoint_dir)
     observer = StoreObserver(store, task_id, task.metric, options.budget_trials,
-                             task_folder(request.report_dir, task_id) / "checkpoints", printer,
+                             checkpoint_dir, printer,
                              finished,
                              options.budget_minutes * 60 if options.budget_minutes else None,
                              started)
@@ -756,10 +796,11 @@ def resume(task_id: int, db_url: str, ray_address: str | None = None,
     return execute(task_id, db_url, ray_address, printer, owner=owner)
 
 
-def _take_stock(store: Store, task_id: int, printer: Printer) -> tuple[list[TrialRecord],
-                                                                       list[int]]:
-    """Finished trials, and the numbers of unfinished ones (removed here, to be run again): those
-    a killed driver left running and those a stop cut short (:data:`STOP_REASONS`)."""
+def _take_stock(store: Store, task_id: int, printer: Printer, checkpoint_dir: Path
+                ) -> tuple[list[TrialRecord], list[int]]:
+    """Finished trials, and the numbers of unfinished ones (removed here, to be run again, from
+    their latest snapshot where they saved one): those a killed driver left running and those
+    a stop cut short (:data:`STOP_REASONS`)."""
     finished, unfinished = [], []
     for trial in store.trials(task_id):
         if trial.status == TrialStatus.RUNNING.value or (
@@ -767,12 +808,27 @@ def _take_stock(store: Store, task_id: int, printer: Printer) -> tuple[list[Tria
             store.delete_trial(task_id, trial.number)
             unfinished.append(trial.number)
             printer(f"Trial {trial.number} ({trial.family}) was left unfinished by a stopped "
-                    "driver: its configuration runs again.")
+                    f"driver: {_rerun_sentence(snapshot_path(checkpoint_dir, trial.number))}.")
         else:
             finished.append(trial)
     if finished:
         printer(f"Resuming: {len(finished)} finished trial(s) kept.")
     return finished, unfinished
+
+
+def _rerun_sentence(snapshot: Path) -> str:
+    """How an unfinished trial runs again: on from its snapshot, or (none, or one that cannot
+    be read, which is then removed) from the start."""
+    if not snapshot.is_file():
+        return "its configuration runs again"
+    try:
+        state = torch.load(snapshot, map_location="cpu", weights_only=True)
+        return (f"it goes on from its snapshot after round {len(state['reports'])} "
+                f"({state['seconds']:.0f} s of training)")
+    except Exception as exc:  # noqa: BLE001  (a damaged snapshot costs its training, no more)
+        snapshot.unlink(missing_ok=True)
+        return (f"its snapshot could not be read ({type(exc).__name__}), so its configuration "
+                "runs again from the start")
 
 
 def _finished_trials(trials: list[TrialRecord]) -> tuple[FinishedTrial, ...]:

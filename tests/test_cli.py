@@ -60,6 +60,17 @@ def test_bad_options_exit_2(extra, fragment, db, capsys):
     assert len(err.strip().splitlines()) == 1  # one paragraph
 
 
+@pytest.mark.parametrize("name", ["ARCHSEARCH_SNAPSHOT_SECONDS", "ARCHSEARCH_LEASE_SECONDS"])
+def test_a_bad_environment_setting_is_refused_before_a_task_is_stored(name, db, capsys,
+                                                                       monkeypatch):
+    monkeypatch.setenv(name, "-1")
+    code, _, err = run_cli(["search", "builtin:adding", "--db", db], capsys)
+    assert code == 2 and f"{name}='-1'" in err and "Traceback" not in err
+    monkeypatch.delenv(name)
+    code, out, _ = run_cli(["tasks", "--db", db, "--json"], capsys)
+    assert code == 0 and json.loads(out.strip().splitlines()[-1]) == []
+
+
 def test_search_needs_data_or_resume(db, capsys):
     code, _, err = run_cli(["search", "--db", db], capsys)
     assert code == 2 and "either DATA" in err

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from archsearch.search.scratch import scratch_prefix
 from archsearch.store import Store
@@ -157,7 +158,7 @@ def test_a_resume_reruns_the_trials_a_stop_cut_short_and_keeps_the_rest(tmp_path
     # report; a resume runs them again, as it does those a killed driver left running. Trials
     # that ended on their own (completed, or failed with their own error) are kept.
     from archsearch.types import TrialOutcome, TrialStatus
-    from archsearch.workflow import CANCELLED, _take_stock
+    from archsearch.workflow import CANCELLED, _take_stock, snapshot_path
 
     with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
         task_id = stored_task(store, TaskStatus.INTERRUPTED, budget_trials=6)
@@ -173,10 +174,20 @@ def test_a_resume_reruns_the_trials_a_stop_cut_short_and_keeps_the_rest(tmp_path
             elif number in ended:
                 store.mark_trial(task_id, number, *ended[number])
         # number 5 stays running, as a killed driver leaves it
-        finished, unfinished = _take_stock(store, task_id, printer=lambda line: None)
+        # Trial 2 saved a snapshot of its training (it goes on from it); trial 3's is damaged
+        # (removed, and it runs again from the start); trial 5 saved none.
+        checkpoints = tmp_path / "checkpoints"
+        checkpoints.mkdir()
+        torch.save({"reports": [{}] * 7, "seconds": 1468.2}, snapshot_path(checkpoints, 2))
+        snapshot_path(checkpoints, 3).write_bytes(b"not a snapshot")
+        lines = []
+        finished, unfinished = _take_stock(store, task_id, lines.append, checkpoints)
         assert [t.number for t in finished] == [0, 1, 4]
         assert unfinished == [2, 3, 5]
         assert [t.number for t in store.trials(task_id)] == [0, 1, 4]
+        assert "goes on from its snapshot after round 7 (1468 s of training)" in lines[0]
+        assert "could not be read" in lines[1] and not snapshot_path(checkpoints, 3).exists()
+        assert "its configuration runs again" in lines[2]
 
 
 def test_a_resume_after_every_trial_ended_still_cross_validates_the_finalists(tmp_path):
@@ -220,3 +231,57 @@ def test_a_resume_after_every_trial_ended_still_cross_validates_the_finalists(tm
     assert sorted(t[4] or 0 for t in after) == [0, 3]  # one family: its best trial
     summary = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert summary["status"] == "completed"
+
+
+def test_a_trial_a_stop_cut_short_goes_on_from_its_latest_snapshot(tmp_path):
+    # One long trial that saves a snapshot after every round (ARCHSEARCH_SNAPSHOT_SECONDS=0);
+    # Ctrl-C once it has saved a few. The resume runs it again from its latest snapshot: its
+    # earlier rounds are reported again as they were, its training goes on from there, and
+    # the snapshot is removed once the trial has ended.
+    db_file = tmp_path / "snap.db"
+    db = f"sqlite:///{db_file}"
+    (tmp_path / "long.yaml").write_text(SPACE.replace("max_steps: 120", "max_steps: 6000")
+                                        .replace("eval_every: 20", "eval_every: 150"))
+    snapshot = tmp_path / "task-1" / "checkpoints" / "trial-0-snapshot.pt"
+    base = [sys.executable, "-m", "archsearch", "search", "--db", db, "--report-dir",
+            str(tmp_path), "--json", "--cv-folds", "0", "--pruner", "none"]
+    env = {**os.environ, "ARCHSEARCH_SNAPSHOT_SECONDS": "0"}
+    driver = subprocess.Popen([*base, "builtin:adding?length=24&n=300", "--space", "long.yaml",
+                               "--budget-trials", "1", "--seed", "2"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def epochs(number):
+        with sqlite3.connect(db_file) as conn:
+            return conn.execute(
+                "SELECT e.epoch, e.val_score, e.elapsed_s FROM archsearch_epochs e JOIN "
+                "archsearch_trials t ON t.id = e.trial_id WHERE t.number = ? ORDER BY e.epoch",
+                (number,)).fetchall()
+
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert driver.poll() is None, "the search ended before it could be stopped"
+        if snapshot.is_file() and len(epochs(0)) >= 4:
+            break
+        time.sleep(0.2)
+    os.kill(driver.pid, signal.SIGINT)
+    assert driver.wait(120) == 130
+    before = epochs(0)
+    assert 4 <= len(before) < 40 and snapshot.is_file()
+    saved = torch.load(snapshot, weights_only=True)
+    rounds = len(saved["reports"])
+    assert rounds >= 3
+
+    resumed = subprocess.run([*base, "--resume", "1"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"goes on from its snapshot after round {rounds} " in resumed.stderr
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "completed" and summary["trials"]["completed"] == 1
+    assert sum(summary["trials"].values()) == 1
+    after = epochs(1)  # the trial that ran it again
+    assert [e[0] for e in after] == list(range(1, 41))
+    # Its first rounds are the cut trial's, as they were (same scores, same seconds).
+    assert after[:rounds] == before[:rounds]
+    assert after[rounds][2] > before[rounds - 1][2]  # and its clock went on from there
+    assert not snapshot.is_file() and not snapshot.with_name("trial-1-snapshot.pt").exists()

@@ -1,3 +1,5 @@
+import dataclasses
+import io
 import math
 
 import numpy as np
@@ -7,7 +9,7 @@ import torch
 from archsearch.blocks import build_model, inference_model
 from archsearch.data import PreparedData, Split
 from archsearch.measure.memory import LiveTensorPeak
-from archsearch.trial import TrialSpec, evaluate, run_trial
+from archsearch.trial import Snapshots, TrialSpec, evaluate, run_trial
 from archsearch.trial.preflight import (
     BATCH_MB,
     EVAL_BATCH_SIZE,
@@ -51,6 +53,43 @@ def test_seeded_trials_are_deterministic(tiny_data):
     a = run_trial(spec, tiny_data, lambda r: None).outcome
     b = run_trial(spec, tiny_data, lambda r: None).outcome
     assert a.val_score == b.val_score and a.test_score == b.test_score
+
+
+def test_a_trial_stopped_mid_training_goes_on_from_its_snapshot_as_if_never_stopped(tiny_data):
+    # Dropout draws from the random state and 4 rounds of 32 run through the 72 training
+    # series more than once, so the data order matters too: the resumed run must restore both.
+    spec = TrialSpec(ArchConfig("gru", {"d_model": 8, "dropout": 0.3}),
+                     TrainConfig(lr=3e-3, batch_size=32, max_steps=12, eval_every=3), seed=5)
+    whole = []
+    uninterrupted = run_trial(spec, tiny_data, whole.append)
+
+    def stop_after_round_2(report, state):
+        kept = io.BytesIO()
+        torch.save(state, kept)  # as it travels: a file that loads with weights_only
+        saved.append(torch.load(io.BytesIO(kept.getvalue()), weights_only=True))
+        if report.epoch == 2:
+            raise KeyboardInterrupt  # the stop lands right after the snapshot
+
+    saved = []
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(spec, tiny_data, lambda r: None, snapshots=Snapshots(stop_after_round_2, 0.0))
+    assert [len(state["reports"]) for state in saved] == [1, 2]
+    reports = []
+    # Run again as a resume runs it: under another trial number, so another seed.
+    resumed = run_trial(dataclasses.replace(spec, seed=99), tiny_data, reports.append,
+                        snapshots=Snapshots(lambda r, state: reports.append(r), 0.0, saved[-1]))
+    assert [(r.epoch, r.train_loss, r.val_score) for r in reports] == [
+        (r.epoch, r.train_loss, r.val_score) for r in whole]
+    assert resumed.outcome.status is TrialStatus.COMPLETED
+    assert (resumed.outcome.val_score, resumed.outcome.test_score, resumed.outcome.best_epoch
+            ) == (uninterrupted.outcome.val_score, uninterrupted.outcome.test_score,
+                  uninterrupted.outcome.best_epoch)
+    # Its training seconds go on from the snapshot's.
+    assert resumed.outcome.train_seconds >= saved[-1]["seconds"] > 0
+    other = TrialSpec(ArchConfig("gru", {"d_model": 8, "dropout": 0.1}), spec.train)
+    refused = run_trial(other, tiny_data, lambda r: None,
+                        snapshots=Snapshots(lambda r, s: None, 0.0, saved[-1])).outcome
+    assert refused.status is TrialStatus.FAILED and "another configuration" in refused.error
 
 
 def test_int8_trial_is_measured_and_scored_as_deployed(tiny_data):

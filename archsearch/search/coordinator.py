@@ -5,17 +5,18 @@ adapters in ``ray_backend`` only relay to it, so it is tested without a Ray runt
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from archsearch.search.budget import MIN_TRIAL_SECONDS, within_time_left
-from archsearch.search.observer import SearchObserver
+from archsearch.search.observer import SNAPSHOT_FILE, SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.search.selection import FinalistPlan
 from archsearch.search.settings import FinishedTrial
-from archsearch.trial import TrialSpec
+from archsearch.trial import TrialSpec, snapshot_seconds
 from archsearch.types import (
     Constraints,
     CostMeasurement,
@@ -76,6 +77,7 @@ class Coordinator:
         # running one stops at its next result. Ctrl-C stops a search at once; this makes sure
         # it also winds down should that signal be lost.
         self.stop = stop or threading.Event()
+        self.snapshot_every_s = snapshot_seconds()
         for trial in finished:
             self.specs[trial.number] = TrialSpec(trial.arch, trial.train, constraints,
                                                  seed + trial.number)
@@ -95,12 +97,16 @@ class Coordinator:
         constraints = within_time_left(self.constraints, seconds_left)
         self.specs[number] = TrialSpec(asked.arch, asked.train, constraints, self.seed + number)
         self.observer.on_trial_start(number, asked.arch, asked.train)
+        rerun_of = asked.rerun_of
         return {
             "number": number,
             "arch": {"family": asked.arch.family, "hparams": dict(asked.arch.hparams)},
             "train": dataclasses.asdict(asked.train),
             "constraints": constraints.to_dict(),
             "seed": self.seed + number,
+            "snapshot_every_s": self.snapshot_every_s,
+            "resume_from": (None if rerun_of is None
+                            else self.observer.adopt_snapshot(number, rerun_of)),
         }
 
     def families(self) -> dict[int, str]:
@@ -152,6 +158,13 @@ class Coordinator:
         elif error is not None:
             outcome = TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None, 0.0, error)
         self._end(tune_trial_id, outcome, checkpoint_dir)
+
+    def snapshot(self, tune_trial_id: str, checkpoint_dir: str) -> None:
+        """A running trial saved its training state (a checkpoint that is no trial's result)."""
+        snapshot_file = os.path.join(checkpoint_dir, SNAPSHOT_FILE)
+        if (tune_trial_id in self.numbers and tune_trial_id not in self.ended
+                and os.path.isfile(snapshot_file)):
+            self.observer.on_trial_snapshot(self.numbers[tune_trial_id], snapshot_file)
 
     def retry(self, tune_trial_id: str, reason: str) -> None:
         """A failed attempt that Ray runs again (FailureConfig.max_failures)."""

@@ -10,6 +10,7 @@ from archsearch.trial.crossval import FoldFit
 from archsearch.types import ArchConfig, CostMeasurement, EpochReport, TrainConfig, TrialOutcome
 
 MODEL_FILE = "model.pt"  # a completed trial's weights, in the checkpoint_dir of on_trial_end
+SNAPSHOT_FILE = "snapshot.pt"  # a running trial's training state (trial.Snapshots), likewise
 
 
 class SearchObserver(Protocol):
@@ -30,6 +31,15 @@ class SearchObserver(Protocol):
 
     def on_trial_end(self, number: int, outcome: TrialOutcome,
                      checkpoint_dir: str | None) -> None: ...
+
+    def on_trial_snapshot(self, number: int, snapshot_file: str) -> None:
+        """A running trial saved its training state (kept, so that a stop costs it only the
+        training since)."""
+
+    def adopt_snapshot(self, number: int, earlier: int) -> str | None:
+        """Trial ``number`` runs again the configuration of ``earlier``, which a stop cut
+        short: the file of the latest training state ``earlier`` saved, now ``number``'s
+        (None: it saved none)."""
 
     def on_cross_validation(self, number: int, mean: float, std: float,
                             fold_states: list[dict[str, torch.Tensor]]) -> None: ...

@@ -80,6 +80,9 @@ def open_storage(url: str | None, attempts: int = 3) -> optuna.storages.BaseStor
     return optuna.storages.RDBStorage(url)  # the last try raises what it meets
 
 
+RERUN_OF = "archsearch_rerun_of"  # a requeued trial's user attribute: the number it runs again
+
+
 @dataclass
 class AskedTrial:
     trial: optuna.Trial
@@ -87,6 +90,11 @@ class AskedTrial:
     train: TrainConfig
     pruned_at: int | None = None
     last_rung: int = 0
+
+    @property
+    def rerun_of(self) -> int | None:
+        """The unfinished trial whose configuration this one runs again (None: a new one)."""
+        return self.trial.user_attrs.get(RERUN_OF)
 
 
 class OptunaBridge:
@@ -152,7 +160,7 @@ class OptunaBridge:
                 continue
             if trial.state is TrialState.RUNNING:
                 self.study.tell(number, state=TrialState.FAIL)
-            self.study.enqueue_trial(trial.params)
+            self.study.enqueue_trial(trial.params, user_attrs={RERUN_OF: number})
 
     def ask(self, tune_trial_id: str) -> AskedTrial:
         trial = self.study.ask()

@@ -11,7 +11,8 @@ import time
 import uuid
 from collections.abc import Callable
 
-from archsearch.errors import ArchsearchError, UsageError
+from archsearch.errors import ArchsearchError
+from archsearch.options import seconds_from_env
 
 LEASE_SECONDS = 30.0  # how long a lease lasts unless renewed; a dead driver's task lapses after
 LEASE_ENV = "ARCHSEARCH_LEASE_SECONDS"  # a shorter lease for tests and impatient operators
@@ -28,17 +29,7 @@ class LeaseLost(ArchsearchError):
 
 def lease_seconds() -> float:
     """The lease length: ``$ARCHSEARCH_LEASE_SECONDS``, else LEASE_SECONDS."""
-    text = os.environ.get(LEASE_ENV, "").strip()
-    if not text:
-        return LEASE_SECONDS
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = float("nan")
-    if not 0.5 <= seconds <= 3600:  # NaN fails too
-        raise UsageError(f"{LEASE_ENV}={text!r}: give the lease length in seconds, 0.5 to "
-                         f"3600 (default {LEASE_SECONDS:g}).")
-    return seconds
+    return seconds_from_env(LEASE_ENV, LEASE_SECONDS, 0.5, 3600, "the lease length")
 
 
 def new_owner() -> str:

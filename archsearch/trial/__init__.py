@@ -4,6 +4,13 @@ Knows nothing of Ray or Optuna: the search room hands it a callback that receive
 report (and may stop the trial by not returning, as Ray Tune does).
 """
 
-from archsearch.trial.runner import TrialResult, TrialSpec, evaluate, run_trial
+from archsearch.trial.runner import (
+    Snapshots,
+    TrialResult,
+    TrialSpec,
+    evaluate,
+    run_trial,
+    snapshot_seconds,
+)
 
-__all__ = ["TrialResult", "TrialSpec", "evaluate", "run_trial"]
+__all__ = ["Snapshots", "TrialResult", "TrialSpec", "evaluate", "run_trial", "snapshot_seconds"]

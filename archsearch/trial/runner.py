@@ -3,16 +3,22 @@
 Scores are those of the model as deployed: with ``quantize: int8`` the model trains in float32,
 and every validation and the test score run on its int8 copy (``inference_model``, CPU only),
 so the search ranks what would ship, quantization error included.
+
+A trial that trains for rounds saves a snapshot of its training state between them
+(:class:`Snapshots`): a search stopped mid-trial goes on from the latest one instead of
+training it again from the start (a trial of a long sequence task can outlast a sitting).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +31,7 @@ from archsearch.data import PreparedData, Split
 from archsearch.errors import ArchsearchError
 from archsearch.measure import available_memory_mb, measure_cost, select_device, training_dtype
 from archsearch.measure.estimate import CostEstimate
+from archsearch.options import seconds_from_env
 from archsearch.trial.preflight import (
     EVAL_BATCH_SIZE,
     estimate_violations,
@@ -48,6 +55,9 @@ from archsearch.types import (
 EpochCallback = Callable[[EpochReport], None]
 ABSENT_CLASS_LOGIT = -1e4  # a ridge head's logit for a class its training split lacks
 CostCallback = Callable[[CostMeasurement], None]
+SnapshotCallback = Callable[[EpochReport, dict[str, Any]], None]
+SNAPSHOT_SECONDS = 60.0  # training seconds between a trial's snapshots: what a stop can cost
+SNAPSHOT_ENV = "ARCHSEARCH_SNAPSHOT_SECONDS"  # shorter for tests, longer for large models
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,28 @@ class TrialSpec:
     train: TrainConfig
     constraints: Constraints = field(default_factory=Constraints)
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Where a trial's training state goes between rounds, and the one it goes on from.
+
+    ``save`` receives a round's report with the state (model, optimizer, schedule, best round
+    so far, random state, the rounds' reports) in place of ``on_epoch``, once ``every_s``
+    training seconds have passed since the last snapshot (never after the last round: the
+    trial's result follows). ``resume_from``: a state an earlier run of the same
+    configuration saved; the trial reports its earlier rounds again, then trains on from it,
+    as it would have without the stop."""
+
+    save: SnapshotCallback
+    every_s: float = SNAPSHOT_SECONDS
+    resume_from: dict[str, Any] | None = None
+
+
+def snapshot_seconds() -> float:
+    """The snapshot interval: ``$ARCHSEARCH_SNAPSHOT_SECONDS``, else SNAPSHOT_SECONDS."""
+    return seconds_from_env(SNAPSHOT_ENV, SNAPSHOT_SECONDS, 0, 86400,
+                            "the training time between a trial's snapshots")
 
 
 @dataclass
@@ -72,14 +104,17 @@ def model_io(data: PreparedData, constraints: Constraints) -> ModelIO:
 
 
 def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
-              on_cost: CostCallback | None = None) -> TrialResult:
+              on_cost: CostCallback | None = None,
+              snapshots: Snapshots | None = None) -> TrialResult:
     """Cost first, then train with per-epoch reports, then test.
 
     The cost is estimated before the model is built (``preflight``): a configuration whose
     estimate breaks a constraint or would not fit this worker's memory ends ``infeasible``
     without allocating anything. The rest are built and measured untrained, and a measured
     violation ends them ``infeasible`` too. Configuration errors, exceptions and NaN losses end
-    in a ``failed`` outcome carrying the error; infeasible trials train zero epochs.
+    in a ``failed`` outcome carrying the error; infeasible trials train zero epochs. With
+    ``snapshots``, a trained model's state is saved between rounds, and a trial resumed from
+    one trains on from it (see :class:`Snapshots`).
     """
     torch.manual_seed(spec.seed)
     np.random.seed(spec.seed)
@@ -106,7 +141,7 @@ def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
     if violations:
         return TrialResult(_ended(TrialStatus.INFEASIBLE, cost, 0, "; ".join(violations)), None)
     try:
-        return _train(spec, data, model, device, cost, on_epoch, estimate)
+        return _train(spec, data, model, device, cost, on_epoch, estimate, snapshots)
     except Exception as exc:  # a broken trial must not end the search: record it
         if _is_out_of_memory(exc) and device.type == "cuda":
             torch.cuda.empty_cache()
@@ -141,7 +176,8 @@ def _is_out_of_memory(exc: Exception) -> bool:
 
 
 def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: torch.device,
-           cost, on_epoch: EpochCallback, estimate: CostEstimate) -> TrialResult:  # noqa: ANN001
+           cost, on_epoch: EpochCallback, estimate: CostEstimate,  # noqa: ANN001
+           snapshots: Snapshots | None) -> TrialResult:
     eval_batch = estimate.eval_batch_size
     if model.fits_in_closed_form:
         return _fit_readout(spec, data, model, device, cost, on_epoch, eval_batch)
@@ -151,34 +187,93 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
     metric = Metric.for_task(data.task)
     optimizer = torch.optim.AdamW(param_groups(model, train.lr, train.weight_decay))
     amp_dtype = training_dtype(device)  # bf16 mixed precision on GPU only
-    batches = _endless_batches(data.train, train.batch_size, device,
-                               torch.Generator().manual_seed(spec.seed))
     clock = TrainingClock((spec.constraints.max_trial_minutes or math.inf) * 60.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(train, clock))
     best = _BestRound(metric)
-    steps_done, rounds = 0, 0
-    while steps_done < train.max_steps:
-        steps = min(train.eval_every, train.max_steps - steps_done)
+    run = _Run(spec.seed)
+    if snapshots is not None and snapshots.resume_from is not None:
+        run.restore(snapshots.resume_from, spec, model, optimizer, schedule, clock, best)
+        for report in run.reports:  # the earlier rounds, for the store and the pruner
+            on_epoch(report)
+    batches = _endless_batches(data.train, train.batch_size, device,
+                               torch.Generator().manual_seed(run.data_seed), skip=run.steps)
+    saved_at = clock.seconds
+    while run.steps < train.max_steps:
+        steps = min(train.eval_every, train.max_steps - run.steps)
         with clock:
             train_loss = _train_steps(model, batches, steps, optimizer, schedule, train,
                                       amp_dtype, chunks)
-        steps_done += steps
-        rounds += 1
+        run.steps += steps
+        rounds = len(run.reports) + 1
         if not math.isfinite(train_loss):
             outcome = TrialOutcome(TrialStatus.FAILED, cost, rounds, best.round, best.score,
                                    None, clock.seconds, error=f"training loss became "
-                                   f"{train_loss} in round {rounds} (step {steps_done})")
+                                   f"{train_loss} in round {rounds} (step {run.steps})")
             return TrialResult(outcome, None)
         val_score, val_loss = _evaluate_deployed(model, data.val, data.task, device, eval_batch)
         best.offer(rounds, val_score, val_loss, model)
-        on_epoch(EpochReport(rounds, train_loss, val_score, clock.seconds))
-        if clock.fraction >= 1.0 or 0 < train.patience <= rounds - best.round:
+        report = EpochReport(rounds, train_loss, val_score, clock.seconds)
+        run.reports.append(report)
+        ends = (run.steps >= train.max_steps or clock.fraction >= 1.0
+                or 0 < train.patience <= rounds - best.round)
+        if snapshots is not None and not ends and clock.seconds - saved_at >= snapshots.every_s:
+            snapshots.save(report, run.state(spec, model, optimizer, schedule, clock, best))
+            saved_at = clock.seconds
+        else:
+            on_epoch(report)
+        if ends:
             break
     model.load_state_dict(best.state)
     test_score, _ = _evaluate_deployed(model, data.test, data.task, device, eval_batch)
-    outcome = TrialOutcome(TrialStatus.COMPLETED, cost, rounds, best.round, best.score,
-                           test_score, clock.seconds)
+    outcome = TrialOutcome(TrialStatus.COMPLETED, cost, len(run.reports), best.round,
+                           best.score, test_score, clock.seconds)
     return TrialResult(outcome, best.state)
+
+
+class _Run:
+    """Where one training run is: optimizer steps done, the rounds' reports, and the seed of
+    its data order; saved as a snapshot's state and restored from one."""
+
+    def __init__(self, seed: int) -> None:
+        self.steps = 0
+        self.reports: list[EpochReport] = []
+        self.data_seed = seed  # a resumed run keeps the order its first run drew
+
+    def state(self, spec: TrialSpec, model: SequenceModel, optimizer: torch.optim.Optimizer,
+              schedule: torch.optim.lr_scheduler.LRScheduler, clock: TrainingClock,
+              best: _BestRound) -> dict[str, Any]:
+        return {
+            "config": _config_of(spec), "steps": self.steps, "data_seed": self.data_seed,
+            "reports": [dataclasses.asdict(r) for r in self.reports], "seconds": clock.seconds,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+            "best": {"round": best.round, "score": best.score, "loss": best.loss,
+                     "state": best.state},
+            "rng": torch.get_rng_state(),
+        }
+
+    def restore(self, state: dict[str, Any], spec: TrialSpec, model: SequenceModel,
+                optimizer: torch.optim.Optimizer,
+                schedule: torch.optim.lr_scheduler.LRScheduler, clock: TrainingClock,
+                best: _BestRound) -> None:
+        if state.get("config") != _config_of(spec):
+            raise ValueError("the snapshot is of another configuration")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        clock.seconds = float(state["seconds"])
+        saved = state["best"]
+        best.round, best.score, best.loss, best.state = (saved["round"], saved["score"],
+                                                         saved["loss"], saved["state"])
+        torch.set_rng_state(state["rng"])
+        self.steps, self.data_seed = int(state["steps"]), int(state["data_seed"])
+        self.reports = [EpochReport(**r) for r in state["reports"]]
+
+
+def _config_of(spec: TrialSpec) -> dict[str, Any]:
+    """What a snapshot must have been trained with to be resumed by ``spec``."""
+    return {"family": spec.arch.family, "hparams": dict(spec.arch.hparams),
+            "train": dataclasses.asdict(spec.train)}
 
 
 def _fit_readout(spec: TrialSpec, data: PreparedData, model: SequenceModel,
@@ -298,24 +393,36 @@ class _BestRound:
 
 def _batches(split: Split, batch_size: int, device: torch.device,
              generator: torch.Generator | None) -> Iterator[tuple[torch.Tensor, ...]]:
-    order = (torch.randperm(len(split), generator=generator) if generator is not None
-             else torch.arange(len(split)))
-    for start in range(0, len(split), batch_size):
-        idx = order[start:start + batch_size].numpy()
-        yield (torch.from_numpy(split.X[idx]).to(device),
-               torch.from_numpy(split.y[idx]).to(device),
-               torch.from_numpy(split.lengths[idx]).to(device))
+    for idx in _batch_indices(len(split), batch_size, generator):
+        yield _batch(split, idx, device)
+
+
+def _batch_indices(n: int, batch_size: int,
+                   generator: torch.Generator | None) -> Iterator[np.ndarray]:
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size].numpy()
+
+
+def _batch(split: Split, idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return (torch.from_numpy(split.X[idx]).to(device), torch.from_numpy(split.y[idx]).to(device),
+            torch.from_numpy(split.lengths[idx]).to(device))
 
 
 def _endless_batches(split: Split, batch_size: int, device: torch.device,
-                     generator: torch.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
-    """Shuffled batches, epoch after epoch; the last batch of an epoch is dropped when a full
-    one is possible (a batch of one series would give BatchNorm nothing to normalise)."""
+                     generator: torch.Generator, skip: int = 0
+                     ) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Shuffled batches, epoch after epoch, after the first ``skip`` (a resumed run's: drawn
+    but not loaded); the last batch of an epoch is dropped when a full one is possible (a
+    batch of one series would give BatchNorm nothing to normalise)."""
     full = len(split) >= batch_size
     while True:
-        for X, y, lengths in _batches(split, batch_size, device, generator):
-            if len(y) == batch_size or not full:
-                yield X, y, lengths
+        for idx in _batch_indices(len(split), batch_size, generator):
+            if len(idx) == batch_size or not full:
+                if skip:
+                    skip -= 1
+                else:
+                    yield _batch(split, idx, device)
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, task: TaskKind) -> torch.Tensor:

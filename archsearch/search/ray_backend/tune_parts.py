@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import warnings
 from typing import Any
 
 import ray
@@ -20,8 +21,8 @@ from ray.tune.search import Searcher
 
 from archsearch.data import PreparedData
 from archsearch.search.coordinator import EVENT, Coordinator, outcome_to_dict
-from archsearch.search.observer import MODEL_FILE
-from archsearch.trial import TrialSpec, run_trial
+from archsearch.search.observer import MODEL_FILE, SNAPSHOT_FILE
+from archsearch.trial import Snapshots, TrialSpec, run_trial
 from archsearch.types import (
     ArchConfig,
     Constraints,
@@ -32,7 +33,11 @@ from archsearch.types import (
 
 
 def trainable(config: dict[str, Any], data: PreparedData) -> None:
-    """Ray Tune function trainable: one trial. ``data`` comes from the object store once."""
+    """Ray Tune function trainable: one trial. ``data`` comes from the object store once.
+
+    Between rounds it reports a snapshot of its training state as a Ray checkpoint now and
+    then (``snapshot_every_s``); it goes on from the latest one when Ray retries it after its
+    worker died, or from ``resume_from`` when it runs again a trial that a stop cut short."""
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
     spec = TrialSpec(
@@ -50,7 +55,17 @@ def trainable(config: dict[str, Any], data: PreparedData) -> None:
     def on_epoch(report: EpochReport) -> None:
         tune.report({EVENT: "epoch", **dataclasses.asdict(report), **cost_fields})
 
-    result = run_trial(spec, data, on_epoch, on_cost)
+    def on_snapshot(report: EpochReport, state: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(state, os.path.join(tmp, SNAPSHOT_FILE))
+            tune.report({EVENT: "epoch", **dataclasses.asdict(report), **cost_fields},
+                        checkpoint=Checkpoint.from_directory(tmp))
+
+    retried = tune.get_checkpoint()
+    resume = _snapshot_state(os.path.join(retried.path, SNAPSHOT_FILE) if retried
+                             else config.get("resume_from"))
+    snapshots = Snapshots(on_snapshot, config["snapshot_every_s"], resume)
+    result = run_trial(spec, data, on_epoch, on_cost, snapshots)
     final = {EVENT: "final", "outcome": outcome_to_dict(result.outcome)}
     if result.state_dict is None:
         tune.report(final)
@@ -58,6 +73,19 @@ def trainable(config: dict[str, Any], data: PreparedData) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(result.state_dict, os.path.join(tmp, MODEL_FILE))
         tune.report(final, checkpoint=Checkpoint.from_directory(tmp))
+
+
+def _snapshot_state(path: str | None) -> dict[str, Any] | None:
+    """The training state saved at ``path`` (None: none there, or none that can be read: the
+    trial then trains from the start, as it did before snapshots)."""
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (a damaged snapshot costs its training, no more)
+        warnings.warn(f"the snapshot {path} could not be read ({exc}); the trial trains from "
+                      "the start", stacklevel=1)
+        return None
 
 
 # Ray Tune pickles its searcher, scheduler and callbacks into the experiment state; the
@@ -125,6 +153,10 @@ class RelayCallback(_CoordinatorRef, Callback):
         checkpoint = trial.checkpoint
         self.coordinator.complete(trial.trial_id, trial.last_result,
                                   checkpoint.path if checkpoint is not None else None)
+
+    def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint,  # noqa: ANN001
+                      **info) -> None:
+        self.coordinator.snapshot(trial.trial_id, checkpoint.path)
 
     def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:  # noqa: ANN001
         self.coordinator.retry(trial.trial_id, failure(trial))

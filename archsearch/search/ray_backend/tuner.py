@@ -92,6 +92,8 @@ def _run_trials(coordinator: Coordinator, data_ref: ray.ObjectRef, resources: di
             storage_path=work_dir,
             callbacks=[RelayCallback(key)],
             verbose=0,
+            # a trial's latest checkpoint only: its latest snapshot, then its result's weights
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             # A trial's own errors are caught and recorded as `failed`; what reaches Ray
             # is a dead worker (killed, out of memory), which is worth one retry.
             failure_config=tune.FailureConfig(max_failures=1),
