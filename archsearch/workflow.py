@@ -57,7 +57,13 @@ from archsearch.recommend.knowledge import load_knowledge_base
 from archsearch.recommend.rationale import initial_design_sentence, knowledge_verdict
 from archsearch.recommend.warm_start import similar_winners
 from archsearch.report import ReportInputs, export_model, render_report
-from archsearch.search import MODEL_FILE, FinishedTrial, SearchSettings, dashboard_hint
+from archsearch.search import (
+    MODEL_FILE,
+    SEARCH_STOPPED,
+    FinishedTrial,
+    SearchSettings,
+    dashboard_hint,
+)
 from archsearch.space import SearchSpace, load_space
 from archsearch.store import (
     RecommendationRecord,
@@ -94,8 +100,9 @@ Printer = Callable[[str], None]
 CANCELLED = "cancelled through the API"
 USER_INTERRUPT = "interrupted by the user"
 # A stop (Ctrl-C, a cancel) ends the trials it cut short as failed with its reason, so that the
-# report says why; a resume runs their configurations again, as it does a killed driver's.
-STOP_REASONS = (CANCELLED, USER_INTERRUPT)
+# report says why; a resume runs their configurations again, as it does a killed driver's. A
+# cancel whose Ctrl-C was lost winds the search down instead, and says so (SEARCH_STOPPED).
+STOP_REASONS = (CANCELLED, USER_INTERRUPT, SEARCH_STOPPED)
 # Of a time budget, what the end of the run needs after the last trial: the recommendation, the
 # model export, the report (whose first render times families by length, ~5-10 s here) and
 # stopping Ray and the trials still running.

@@ -25,6 +25,7 @@ from archsearch.api.views import live_view
 from archsearch.data import load_dataset
 from archsearch.store import Store, TrialRecord
 from archsearch.types import FloorResult, TaskStatus
+from archsearch.workflow import STOP_REASONS
 from tests.browser import watch
 from tests.records import stored_task, task_record, trial_record
 
@@ -373,7 +374,8 @@ def test_a_driver_the_server_did_not_start_is_fenced(server, tmp_path):
     """A driver started outside this server (as one that outlived its server), and deaf to
     SIGINT (as a background job of a shell script is): resume is refused while its lease
     lives, a cancel reaches it through the database, and a resume through the API then keeps
-    its trials and meets the budget exactly."""
+    the trials that ended on their own, runs again those the cancel cut short and meets the
+    budget exactly."""
     budget = 6
     # Trials of ~150 steps: the search outlasts the requests below even on a loaded machine
     # (they follow the first finished trial; four or more trials are still to run).
@@ -404,7 +406,11 @@ def test_a_driver_the_server_did_not_start_is_fenced(server, tmp_path):
     task = server.get(f"/tasks/{task_id}").json()
     assert task["status"] == "interrupted" and task["error"] == "cancelled through the API"
     assert task["report_ready"] and sum(task["trials"].values()) < budget
-    kept = {(t["number"], t["status"]) for t in server.get(f"/tasks/{task_id}/trials").json()}
+    # The cancel wound the search down (its SIGINT is ignored): the trials it cut short say
+    # so, and the resume runs them again; the trials that ended on their own are kept.
+    listed = server.get(f"/tasks/{task_id}/trials").json()
+    cut_short = {t["number"] for t in listed if t["error"] in STOP_REASONS}
+    kept = {(t["number"], t["status"]) for t in listed if t["number"] not in cut_short}
 
     resumed = server.post(f"/tasks/{task_id}/resume")
     assert resumed.status_code == 202, resumed.text
@@ -412,6 +418,7 @@ def test_a_driver_the_server_did_not_start_is_fenced(server, tmp_path):
     assert task["status"] == "completed" and sum(task["trials"].values()) == budget
     after = {(t["number"], t["status"]) for t in server.get(f"/tasks/{task_id}/trials").json()}
     assert kept <= after and len(after) == budget
+    assert not cut_short & {number for number, _ in after}
     assert server.post(f"/tasks/{task_id}/resume").status_code == 409  # completed
 
 

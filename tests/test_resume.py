@@ -157,15 +157,17 @@ def test_a_resume_reruns_the_trials_a_stop_cut_short_and_keeps_the_rest(tmp_path
     # The trials a stop cut short (Ctrl-C, a cancel) are stored failed with its reason, for the
     # report; a resume runs them again, as it does those a killed driver left running. Trials
     # that ended on their own (completed, or failed with their own error) are kept.
+    from archsearch.search import SEARCH_STOPPED
     from archsearch.types import TrialOutcome, TrialStatus
     from archsearch.workflow import CANCELLED, _take_stock, snapshot_path
 
     with Store(f"sqlite:///{tmp_path / 's.db'}") as store:
         task_id = stored_task(store, TaskStatus.INTERRUPTED, budget_trials=6)
+        # 6: a cancel whose Ctrl-C was lost wound the search down, and its trial says so
         ended = {1: (TrialStatus.FAILED, "ValueError: the loss is NaN"),
                  2: (TrialStatus.FAILED, USER_INTERRUPT), 3: (TrialStatus.FAILED, CANCELLED),
-                 4: (TrialStatus.PRUNED, None)}
-        for number in range(6):
+                 4: (TrialStatus.PRUNED, None), 6: (TrialStatus.FAILED, SEARCH_STOPPED)}
+        for number in range(7):
             store.start_trial(task_id, number, "gru", {"n_layers": 1})
             if number == 0:
                 store.finish_trial(task_id, 0, TrialOutcome(
@@ -183,7 +185,7 @@ def test_a_resume_reruns_the_trials_a_stop_cut_short_and_keeps_the_rest(tmp_path
         lines = []
         finished, unfinished = _take_stock(store, task_id, lines.append, checkpoints)
         assert [t.number for t in finished] == [0, 1, 4]
-        assert unfinished == [2, 3, 5]
+        assert unfinished == [2, 3, 5, 6]
         assert [t.number for t in store.trials(task_id)] == [0, 1, 4]
         assert "goes on from its snapshot after round 7 (1468 s of training)" in lines[0]
         assert "could not be read" in lines[1] and not snapshot_path(checkpoints, 3).exists()

@@ -7,9 +7,9 @@ dashboard hint without them; :func:`run_search` is in :mod:`archsearch.search.en
 """
 
 from archsearch.search.dashboard import dashboard_hint
-from archsearch.search.observer import MODEL_FILE, SearchObserver
+from archsearch.search.observer import MODEL_FILE, SEARCH_STOPPED, SearchObserver
 from archsearch.search.settings import FinishedTrial, SearchSettings
 from archsearch.types import PRUNERS, SAMPLERS
 
-__all__ = ["MODEL_FILE", "PRUNERS", "SAMPLERS", "FinishedTrial", "SearchObserver",
-           "SearchSettings", "dashboard_hint"]
+__all__ = ["MODEL_FILE", "PRUNERS", "SAMPLERS", "SEARCH_STOPPED", "FinishedTrial",
+           "SearchObserver", "SearchSettings", "dashboard_hint"]

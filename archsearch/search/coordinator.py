@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from archsearch.search.budget import MIN_TRIAL_SECONDS, within_time_left
-from archsearch.search.observer import SNAPSHOT_FILE, SearchObserver
+from archsearch.search.observer import SEARCH_STOPPED, SNAPSHOT_FILE, SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.search.selection import FinalistPlan
 from archsearch.search.settings import FinishedTrial
@@ -182,8 +182,7 @@ class Coordinator:
             self.observer.on_trial_pruned(number, pruned_at)
             return
         if outcome is None:  # stopped without a final report (time budget, interruption)
-            why = ("the search was stopped before this trial finished" if self.stop.is_set()
-                   else "stopped by Ray Tune before it finished")
+            why = SEARCH_STOPPED if self.stop.is_set() else "stopped by Ray Tune before it finished"
             outcome = TrialOutcome(TrialStatus.FAILED, None, 0, None, None, None, 0.0, why)
         self.bridge.tell(tune_trial_id, outcome.status, outcome.val_score, outcome.cost)
         if outcome.status is TrialStatus.COMPLETED and outcome.val_score is not None:

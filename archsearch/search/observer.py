@@ -11,6 +11,9 @@ from archsearch.types import ArchConfig, CostMeasurement, EpochReport, TrainConf
 
 MODEL_FILE = "model.pt"  # a completed trial's weights, in the checkpoint_dir of on_trial_end
 SNAPSHOT_FILE = "snapshot.pt"  # a running trial's training state (trial.Snapshots), likewise
+# The error of a trial that a stop of the search (a cancel, should its Ctrl-C be lost) ended
+# before it finished: cut short, as Ctrl-C cuts trials short, so a resume runs it on.
+SEARCH_STOPPED = "the search was stopped before this trial finished"
 
 
 class SearchObserver(Protocol):
