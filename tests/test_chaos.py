@@ -185,3 +185,45 @@ def test_a_database_that_fills_up_mid_search(tmp_path, small_disk, first_refused
         after = conn.execute("SELECT number, started_at, finished_at FROM archsearch_trials"
                              ).fetchall()
     assert set(kept) <= set(after) and len(after) == budget
+
+
+def test_a_retried_trial_goes_on_from_its_latest_snapshot(tmp_path):
+    # Every round saves a snapshot (ARCHSEARCH_SNAPSHOT_SECONDS=0); the worker is killed after
+    # a few rounds, and Ray's retry reads the latest snapshot (tune.get_checkpoint()): its
+    # earlier rounds come back as they were stored (same seconds), not trained again.
+    space = tmp_path / "slow.yaml"
+    space.write_text(SLOW_SPACE.replace("max_steps: 400", "max_steps: 1200"))
+    db_file = tmp_path / "retry.db"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "archsearch", "search", "builtin:adding?length=12&n=120",
+         "--space", str(space), "--budget-trials", "1", "--cpus-per-trial", "2",
+         "--cv-folds", "0", "--db", f"sqlite:///{db_file}", "--report-dir", str(tmp_path),
+         "--json"], cwd=tmp_path, env={**os.environ, "ARCHSEARCH_SNAPSHOT_SECONDS": "0"},
+        stdout=open(tmp_path / "out.json", "wb"), stderr=open(tmp_path / "driver.log", "wb"))
+
+    def epochs() -> list[tuple]:
+        try:
+            with sqlite3.connect(db_file) as conn:
+                return conn.execute("SELECT epoch, val_score, elapsed_s FROM archsearch_epochs "
+                                    "ORDER BY epoch").fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+    deadline = time.monotonic() + 480
+    try:
+        while len(epochs()) < 3 and time.monotonic() < deadline:
+            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+            time.sleep(0.2)
+        before = epochs()[:2]
+        kill_the_trial_worker(driver, db_file, 0, set(), retries=0, deadline=deadline)
+        assert driver.wait(max(1.0, deadline - time.monotonic())) == 0, \
+            (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    row = trial_row(db_file, 0)
+    assert row["status"] == "completed" and row["retries"] == 1
+    after = epochs()
+    assert [e[0] for e in after] == list(range(1, 61))
+    assert after[:2] == before
