@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import pytest
 import ray  # noqa: F401  (puts the psutil Ray ships on sys.path, where psutil is not installed)
@@ -71,30 +72,42 @@ def kill_the_trial_worker(driver, db_file, number: int, killed: set[int], retrie
     raise AssertionError(f"no worker of trial {number} to kill: {trial_row(db_file, number)}")
 
 
-def test_a_killed_worker_costs_one_retry_recorded_on_the_trial(tmp_path):
+@contextmanager
+def slow_search(tmp_path, space_text: str, db_file, budget: int, env: dict | None = None):
+    """A search of ``budget`` trials of ``space_text`` in a driver process (one trial at a
+    time: each takes both CPUs), killed on the way out should it still run."""
     space = tmp_path / "slow.yaml"
-    space.write_text(SLOW_SPACE)
-    db_file = tmp_path / "chaos.db"
+    space.write_text(space_text)
     driver = subprocess.Popen(
         [sys.executable, "-m", "archsearch", "search", "builtin:adding?length=12&n=120",
-         "--space", str(space), "--budget-trials", "2", "--cpus-per-trial", "2",
+         "--space", str(space), "--budget-trials", str(budget), "--cpus-per-trial", "2",
          "--cv-folds", "0", "--db", f"sqlite:///{db_file}", "--report-dir", str(tmp_path),
-         "--json"], cwd=tmp_path, stdout=open(tmp_path / "out.json", "wb"),
-        stderr=open(tmp_path / "driver.log", "wb"))
+         "--json"], cwd=tmp_path, env={**os.environ, **(env or {})},
+        stdout=open(tmp_path / "out.json", "wb"), stderr=open(tmp_path / "driver.log", "wb"))
+    try:
+        yield driver
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+
+
+def assert_ends_well(driver, tmp_path, deadline: float) -> None:
+    assert driver.wait(max(1.0, deadline - time.monotonic())) == 0, \
+        (tmp_path / "driver.log").read_text()[-3000:]
+
+
+def test_a_killed_worker_costs_one_retry_recorded_on_the_trial(tmp_path):
+    db_file = tmp_path / "chaos.db"
     deadline = time.monotonic() + 480
     killed: set[int] = set()
-    try:
+    with slow_search(tmp_path, SLOW_SPACE, db_file, budget=2) as driver:
         # Trial 0: killed, retried, killed again: Ray's one retry is spent.
         kill_the_trial_worker(driver, db_file, 0, killed, retries=0, deadline=deadline)
         kill_the_trial_worker(driver, db_file, 0, killed, retries=1, deadline=deadline)
         # Trial 1: killed once, then its retry completes.
         kill_the_trial_worker(driver, db_file, 1, killed, retries=0, deadline=deadline)
-        assert driver.wait(max(1.0, deadline - time.monotonic())) == 0, \
-            (tmp_path / "driver.log").read_text()[-3000:]
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
+        assert_ends_well(driver, tmp_path, deadline)
     summary = json.loads((tmp_path / "out.json").read_text().strip().splitlines()[-1])
     assert summary["status"] == "completed" and summary["trials"] == {
         "completed": 1, "pruned": 0, "failed": 1, "infeasible": 0}
@@ -191,15 +204,7 @@ def test_a_retried_trial_goes_on_from_its_latest_snapshot(tmp_path):
     # Every round saves a snapshot (ARCHSEARCH_SNAPSHOT_SECONDS=0); the worker is killed after
     # a few rounds, and Ray's retry reads the latest snapshot (tune.get_checkpoint()): its
     # earlier rounds come back as they were stored (same seconds), not trained again.
-    space = tmp_path / "slow.yaml"
-    space.write_text(SLOW_SPACE.replace("max_steps: 400", "max_steps: 1200"))
     db_file = tmp_path / "retry.db"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "archsearch", "search", "builtin:adding?length=12&n=120",
-         "--space", str(space), "--budget-trials", "1", "--cpus-per-trial", "2",
-         "--cv-folds", "0", "--db", f"sqlite:///{db_file}", "--report-dir", str(tmp_path),
-         "--json"], cwd=tmp_path, env={**os.environ, "ARCHSEARCH_SNAPSHOT_SECONDS": "0"},
-        stdout=open(tmp_path / "out.json", "wb"), stderr=open(tmp_path / "driver.log", "wb"))
 
     def epochs() -> list[tuple]:
         try:
@@ -210,18 +215,14 @@ def test_a_retried_trial_goes_on_from_its_latest_snapshot(tmp_path):
             return []
 
     deadline = time.monotonic() + 480
-    try:
+    with slow_search(tmp_path, SLOW_SPACE.replace("max_steps: 400", "max_steps: 1200"), db_file,
+                     budget=1, env={"ARCHSEARCH_SNAPSHOT_SECONDS": "0"}) as driver:
         while len(epochs()) < 3 and time.monotonic() < deadline:
             assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
             time.sleep(0.2)
         before = epochs()[:2]
         kill_the_trial_worker(driver, db_file, 0, set(), retries=0, deadline=deadline)
-        assert driver.wait(max(1.0, deadline - time.monotonic())) == 0, \
-            (tmp_path / "driver.log").read_text()[-3000:]
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
+        assert_ends_well(driver, tmp_path, deadline)
     row = trial_row(db_file, 0)
     assert row["status"] == "completed" and row["retries"] == 1
     after = epochs()
