@@ -18,15 +18,19 @@ import ray  # noqa: F401  (puts the psutil Ray ships on sys.path, where psutil i
 
 pytestmark = pytest.mark.slow
 
-# Trials of several seconds (no early stop), one at a time (each takes both CPUs of the
-# embedded runtime), so that the test can kill a worker while it trains.
-SLOW_SPACE = """version: 1
-training: {lr: 1.0e-3, batch_size: 32, max_steps: 400, eval_every: 20, weight_decay: 0.0,
-           patience: 100}
-shared: {d_model: 16, dropout: 0.0, pooling: last}
+
+def slow_space(max_steps: int = 400, eval_every: int = 20) -> str:
+    """Trials of several seconds (no early stop) at the defaults, one at a time (each takes
+    both CPUs of the embedded runtime), so that a test can kill a worker while it trains."""
+    return f"""version: 1
+training: {{lr: 1.0e-3, batch_size: 32, max_steps: {max_steps}, eval_every: {eval_every},
+           weight_decay: 0.0, patience: 100}}
+shared: {{d_model: 16, dropout: 0.0, pooling: last}}
 families:
-  gru: {n_layers: 1}
+  gru: {{n_layers: 1}}
 """
+
+
 TRAINABLE = "ray::ImplicitFunc"  # the title of the Ray actor process that runs a Tune trial
 
 
@@ -101,7 +105,7 @@ def test_a_killed_worker_costs_one_retry_recorded_on_the_trial(tmp_path):
     db_file = tmp_path / "chaos.db"
     deadline = time.monotonic() + 480
     killed: set[int] = set()
-    with slow_search(tmp_path, SLOW_SPACE, db_file, budget=2) as driver:
+    with slow_search(tmp_path, slow_space(), db_file, budget=2) as driver:
         # Trial 0: killed, retried, killed again: Ray's one retry is spent.
         kill_the_trial_worker(driver, db_file, 0, killed, retries=0, deadline=deadline)
         kill_the_trial_worker(driver, db_file, 0, killed, retries=1, deadline=deadline)
@@ -138,8 +142,8 @@ def small_disk(tmp_path):
 # run one at a time (each takes both CPUs): two side by side end seconds apart, and the test,
 # which waits for one finished and one running, could miss that window (CI did once).
 FIRST_REFUSED = {  # the space's steps, the lease in seconds, the trial budget
-    "trial": ("max_steps: 40, eval_every: 20", "4", 6),
-    "lease": ("max_steps: 4000, eval_every: 4000", "2", 2),
+    "trial": ((40, 20), "4", 6),
+    "lease": ((4000, 4000), "2", 2),
 }
 
 
@@ -150,7 +154,7 @@ def test_a_database_that_fills_up_mid_search(tmp_path, small_disk, first_refused
     is room again a resume keeps the finished trials and meets the budget exactly."""
     steps, lease, budget = FIRST_REFUSED[first_refused]
     space = tmp_path / "tiny.yaml"
-    space.write_text(SLOW_SPACE.replace("max_steps: 400, eval_every: 20", steps))
+    space.write_text(slow_space(*steps))
     db_file = small_disk / "full.db"
     db = f"sqlite:///{db_file}"
     env = {**os.environ, "ARCHSEARCH_LEASE_SECONDS": lease}
@@ -215,7 +219,7 @@ def test_a_retried_trial_goes_on_from_its_latest_snapshot(tmp_path):
             return []
 
     deadline = time.monotonic() + 480
-    with slow_search(tmp_path, SLOW_SPACE.replace("max_steps: 400", "max_steps: 1200"), db_file,
+    with slow_search(tmp_path, slow_space(max_steps=1200), db_file,
                      budget=1, env={"ARCHSEARCH_SNAPSHOT_SECONDS": "0"}) as driver:
         while len(epochs()) < 3 and time.monotonic() < deadline:
             assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
