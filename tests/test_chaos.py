@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def slow_space(max_steps: int = 400, eval_every: int = 20) -> str:
-    """Trials of several seconds (no early stop) at the defaults, one at a time (each takes
+    """At the default steps, trials of several seconds (no early stop), one at a time (each takes
     both CPUs of the embedded runtime), so that a test can kill a worker while it trains."""
     return f"""version: 1
 training: {{lr: 1.0e-3, batch_size: 32, max_steps: {max_steps}, eval_every: {eval_every},
@@ -141,7 +141,7 @@ def small_disk(tmp_path):
 # lease keeper's (a long trial that reports nothing until it ends, under a short lease). Trials
 # run one at a time (each takes both CPUs): two side by side end seconds apart, and the test,
 # which waits for one finished and one running, could miss that window (CI did once).
-FIRST_REFUSED = {  # the space's steps, the lease in seconds, the trial budget
+FIRST_REFUSED = {  # (max_steps, eval_every), the lease in seconds, the trial budget
     "trial": ((40, 20), "4", 6),
     "lease": ((4000, 4000), "2", 2),
 }
