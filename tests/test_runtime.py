@@ -57,3 +57,9 @@ def test_the_embedded_runtime_listens_on_loopback_only():
     assert SERVICES <= {name for _, _, name in seen}, seen
     public = sorted(s for s in seen if not is_loopback(s[0]))
     assert not public, f"listening beyond loopback: {public}"
+
+
+def test_the_embedded_runtime_runs_trials_at_the_driver_s_priority():
+    # Ray's default (nice 15) lets any other busy process starve the trials of a time budget
+    with ray_runtime(None):
+        assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == os.nice(0)

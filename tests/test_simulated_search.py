@@ -126,6 +126,19 @@ def test_a_time_budget_starts_no_trial_it_cannot_finish_and_stops_none_that_star
     assert len(seen.started) == len(run.ended) == len(run.starts)
 
 
+def test_a_trial_whose_worker_starts_late_stops_training_in_time_to_report():
+    # A busy machine: a worker takes 15 s to start, so a trial's training seconds alone would
+    # run it past the budget's end (stopped, lost); its clock time to train ends it in time.
+    budget = 600.0
+    search, seen = coordinator(trial_constraints(Constraints(), budget / 60, 2))
+    slow_start = dataclasses.replace(learns(0.1, seconds=5.0), start_seconds=15.0)
+    run = simulate(search, lambda spec: slow_start, budget_trials=None, slots=2,
+                   budget_seconds=budget)
+    assert all(how == "completed" for _, how in run.ended) and len(run.ended) >= 6
+    until = [search.specs[n].train_until - run.starts[n] for n in seen.started]
+    assert min(until) < 60.0  # the last ones' time to train ended before their rounds did
+
+
 def test_finalists_come_from_replayed_results():
     search, _ = coordinator(pruner="none")
     curves = {"gru": learns(0.02), "lstm": learns(0.03), "tcn": learns(0.2)}

@@ -267,6 +267,17 @@ def test_a_trial_stopped_by_its_time_limit_completes_annealed(tiny_data):
     assert 1.2 <= outcome.train_seconds < 5.0 and len(reports) < 10_000 // 5
 
 
+def test_a_trial_that_starts_after_its_train_until_trains_one_round_and_reports(tiny_data):
+    # its worker started late (a busy machine): one round, annealed, then its test score
+    reports = []
+    spec = TrialSpec(ArchConfig("gru", {"d_model": 8}),
+                     TrainConfig(lr=3e-3, batch_size=16, max_steps=10_000, eval_every=5),
+                     Constraints(max_trial_minutes=10.0), train_until=time.time())
+    outcome = run_trial(spec, tiny_data, reports.append).outcome
+    assert outcome.status is TrialStatus.COMPLETED and outcome.test_score is not None
+    assert len(reports) == 1 and outcome.epochs_run == 1
+
+
 def test_a_family_may_set_a_shared_parameter_its_own_way():
     from archsearch.search.sampling import params_for, sample_config
 

@@ -34,6 +34,12 @@ TRIAL_START_SECONDS = 5.0
 MIN_TRIAL_SECONDS = 20.0
 
 
+def training_seconds_left(seconds_left: float) -> float:
+    """The seconds a trial starting with ``seconds_left`` before the trials' time budget ends
+    may train (see :data:`TRAINING_SHARE_OF_TIME_LEFT`)."""
+    return max(1.0, (seconds_left - TRIAL_START_SECONDS) * TRAINING_SHARE_OF_TIME_LEFT)
+
+
 def within_time_left(constraints: Constraints, seconds_left: float | None) -> Constraints:
     """``constraints`` with ``max_trial_minutes`` lowered so that a trial starting with
     ``seconds_left`` before the trials' time budget ends finishes on its own (its schedule
@@ -41,6 +47,6 @@ def within_time_left(constraints: Constraints, seconds_left: float | None) -> Co
     stopped by Ray Tune and lost; unchanged when ``seconds_left`` is None (no time budget)."""
     if seconds_left is None:
         return constraints
-    usable = max(1.0, (seconds_left - TRIAL_START_SECONDS) * TRAINING_SHARE_OF_TIME_LEFT)
-    limit = min(usable / 60.0, constraints.max_trial_minutes or math.inf)
+    limit = min(training_seconds_left(seconds_left) / 60.0,
+                constraints.max_trial_minutes or math.inf)
     return dataclasses.replace(constraints, max_trial_minutes=limit)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from archsearch.search.budget import MIN_TRIAL_SECONDS, within_time_left
+from archsearch.search.budget import MIN_TRIAL_SECONDS, training_seconds_left, within_time_left
 from archsearch.search.observer import SEARCH_STOPPED, SNAPSHOT_FILE, SearchObserver
 from archsearch.search.optuna_bridge import OptunaBridge
 from archsearch.search.selection import FinalistPlan
@@ -95,7 +95,12 @@ class Coordinator:
         number = asked.trial.number
         self.numbers[tune_trial_id] = number
         constraints = within_time_left(self.constraints, seconds_left)
-        self.specs[number] = TrialSpec(asked.arch, asked.train, constraints, self.seed + number)
+        # The same time left as a clock time too: a trial whose worker starts late (a busy
+        # machine) still stops training in time to report, instead of being cut off and lost.
+        train_until = (None if seconds_left is None
+                       else self.clock() + training_seconds_left(seconds_left))
+        self.specs[number] = TrialSpec(asked.arch, asked.train, constraints, self.seed + number,
+                                       train_until)
         self.observer.on_trial_start(number, asked.arch, asked.train)
         rerun_of = asked.rerun_of
         return {
@@ -104,6 +109,7 @@ class Coordinator:
             "train": dataclasses.asdict(asked.train),
             "constraints": constraints.to_dict(),
             "seed": self.seed + number,
+            "train_until": train_until,
             "snapshot_every_s": self.snapshot_every_s,
             "resume_from": (None if rerun_of is None
                             else self.observer.adopt_snapshot(number, rerun_of)),

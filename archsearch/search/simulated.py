@@ -6,9 +6,10 @@ finalists' choice are tested on replayed curves (tests/test_simulated_search.py)
 
 It plays the parts of Ray Tune and of the trial runner that the coordinator sees: ``slots``
 trials at a time, one result per validation round (``EVENT: epoch``), a trial stopped when the
-pruner says so, when its rounds are done, when its time limit (``max_trial_minutes``) or its
-patience is spent (scored on its best round, as ``archsearch.trial.runner`` does), or when the
-time budget ends (then it ends without a final report, as under Ray Tune).
+pruner says so, when its rounds are done, when its time limit (``max_trial_minutes``), its
+``train_until`` or its patience is spent (scored on its best round, as
+``archsearch.trial.runner`` does), or when the time budget ends (then it ends without a final
+report, as under Ray Tune).
 """
 
 from __future__ import annotations
@@ -127,7 +128,9 @@ def _round(coordinator: Coordinator, trial: _Running, now: float) -> str | None:
     train = trial.spec.train
     limit = (trial.spec.constraints.max_trial_minutes or math.inf) * 60.0
     patience_spent = 0 < train.patience <= trial.rounds - trial.best[0]
-    if trial.rounds < train.max_rounds and seconds < limit and not patience_spent:
+    late = trial.spec.train_until is not None and now >= trial.spec.train_until
+    if (trial.rounds < train.max_rounds and seconds < limit and not patience_spent
+            and not late):
         return None
     outcome = TrialOutcome(TrialStatus.COMPLETED, trial.curve.cost, trial.rounds,
                            trial.best[0], trial.best[1], trial.best[1], seconds)

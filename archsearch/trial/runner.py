@@ -68,6 +68,9 @@ class TrialSpec:
     train: TrainConfig
     constraints: Constraints = field(default_factory=Constraints)
     seed: int = 0
+    # time.time() by which training stops, whatever its time limit (None: no such time): the
+    # end of a time budget, which counts the trial's start on a worker too
+    train_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,8 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
     metric = Metric.for_task(data.task)
     optimizer = torch.optim.AdamW(param_groups(model, train.lr, train.weight_decay))
     amp_dtype = training_dtype(device)  # bf16 mixed precision on GPU only
-    clock = TrainingClock((spec.constraints.max_trial_minutes or math.inf) * 60.0)
+    clock = TrainingClock((spec.constraints.max_trial_minutes or math.inf) * 60.0,
+                          spec.train_until)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(train, clock))
     best = _BestRound(metric)
     run = _Run(spec.seed)
@@ -327,12 +331,15 @@ def fit_ridge_readout(model: SequenceModel, split: Split, device: torch.device) 
 
 class TrainingClock:
     """A trial's training seconds (validation excluded; time it with ``with clock:``) against
-    its time limit (``max_trial_minutes``; inf: none)."""
+    its time limit (``max_trial_minutes``; inf: none), and the time from its start against
+    ``until`` (a ``time.time()``; None: none), whichever is further along."""
 
-    def __init__(self, limit_s: float = math.inf) -> None:
+    def __init__(self, limit_s: float = math.inf, until: float | None = None) -> None:
         self.limit_s = limit_s
         self.seconds = 0.0
         self._since: float | None = None
+        self._started = time.time()
+        self._until = until
 
     def __enter__(self) -> TrainingClock:
         self._since = time.perf_counter()
@@ -346,7 +353,12 @@ class TrainingClock:
     def fraction(self) -> float:
         """The share of the time limit used so far, the running stretch included."""
         running = 0.0 if self._since is None else time.perf_counter() - self._since
-        return (self.seconds + running) / self.limit_s
+        trained = (self.seconds + running) / self.limit_s
+        if self._until is None:
+            return trained
+        now = time.time()
+        span = self._until - self._started
+        return max(trained, (now - self._started) / span if span > 0 else math.inf)
 
 
 def warmup_cosine(train: TrainConfig,

@@ -49,8 +49,11 @@ def ray_runtime(address: str | None) -> Iterator[RayRuntime]:
     try:
         # "local" always starts a fresh runtime: with address=None Ray would join whatever
         # cluster /tmp/ray/ray_current_cluster names, and hang on one that has died. The
-        # embedded runtime binds every service to loopback (see _loopback_node).
-        local = {"address": "local", "_node_ip_address": LOOPBACK}
+        # embedded runtime binds every service to loopback (see _loopback_node). Its workers
+        # keep the driver's priority: Ray's default (nice 15) lets any other busy process on
+        # the machine starve the trials, and a time budget then ends with none finished.
+        local = {"address": "local", "_node_ip_address": LOOPBACK,
+                 "_system_config": {"worker_niceness": 0}}
         with _loopback_node() if address is None else nullcontext():
             context = ray.init(**(local if address is None else {"address": address}),
                                include_dashboard=True, dashboard_host=LOOPBACK,

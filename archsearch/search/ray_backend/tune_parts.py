@@ -45,6 +45,7 @@ def trainable(config: dict[str, Any], data: PreparedData) -> None:
         train=TrainConfig(**config["train"]),
         constraints=Constraints(**config["constraints"]),
         seed=config["seed"],
+        train_until=config["train_until"],
     )
     cost_fields: dict[str, Any] = {}
 
