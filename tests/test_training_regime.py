@@ -297,9 +297,10 @@ def test_a_family_may_set_a_shared_parameter_its_own_way():
 
 def test_a_refit_trains_exactly_to_the_best_round_without_early_stopping():
     spec = TrialSpec(ArchConfig("gru", {}), TrainConfig(max_steps=600, eval_every=30,
-                                                        patience=8))
+                                                        patience=8), train_until=time.time())
     refit = refit_spec(spec, best_round=4)
     assert refit.train.max_steps == 120 and refit.train.patience == 0
+    assert refit.train_until is None  # the trials' time has passed when folds run
 
 
 def test_every_measured_family_stays_in_the_ranking_with_finalists_first():

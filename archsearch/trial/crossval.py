@@ -78,11 +78,13 @@ def members_see_enough(data: PreparedData, k: int, seed: int) -> bool:
 
 def refit_spec(spec: TrialSpec, best_round: int | None) -> TrialSpec:
     """``spec`` trained for exactly the rounds its search trial needed to reach its best
-    (no early stopping), so that a fold's score is that of its last round."""
+    (no early stopping), so that a fold's score is that of its last round. Folds run after the
+    trials' time, so the trial's ``train_until`` is dropped: the finalists' deadline governs
+    them (a fold still running at it is cancelled)."""
     steps = spec.train.max_steps if best_round is None else best_round * spec.train.eval_every
     train = dataclasses.replace(spec.train, max_steps=min(steps, spec.train.max_steps),
                                 patience=0)
-    return dataclasses.replace(spec, train=train)
+    return dataclasses.replace(spec, train=train, train_until=None)
 
 
 @dataclass(frozen=True)
