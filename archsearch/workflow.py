@@ -296,8 +296,9 @@ class StoreObserver:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         save_whole({"score": fit.score, "state": fit.state}, self._fold_file(number, k, fold))
+        threads = f" ({fit.threads} threads)" if fit.threads and fit.threads > 1 else ""
         self.printer(f"  trial {number} {family}: fold {fold + 1} of {k} "
-                     f"{self.metric.name} {fit.score:.4g}")
+                     f"{self.metric.name} {fit.score:.4g}{threads}")
 
     def kept_folds(self, number: int, k: int) -> dict[int, FoldFit]:
         kept = {}

@@ -7,7 +7,7 @@ width (d_model 64), causal (so the streaming families can stream), untrained, on
 and length: parameters, FLOPs, training step time (forward, backward, AdamW at batch B),
 inference latency at batch 1 (median and p95) and at batch B (median), step-mode latency per
 token (batch 1, families that stream) and peak memory of one batch-1 forward (the method is
-printed). Then four checks measured in the same run:
+printed). Then five checks measured in the same run:
 
 - ssm_scan_speedup_T1024: the selective SSM's parallel path (chunked scan) against its own
   step-by-step path over the same 1024 tokens, both on CPU, timed interleaved (so that both see
@@ -25,6 +25,9 @@ printed). Then four checks measured in the same run:
   same model without dropout, timed in turn. Dropout applies to sublayer outputs, never to the
   attention weights, so the step stays on PyTorch's fused attention (dropping the weights takes
   the math path on CPU, which holds heads x T x T). Target <= 1.3.
+- two_threads_train_step_T1024: every family's training step on two threads over one, timed
+  in turn: what the lone last fold of a cross-validation gains from the CPUs the other folds
+  leave idle. No target; it needs the machine quiet.
 
 ``--checks-only`` measures the checks alone (minutes), without the per-family rows and plot.
 
@@ -245,6 +248,29 @@ def attention_dropout_check(batch: int, repeats: int) -> dict[str, Any]:
         "ratio": round(ratio, 3), "target": "<= 1.3", "met": ratio <= 1.3}}
 
 
+def two_threads_check(batch: int, repeats: int) -> dict[str, Any]:
+    """Each family's training step at T = 1024 on two threads over one, the two timed in turn:
+    how much faster the lone last fold of a cross-validation trains on the CPUs the other folds
+    leave idle (``fold_cpus`` in archsearch/search/selection.py) than it would alone on one."""
+    T = 1024
+    out: dict[str, Any] = {}
+    for label in FAMILIES:
+        model = build(label, T)
+        samples: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(repeats):
+            for threads, times in samples.items():
+                with fixed_threads(threads):
+                    times.append(train_step_ms(model, N_FEATURES, T, batch, CPU, warmup=1,
+                                               repeats=1)[0])
+        one, two = (summarise(times)[0] for times in samples.values())
+        out[label] = {"one_thread_ms": round(one, 3), "two_threads_ms": round(two, 3),
+                      "speedup": round(one / two, 3)}
+    speedups = sorted(row["speedup"] for row in out.values())
+    return {"two_threads_train_step_T1024": {
+        **out, "median_speedup": speedups[len(speedups) // 2],
+        "note": "a lone fold on two CPUs against one: 1 = no gain; it needs the 2 cores quiet"}}
+
+
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939"]
 
@@ -338,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr, flush=True)
         checks = {**ssm_scan_check(6 if args.quick else 10), **memory_check(),
                   "lstm_vs_transformer_train_step": lstm_vs_transformer(args.batch, repeats),
-                  **attention_dropout_check(args.batch, repeats)}
+                  **attention_dropout_check(args.batch, repeats),
+                  **two_threads_check(args.batch, repeats)}
     args.out.mkdir(parents=True, exist_ok=True)
     svg_path = args.out / "blocks.svg"
     title = (f"archsearch blocks: d_model {D_MODEL}, causal, CPU, {threads} threads, "

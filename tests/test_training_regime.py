@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 
 import numpy as np
@@ -19,7 +20,7 @@ from archsearch.data.splits import forecast_indices
 from archsearch.errors import SpaceError
 from archsearch.options import SearchOptions
 from archsearch.recommend import recommend
-from archsearch.search.selection import FinalistPlan, standard_error
+from archsearch.search.selection import FinalistPlan, fold_cpus, standard_error
 from archsearch.space import load_space
 from archsearch.trial import TrialSpec, run_trial
 from archsearch.trial.crossval import FoldFit, refit_spec
@@ -211,6 +212,18 @@ def test_finalists_are_the_best_trial_of_each_competitive_family_within_the_time
     assert capped.seconds_needed(completed, families, ACCURACY) == 100.0
 
 
+def test_the_last_wave_of_folds_shares_the_cpus_the_others_leave_idle():
+    # Five folds on two CPUs: two waves of two, then the fifth alone on both.
+    assert fold_cpus(5, 1.0, 2.0) == [1.0, 1.0, 1.0, 1.0, 2.0]
+    assert fold_cpus(4, 1.0, 2.0) == [1.0] * 4  # no wave short of folds
+    assert fold_cpus(1, 1.0, 2.0) == [2.0]  # a resume's last fold
+    assert fold_cpus(7, 1.0, 3.0) == [1.0] * 6 + [3.0]
+    assert fold_cpus(5, 1.0, 3.0) == [1.0] * 5  # two last folds cannot share one CPU
+    assert fold_cpus(3, 2.0, 4.0) == [2.0, 2.0, 4.0]  # a trial's CPUs are the unit
+    assert fold_cpus(3, 1.0, 0.0) == [1.0] * 3  # nothing free: as a trial, Ray queues them
+    assert fold_cpus(0, 1.0, 2.0) == []
+
+
 def test_the_margin_of_a_competitive_family_is_two_standard_errors_of_the_best_score():
     assert standard_error(ACCURACY, 1.0, 10) == pytest.approx(math.sqrt(12 / 14 * 2 / 14 / 10))
     assert standard_error(MSE, 0.01, 50) == pytest.approx(0.01 * math.sqrt(2 / 50))
@@ -363,7 +376,7 @@ class FoldNotes:
     (with its score), the finalists re-scored, and the folds an earlier sitting kept."""
 
     def __init__(self, kept: dict | None = None):
-        self.notes, self.folds, self.scored = [], [], []
+        self.notes, self.folds, self.scored, self.threads = [], [], [], {}
         self.kept = kept or {}
 
     def on_note(self, message):
@@ -371,6 +384,7 @@ class FoldNotes:
 
     def on_fold(self, number, k, fold, fit):
         self.folds.append((fold, fit.score))
+        self.threads[fold] = fit.threads
 
     def kept_folds(self, number, k):
         return dict(self.kept)
@@ -379,10 +393,11 @@ class FoldNotes:
         self.scored.append((number, mean, len(fold_states)))
 
 
-def cross_validate_one_gru(data, observer, max_steps: int, k: int = 2,
-                           deadline_in: float | None = None) -> float:
-    """Cross-validates one finished gru trial (trained ``max_steps`` per fold) on a local Ray
-    runtime; the seconds it took."""
+def cross_validate_one(data, observer, max_steps: int, k: int = 2,
+                       deadline_in: float | None = None, share_idle_cpus: bool = False,
+                       family: str = "gru") -> float:
+    """Cross-validates one finished trial of ``family`` (trained ``max_steps`` per fold) on a
+    local Ray runtime; the seconds it took."""
     import ray
 
     from archsearch.search.coordinator import Coordinator
@@ -395,7 +410,7 @@ def cross_validate_one_gru(data, observer, max_steps: int, k: int = 2,
                                  pruner="median", max_rounds=4, storage=None, study_name="cv",
                                  objectives=Objectives.parse("quality"))
     coordinator = Coordinator(bridge, observer, Constraints(), seed=0)
-    coordinator.specs[0] = TrialSpec(ArchConfig("gru", {"d_model": 8}),
+    coordinator.specs[0] = TrialSpec(ArchConfig(family, {"d_model": 8}),
                                      TrainConfig(max_steps=max_steps, eval_every=max_steps))
     coordinator.completed[0] = TrialOutcome(TrialStatus.COMPLETED, None, 1, 1, 0.5, 0.5, 0.01)
     with ray_runtime(None):
@@ -403,7 +418,7 @@ def cross_validate_one_gru(data, observer, max_steps: int, k: int = 2,
         plan = FinalistPlan(k=k, n_families=1, slots=2, n_val=len(data.val))
         cross_validate_finalists(coordinator, plan, ray.put(data), {"cpu": 1, "gpu": 0}, 0,
                                  observer, deadline=None if deadline_in is None
-                                 else started + deadline_in)
+                                 else started + deadline_in, share_idle_cpus=share_idle_cpus)
         return time.time() - started
 
 
@@ -411,10 +426,25 @@ def test_finalists_whose_folds_overrun_the_deadline_are_cancelled(tiny_data):
     # The cost estimate says the folds fit (the trial's rounds took 0.01 s); the folds actually
     # train 50,000 steps. The deadline must hold: the folds are cancelled, no score recorded.
     observer = FoldNotes()
-    waited = cross_validate_one_gru(tiny_data, observer, max_steps=50_000, deadline_in=12.0)
+    waited = cross_validate_one(tiny_data, observer, max_steps=50_000, deadline_in=12.0)
     assert observer.scored == [] and observer.folds == []
     assert any("did not finish within the time budget" in note for note in observer.notes)
     assert 11.0 < waited < 30.0
+
+
+@pytest.mark.parametrize("family", ["tcn", "gru"])
+def test_the_last_fold_trains_on_the_cpus_the_others_leave_idle_where_threads_help(tiny_data,
+                                                                                   family):
+    # Three folds on the embedded runtime: with two CPUs (CI's), folds 1 and 2 train one
+    # thread each, side by side, and tcn's fold 3 then trains with two threads, not alone on
+    # one; gru's step loop trains slower on two threads, so its fold 3 keeps one.
+    observer = FoldNotes()
+    cross_validate_one(tiny_data, observer, max_steps=20, k=3, share_idle_cpus=True,
+                       family=family)
+    cpus = fold_cpus(3, 1.0, float(len(os.sched_getaffinity(0))))
+    expected = cpus if family == "tcn" else [1.0] * 3
+    assert observer.threads == {fold: int(share) for fold, share in enumerate(expected)}
+    assert len(observer.scored) == 1
 
 
 def test_a_finalists_folds_kept_by_an_earlier_sitting_are_not_trained_again(tiny_data):
@@ -422,7 +452,7 @@ def test_a_finalists_folds_kept_by_an_earlier_sitting_are_not_trained_again(tiny
     # the cross-validated mean is over the kept fold and the two new ones.
     kept = FoldFit(0.125, {"weight": torch.zeros(1)})
     observer = FoldNotes(kept={0: kept})
-    cross_validate_one_gru(tiny_data, observer, max_steps=20, k=3)
+    cross_validate_one(tiny_data, observer, max_steps=20, k=3)
     assert sorted(fold for fold, _ in observer.folds) == [1, 2]
     assert all(score is not None for _, score in observer.folds)
     expected = (0.125 + sum(score for _, score in observer.folds)) / 3

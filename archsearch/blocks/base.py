@@ -37,6 +37,11 @@ class SequenceBlock(nn.Module, ABC):
     family: ClassVar[str]
     supports_step: ClassVar[bool] = False  # the family has a recurrent step (streaming) form
     readout: ClassVar[str] = "trained"  # the head: "trained" with the block, or "ridge"
+    # Whether more intra-op threads speed its training up: not for a fused step loop over time,
+    # whose small per-step kernels trained 0.82-1.19 times as fast on two threads as on one
+    # (rnn, lstm, gru over two runs of benchmarks/blocks.py, two_threads_train_step_T1024: no
+    # reliable gain), where whole-sequence kernels were 1.3-1.8 times as fast.
+    threads_speed_training: ClassVar[bool] = True
 
     def __init__(self, d_model: int, config: Any, causal: bool, dropout: float) -> None:
         super().__init__()

@@ -44,6 +44,7 @@ class _FusedRecurrent(SequenceBlock):
     Config = RecurrentConfig
     rnn_class: type[nn.RNNBase]
     supports_step = True
+    threads_speed_training = False
 
     def __init__(self, d_model: int, config: RecurrentConfig, causal: bool,
                  dropout: float) -> None:

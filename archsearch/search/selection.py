@@ -108,3 +108,16 @@ class FinalistPlan:
         needed = sum(self.seconds(outcome, self.k)
                      for _, outcome in self.candidates(completed, families, metric))
         return min(needed, self.max_seconds)
+
+
+def fold_cpus(folds: int, cpus: float, free_cpus: float) -> list[float]:
+    """The CPUs of each of ``folds`` fold tasks, in the order they are submitted, when
+    ``free_cpus`` are free for them: ``cpus`` each (a trial's), so that ``free_cpus // cpus``
+    run at a time, except the last wave's folds when they are fewer than that: they share the
+    CPUs the others' end leaves idle (the lone fifth fold of five on two CPUs trains on both,
+    with two threads, instead of alone on one)."""
+    slots = max(1, math.floor(free_cpus / cpus))
+    last_wave = folds % slots
+    if last_wave == 0:
+        return [cpus] * folds
+    return [cpus] * (folds - last_wave) + [cpus * (slots // last_wave)] * last_wave

@@ -96,6 +96,7 @@ class FoldFit:
     score: float | None  # None: the fold did not complete, and ``error`` says why
     state: dict[str, torch.Tensor] | None
     error: str | None = None
+    threads: int | None = None  # torch's threads while it trained, where known
 
 
 def fold_fit(spec: TrialSpec, fold: PreparedData) -> FoldFit:

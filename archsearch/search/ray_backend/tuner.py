@@ -67,7 +67,8 @@ def _tune(coordinator: Coordinator, data: PreparedData, settings: SearchSettings
             _run_trials(coordinator, data_ref, resources, slots, settings, key, work_dir)
         if plan is not None and coordinator.completed and not coordinator.stop.is_set():
             cross_validate_finalists(coordinator, plan, data_ref, resources, options.seed,
-                                     observer, settings.deadline)
+                                     observer, settings.deadline,
+                                     share_idle_cpus=runtime.embedded)
 
 
 def _run_trials(coordinator: Coordinator, data_ref: ray.ObjectRef, resources: dict[str, float],
