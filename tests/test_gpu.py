@@ -7,6 +7,7 @@ Skipped where no CUDA device is visible (CI has none); run on a GPU machine with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -14,7 +15,7 @@ import torch
 
 from archsearch.measure import measure_cost, train_step_ms, training_dtype
 from archsearch.report.scaling import measure_scaling
-from archsearch.trial import TrialSpec, run_trial
+from archsearch.trial import Snapshots, TrialSpec, run_trial
 from archsearch.trial.runner import model_io
 from archsearch.types import ArchConfig, Constraints, TrainConfig, TrialStatus
 from tests.records import task_record, trial_record
@@ -41,6 +42,30 @@ def test_every_family_trains_and_is_measured_on_the_gpu(case, tiny_data):
     assert all(math.isfinite(r.train_loss) for r in reports)
     assert math.isfinite(outcome.test_score)
     assert all(v.device.type == "cpu" for v in result.state_dict.values())  # exportable as is
+
+
+def test_a_trial_resumed_on_the_gpu_draws_its_dropout_on_from_where_it_stopped(tiny_data):
+    # Dropout on a GPU draws from the device's generator; the resumed run must restore it, so
+    # that it ends where the uninterrupted run ends (the count of draws is the same; the
+    # values of bf16 steps need not be bit for bit).
+    spec = TrialSpec(ArchConfig("transformer", {"d_model": 16, "dropout": 0.3}),
+                     TrainConfig(lr=3e-3, batch_size=32, max_steps=6, eval_every=2), ON_GPU,
+                     seed=5)
+    run_trial(spec, tiny_data, lambda r: None)
+    uninterrupted = torch.cuda.get_rng_state()
+    saved = []
+
+    def stop_after_round_1(report, state):
+        saved.append(state)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(spec, tiny_data, lambda r: None, snapshots=Snapshots(stop_after_round_1, 0.0))
+    assert saved[-1]["cuda_rng"] is not None
+    resumed = run_trial(dataclasses.replace(spec, seed=99), tiny_data, lambda r: None,
+                        snapshots=Snapshots(lambda r, s: None, 0.0, saved[-1]))
+    assert resumed.outcome.status is TrialStatus.COMPLETED, resumed.outcome.error
+    assert torch.equal(torch.cuda.get_rng_state(), uninterrupted)
 
 
 @pytest.mark.parametrize("case", INT8_CASES)

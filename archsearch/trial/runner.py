@@ -196,7 +196,8 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
     best = _BestRound(metric)
     run = _Run(spec.seed)
     if snapshots is not None and snapshots.resume_from is not None:
-        run.restore(snapshots.resume_from, spec, model, optimizer, schedule, clock, best)
+        run.restore(snapshots.resume_from, spec, model, optimizer, schedule, clock, best,
+                    device)
         for report in run.reports:  # the earlier rounds, for the store and the pruner
             on_epoch(report)
     batches = _endless_batches(data.train, train.batch_size, device,
@@ -221,7 +222,8 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
         ends = (run.steps >= train.max_steps or clock.fraction >= 1.0
                 or 0 < train.patience <= rounds - best.round)
         if snapshots is not None and not ends and clock.seconds - saved_at >= snapshots.every_s:
-            snapshots.save(report, run.state(spec, model, optimizer, schedule, clock, best))
+            snapshots.save(report, run.state(spec, model, optimizer, schedule, clock, best,
+                                             device))
             saved_at = clock.seconds
         else:
             on_epoch(report)
@@ -245,7 +247,7 @@ class _Run:
 
     def state(self, spec: TrialSpec, model: SequenceModel, optimizer: torch.optim.Optimizer,
               schedule: torch.optim.lr_scheduler.LRScheduler, clock: TrainingClock,
-              best: _BestRound) -> dict[str, Any]:
+              best: _BestRound, device: torch.device) -> dict[str, Any]:
         return {
             "config": _config_of(spec), "steps": self.steps, "data_seed": self.data_seed,
             "reports": [dataclasses.asdict(r) for r in self.reports], "seconds": clock.seconds,
@@ -254,12 +256,14 @@ class _Run:
             "best": {"round": best.round, "score": best.score, "loss": best.loss,
                      "state": best.state},
             "rng": torch.get_rng_state(),
+            # dropout on a GPU draws from that device's own generator
+            "cuda_rng": (torch.cuda.get_rng_state(device) if device.type == "cuda" else None),
         }
 
     def restore(self, state: dict[str, Any], spec: TrialSpec, model: SequenceModel,
                 optimizer: torch.optim.Optimizer,
                 schedule: torch.optim.lr_scheduler.LRScheduler, clock: TrainingClock,
-                best: _BestRound) -> None:
+                best: _BestRound, device: torch.device) -> None:
         if state.get("config") != _config_of(spec):
             raise ValueError("the snapshot is of another configuration")
         model.load_state_dict(state["model"])
@@ -270,6 +274,8 @@ class _Run:
         best.round, best.score, best.loss, best.state = (saved["round"], saved["score"],
                                                          saved["loss"], saved["state"])
         torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         self.steps, self.data_seed = int(state["steps"]), int(state["data_seed"])
         self.reports = [EpochReport(**r) for r in state["reports"]]
 
