@@ -804,15 +804,20 @@ def resume(task_id: int, db_url: str, ray_address: str | None = None,
     return execute(task_id, db_url, ray_address, printer, owner=owner)
 
 
+def left_unfinished(trial: TrialRecord) -> bool:
+    """Whether a stopped search's trial is to be run again by its resume: a killed driver left
+    it running, or a stop cut it short (:data:`STOP_REASONS`)."""
+    return trial.status == TrialStatus.RUNNING.value or (
+        trial.status == TrialStatus.FAILED.value and trial.error in STOP_REASONS)
+
+
 def _take_stock(store: Store, task_id: int, printer: Printer, checkpoint_dir: Path
                 ) -> tuple[list[TrialRecord], list[int]]:
-    """Finished trials, and the numbers of unfinished ones (removed here, to be run again, from
-    their latest snapshot where they saved one): those a killed driver left running and those
-    a stop cut short (:data:`STOP_REASONS`)."""
+    """Finished trials, and the numbers of unfinished ones (:func:`left_unfinished`; removed
+    here, to be run again, from their latest snapshot where they saved one)."""
     finished, unfinished = [], []
     for trial in store.trials(task_id):
-        if trial.status == TrialStatus.RUNNING.value or (
-                trial.status == TrialStatus.FAILED.value and trial.error in STOP_REASONS):
+        if left_unfinished(trial):
             store.delete_trial(task_id, trial.number)
             unfinished.append(trial.number)
             printer(f"Trial {trial.number} ({trial.family}) was left unfinished by a stopped "

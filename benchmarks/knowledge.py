@@ -92,7 +92,13 @@ from archsearch.space.schema import default_space_path  # noqa: E402
 from archsearch.store import Store, TaskRecord, TrialRecord  # noqa: E402
 from archsearch.store.lease import LeaseLost  # noqa: E402
 from archsearch.types import Metric, TaskStatus, TrialStatus  # noqa: E402
-from archsearch.workflow import LeaseHeld, SearchRequest, resume, run_task  # noqa: E402
+from archsearch.workflow import (  # noqa: E402
+    LeaseHeld,
+    SearchRequest,
+    left_unfinished,
+    resume,
+    run_task,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 # The unseen sets the knowledge base is judged on, and where their cells go: never the shipped
@@ -457,19 +463,24 @@ def hours_left(corpus: Corpus, cells: list[Cell], facts: dict[str, Any],
 
 
 def in_progress(work: Path) -> list[dict[str, Any]]:
-    """The cells a stopped build left under ``work``: each folder, its finished trials and the
-    seconds spent on it so far."""
+    """The cells a stopped build left under ``work``: each folder, its finished trials, the
+    validation rounds each unfinished one reached (a long cell's progress: its resume goes on
+    from the latest snapshot, taken a minute of training or more apart) and the seconds spent on it
+    so far."""
     cells = []
     for folder in sorted(work.iterdir()) if work.is_dir() else []:
         stopped = stopped_search(folder)
-        finished = 0
+        trials = []
         if stopped is not None:
             with Store(f"sqlite:///{folder / CELL_DB}") as store:
-                finished = sum(t.status == TrialStatus.COMPLETED.value
-                               for t in store.trials(stopped.id))
+                trials = store.trials(stopped.id)
         spent = folder / SECONDS_SPENT
-        cells.append({"cell": folder.name, "trials_finished": finished,
-                      "seconds_spent": float(spent.read_text()) if spent.exists() else None})
+        cells.append({
+            "cell": folder.name,
+            "trials_finished": sum(t.status == TrialStatus.COMPLETED.value for t in trials),
+            "rounds_of_unfinished_trials": {t.number: len(t.epochs) for t in trials
+                                            if left_unfinished(t)},
+            "seconds_spent": float(spent.read_text()) if spent.exists() else None})
     return cells
 
 

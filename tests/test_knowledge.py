@@ -220,7 +220,12 @@ def test_a_cell_whose_build_was_killed_resumes_its_search_not_a_new_one(tmp_path
     assert 1 <= len(before) < 3 and read_cells(matrix) == []
     [in_progress] = status(corpus, matrix, work)["in_progress"]
     killed_seconds = in_progress.pop("seconds_spent")  # the heartbeat's last value
+    # the killed trials' rounds: what their resume goes on from (or starts over, without one)
+    rounds = in_progress.pop("rounds_of_unfinished_trials")
     assert in_progress == {"cell": folder.name, "trials_finished": len(before)}
+    assert set(rounds).isdisjoint(number for number, _, _ in before)
+    assert len(rounds) + len(before) <= 3
+    assert all(0 <= n <= 4 for n in rounds.values())  # 60 steps, a round every 15
     assert killed_seconds >= SECONDS_HEARTBEAT  # the first trial took longer than one beat
     time.sleep(lease_s + 1)  # the killed build's search reads interrupted once its lease lapses
 
