@@ -465,8 +465,8 @@ def hours_left(corpus: Corpus, cells: list[Cell], facts: dict[str, Any],
 def in_progress(work: Path) -> list[dict[str, Any]]:
     """The cells a stopped build left under ``work``: each folder, its finished trials, the
     validation rounds each unfinished one reached (a long cell's progress: its resume goes on
-    from the latest snapshot, taken a minute of training or more apart) and the seconds spent on it
-    so far."""
+    from the latest snapshot, taken a minute of training or more apart) and the seconds spent
+    on it so far."""
     cells = []
     for folder in sorted(work.iterdir()) if work.is_dir() else []:
         stopped = stopped_search(folder)
