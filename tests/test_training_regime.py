@@ -222,6 +222,9 @@ def test_the_last_wave_of_folds_shares_the_cpus_the_others_leave_idle():
     assert fold_cpus(3, 2.0, 4.0) == [2.0, 2.0, 4.0]  # a trial's CPUs are the unit
     assert fold_cpus(3, 1.0, 0.0) == [1.0] * 3  # nothing free: as a trial, Ray queues them
     assert fold_cpus(0, 1.0, 2.0) == []
+    # A fold whose family trains no faster on threads (gru's step loop) keeps one CPU.
+    assert fold_cpus(3, 1.0, 2.0, [True, True, False]) == [1.0] * 3
+    assert fold_cpus(3, 1.0, 2.0, [False, False, True]) == [1.0, 1.0, 2.0]
 
 
 def test_the_margin_of_a_competitive_family_is_two_standard_errors_of_the_best_score():

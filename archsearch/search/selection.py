@@ -17,6 +17,7 @@ had), and when the time left is still short every finalist gets fewer folds
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from archsearch.types import Metric, TrialOutcome
@@ -110,14 +111,17 @@ class FinalistPlan:
         return min(needed, self.max_seconds)
 
 
-def fold_cpus(folds: int, cpus: float, free_cpus: float) -> list[float]:
+def fold_cpus(folds: int, cpus: float, free_cpus: float,
+              widens: Sequence[bool] | None = None) -> list[float]:
     """The CPUs of each of ``folds`` fold tasks, in the order they are submitted, when
     ``free_cpus`` are free for them: ``cpus`` each (a trial's), so that ``free_cpus // cpus``
     run at a time, except the last wave's folds when they are fewer than that: they share the
     CPUs the others' end leaves idle (the lone fifth fold of five on two CPUs trains on both,
-    with two threads, instead of alone on one)."""
+    with two threads, instead of alone on one). ``widens`` (one flag a fold, all by default):
+    a fold whose family's training gains nothing reliable from threads keeps ``cpus``."""
     slots = max(1, math.floor(free_cpus / cpus))
     last_wave = folds % slots
-    if last_wave == 0:
-        return [cpus] * folds
-    return [cpus] * (folds - last_wave) + [cpus * (slots // last_wave)] * last_wave
+    shares = [cpus] * (folds - last_wave) + [cpus * (slots // max(1, last_wave))] * last_wave
+    if widens is None:
+        return shares
+    return [share if widen else cpus for share, widen in zip(shares, widens, strict=True)]

@@ -76,10 +76,10 @@ def cross_validate_finalists(coordinator: Coordinator, plan: FinalistPlan,
     # fold once they are free.
     free = ray.cluster_resources().get("CPU", 0.0) if share_idle_cpus else 0.0
     pending: dict[ray.ObjectRef, tuple[int, int]] = {}
-    cpus_of_job = fold_cpus(len(jobs), resources["cpu"], free)
+    cpus_of_job = fold_cpus(len(jobs), resources["cpu"], free,
+                            [FAMILIES[families[number]].threads_speed_training
+                             for number, _ in jobs])
     for (number, fold), cpus in zip(jobs, cpus_of_job, strict=True):
-        if not FAMILIES[families[number]].threads_speed_training:
-            cpus = resources["cpu"]  # its step loop gains nothing reliable from threads
         task = _fit_fold.options(num_cpus=cpus, num_gpus=resources["gpu"])
         pending[task.remote(specs[number], data_ref, k, fold, seed)] = (number, fold)
     for number in [number for number, folds in fits.items() if len(folds) == k]:
