@@ -371,8 +371,9 @@ def _refuse_if_nothing_fits(request: SearchRequest, space: SearchSpace,
     available = available_memory_mb() if request.ray_address is None else math.inf
     candidates = (config for family in sorted(space.families)
                   for config in space.smallest(family))
+    on_cpu = constraints.device == "cpu" or not torch.cuda.is_available()
     refuse_unfit_data(prepared, model_io(prepared, constraints), constraints, candidates,
-                      available)
+                      available, on_cpu=on_cpu)
 
 
 def check_environment() -> None:

@@ -8,17 +8,21 @@ import torch
 
 from archsearch.blocks import build_model, inference_model
 from archsearch.data import PreparedData, Split
+from archsearch.measure import available_memory_mb, weights_bytes
+from archsearch.measure.estimate import estimate_cost
 from archsearch.measure.memory import LiveTensorPeak
 from archsearch.trial import Snapshots, TrialSpec, evaluate, run_trial
 from archsearch.trial.preflight import (
     BATCH_MB,
     EVAL_BATCH_SIZE,
     MEMORY_SHARE,
+    estimate_violations,
     train_chunks,
     trial_estimate,
 )
 from archsearch.trial.runner import _train_steps, model_io
 from archsearch.types import ArchConfig, Constraints, ModelIO, TaskKind, TrainConfig, TrialStatus
+from tests.test_estimate import ESTIMATE_FACTORS
 
 TRAIN = TrainConfig(lr=3e-3, batch_size=32, max_steps=9, eval_every=3)  # 3 rounds
 CPU = torch.device("cpu")
@@ -145,7 +149,11 @@ def _ragged(n: int, seq_len: int) -> PreparedData:
 
 def test_attention_too_long_for_this_worker_is_infeasible_before_anything_is_allocated():
     data = _ragged(64, 20_000)  # the max_steps data limit; 5 MB of data
-    arch = ArchConfig("transformer", {"d_model": 32, "n_layers": 1, "n_heads": 2})
+    # 16 layers of T x T masks: about 30 GB for one series, so even chunks of one do not fit
+    arch = ArchConfig("transformer", {"d_model": 32, "n_layers": 16, "n_heads": 2})
+    planned = trial_estimate(arch, model_io(data, Constraints()), data, 32, on_cpu=True)
+    if planned.run_mb < 2 * MEMORY_SHARE * available_memory_mb():
+        pytest.skip(f"this machine's memory would hold {planned.run_mb:,.0f} MB for a trial")
     with LiveTensorPeak() as tracker:
         result = run_trial(TrialSpec(arch, TRAIN), data, lambda r: None)
     assert tracker.peak == 0
@@ -153,8 +161,8 @@ def test_attention_too_long_for_this_worker_is_infeasible_before_anything_is_all
     assert outcome.status is TrialStatus.INFEASIBLE and outcome.epochs_run == 0
     assert f"> {MEMORY_SHARE:g} of the" in outcome.error  # the worker's memory, not a constraint
     assert "MB this worker has available" in outcome.error and "20,000 steps" in outcome.error
-    # the evaluation shrinks to batch 1 (BATCH_MB); the training step cannot
-    assert "a training step at batch 32" in outcome.error
+    # the evaluation shrinks to batch 1 (BATCH_MB); the training step cannot, in chunks of one
+    assert "a training step at batch 32 in 32 chunks" in outcome.error
     assert "--lookback" in outcome.error and "d_model" in outcome.error
     assert "estimated before building the model" in outcome.error
 
@@ -163,12 +171,36 @@ def test_a_memory_bound_evaluation_runs_in_smaller_batches():
     data = _ragged(400, 100)
     io = model_io(data, Constraints())
     scan = trial_estimate(ArchConfig("ssm", {"d_model": 64, "kind": "selective", "n_layers": 2}),
-                          io, data, 32)  # (B, L, d, n) tensors: ~9 MB a series
+                          io, data, 32, on_cpu=True)  # (B, L, d, n) tensors: ~9 MB a series
     assert 1 < scan.eval_batch_size < EVAL_BATCH_SIZE
     assert scan.eval_mb - scan.weights_mb <= BATCH_MB
-    lstm = trial_estimate(ArchConfig("lstm", {"d_model": 64}), io, data, 32)
+    lstm = trial_estimate(ArchConfig("lstm", {"d_model": 64}), io, data, 32, on_cpu=True)
     assert lstm.eval_batch_size == EVAL_BATCH_SIZE
-    assert train_chunks(scan) > 1 and train_chunks(lstm) == 1  # and in training, chunks
+    assert scan.chunks > 1 and lstm.chunks == 1  # and in training, chunks
+
+
+def test_on_a_cpu_a_training_step_is_planned_and_measured_at_its_largest_chunk():
+    data = _ragged(400, 100)
+    io = model_io(data, Constraints())
+    arch = ArchConfig("ssm", {"d_model": 64, "kind": "selective", "n_layers": 2})
+    whole = trial_estimate(arch, io, data, 32, on_cpu=False)  # a GPU's whole batch
+    chunked = trial_estimate(arch, io, data, 32, on_cpu=True)
+    assert whole.chunks == 1 and chunked.chunks == train_chunks(whole) > 1
+    assert chunked.train_step_mb < 0.75 * whole.train_step_mb
+    assert estimate_violations(whole, Constraints(), 1.5 * whole.train_step_mb)
+    assert not estimate_violations(chunked, Constraints(), 1.5 * whole.train_step_mb)
+    batch = (torch.from_numpy(data.train.X[:32]), torch.from_numpy(data.train.y[:32]),
+             torch.from_numpy(data.train.lengths[:32]))
+    low, high = ESTIMATE_FACTORS
+    for planned in (whole, chunked):
+        model = build_model(arch, io)
+        optimizer = torch.optim.AdamW(model.parameters())
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        with LiveTensorPeak() as tracker:
+            _train_steps(model, iter([batch]), 1, optimizer, schedule, TRAIN, None,
+                         planned.chunks)
+        measured = (weights_bytes(model) + tracker.peak) / 2**20
+        assert low * measured <= planned.train_step_mb <= high * measured, (planned, measured)
 
 
 @pytest.mark.parametrize("family", ["lstm", "ssm"])
@@ -195,6 +227,9 @@ def test_only_batch_statistics_forbid_chunks():
                for family, hparams in [("fcn", {}), ("lstm", {}), ("ssm", {}),
                                        ("transformer", {"moe_experts": 4})]}
     assert coupled == {"fcn": True, "lstm": False, "ssm": False, "transformer": False}
+    # the estimate, on the meta device, says the same: the memory check plans no fcn chunks
+    assert {family: estimate_cost(ArchConfig(family, hparams), io, 16, 8).batch_coupled
+            for family, hparams in [("fcn", {}), ("lstm", {})]} == {"fcn": True, "lstm": False}
 
 
 def test_bad_config_fails_with_its_error(tiny_data):

@@ -68,6 +68,9 @@ class CostEstimate:
     batch_size: int
     eval_batch_size: int
     seq_len: int
+    batch_coupled: bool  # BatchNorm: a training batch cannot run in chunks (SequenceModel)
+    chunks: int = 1  # a training batch run in this many chunks: then train_step_mb and
+    # train_batch_mb are of the largest chunk's step (archsearch.trial.preflight)
 
     @property
     def run_mb(self) -> float:
@@ -264,8 +267,9 @@ def estimate_cost(arch: ArchConfig, io: ModelIO, seq_len: int, batch_size: int, 
                    + _train_attention_bytes(profile, batch_size, seq_len, padded))
     return CostEstimate(params=params, weights_mb=weights / MB, forward_mb=forward / MB,
                         train_step_mb=(held + batch_bytes) / MB, train_batch_mb=batch_bytes / MB,
-                        eval_mb=evaluation / MB,
-                        batch_size=batch_size, eval_batch_size=eval_batch, seq_len=seq_len)
+                        eval_mb=evaluation / MB, batch_size=batch_size,
+                        eval_batch_size=eval_batch, seq_len=seq_len,
+                        batch_coupled=model.batch_coupled)
 
 
 def _model_floats(shared: ModelHParams, io: ModelIO) -> tuple[float, float]:

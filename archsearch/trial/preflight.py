@@ -4,13 +4,15 @@ A trial estimates its configuration first (:mod:`archsearch.measure.estimate`, n
 allocated) and ends ``infeasible``, without building the model, when the estimate breaks
 ``max_params``, ``max_memory_mb`` (the batch-1 forward, what the measurement after building
 would confirm) or the worker's memory: the larger of its training step and its evaluation must
-fit in MEMORY_SHARE of the memory available. Configurations that fit go on to be built and
+fit in MEMORY_SHARE of the memory available, the training step as the trial will run it (on a
+CPU, in chunks: :func:`trial_estimate`). Configurations that fit go on to be built and
 measured. :func:`refuse_unfit_data` applies the same test to the smallest configurations of
 every family, so that a data set nothing can train on is refused before a task is stored.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 
@@ -42,13 +44,15 @@ _ADVICE = ("To fit, shorten the sequences (forecasting: a smaller `--lookback`; 
            "`--constraint max_memory_mb=N`.")
 
 
-def trial_estimate(arch: ArchConfig, io: ModelIO, data: PreparedData,
-                   batch_size: int) -> CostEstimate:
+def trial_estimate(arch: ArchConfig, io: ModelIO, data: PreparedData, batch_size: int, *,
+                   on_cpu: bool) -> CostEstimate:
     """The estimate of ``arch`` on ``data`` as a trial runs it: batches of ``batch_size`` (at
     most the training split), evaluation batches of EVAL_BATCH_SIZE (at most the larger of
     validation and test) or as many as fit BATCH_MB (at least one), padding masks when
     some sequence is shorter than the longest; its ``eval_batch_size`` is the batch the trial
-    evaluates in."""
+    evaluates in. ``on_cpu``: the trial trains on a CPU, where a batch whose activations
+    exceed BATCH_MB runs in :func:`train_chunks` chunks unless the model couples its batch;
+    the estimate's ``chunks`` says how many, and its training step is the largest chunk's."""
     splits = (data.train, data.val, data.test)
     padded = any(bool((split.lengths < data.seq_len).any()) for split in splits)
     batch = max(1, min(batch_size, len(data.train)))
@@ -57,14 +61,21 @@ def trial_estimate(arch: ArchConfig, io: ModelIO, data: PreparedData,
     per_series_mb = (estimate.eval_mb - estimate.weights_mb) / most
     fitting = min(most, max(1, int(BATCH_MB / per_series_mb))) if per_series_mb > 0 \
         else most
-    if fitting == most:
+    if fitting < most:
+        estimate = estimate_cost(arch, io, data.seq_len, batch, eval_batch_size=fitting,
+                                 padded=padded)
+    chunks = train_chunks(estimate) if on_cpu and not estimate.batch_coupled else 1
+    if chunks == 1:
         return estimate
-    return estimate_cost(arch, io, data.seq_len, batch, eval_batch_size=fitting, padded=padded)
+    largest = estimate_cost(arch, io, data.seq_len, math.ceil(batch / chunks), padded=padded)
+    return dataclasses.replace(estimate, train_step_mb=largest.train_step_mb,
+                               train_batch_mb=largest.train_batch_mb, chunks=chunks)
 
 
 def train_chunks(estimate: CostEstimate) -> int:
-    """Into how many chunks a training batch splits so that each chunk's activations fit
-    BATCH_MB (1: the whole batch; at most one series a chunk)."""
+    """Into how many chunks a training batch on a CPU splits so that each chunk's activations
+    fit BATCH_MB (1: the whole batch; at most one series a chunk). A GPU trains whole batches:
+    its memory and bandwidth favour them."""
     return min(estimate.batch_size, max(1, math.ceil(estimate.train_batch_mb / BATCH_MB)))
 
 
@@ -77,7 +88,8 @@ def estimate_violations(estimate: CostEstimate, constraints: Constraints,
     reasons = constraints.violations(estimate.params, 0.0, estimate.forward_mb)
     budget = MEMORY_SHARE * available_mb
     if estimate.run_mb > budget:
-        what = (f"a training step at batch {estimate.batch_size}"
+        chunked = f" in {estimate.chunks} chunks" if estimate.chunks > 1 else ""
+        what = (f"a training step at batch {estimate.batch_size}{chunked}"
                 if estimate.train_step_mb >= estimate.eval_mb
                 else f"an evaluation at batch {estimate.eval_batch_size}")
         reasons.append(f"an estimated {estimate.run_mb:,.0f} MB for {what} of sequences of "
@@ -93,14 +105,15 @@ def infeasible_message(reasons: list[str]) -> str:
 
 def refuse_unfit_data(data: PreparedData, io: ModelIO, constraints: Constraints,
                       candidates: Iterable[tuple[ArchConfig, TrainConfig]],
-                      available_mb: float) -> None:
+                      available_mb: float, *, on_cpu: bool) -> None:
     """Raise :class:`DataError` when none of ``candidates`` (the smallest configurations of
-    every family of the space) fits; return at the first that does. A candidate that cannot be
-    built (a space error) is skipped: its trials report that error, not this function."""
+    every family of the space) fits trials on a CPU (``on_cpu``) or a GPU; return at the first
+    that does. A candidate that cannot be built (a space error) is skipped: its trials report
+    that error, not this function."""
     cheapest: tuple[CostEstimate, ArchConfig, list[str]] | None = None
     for arch, train in candidates:
         try:
-            estimate = trial_estimate(arch, io, data, train.batch_size)
+            estimate = trial_estimate(arch, io, data, train.batch_size, on_cpu=on_cpu)
         except SpaceError:
             continue
         reasons = estimate_violations(estimate, constraints, available_mb)

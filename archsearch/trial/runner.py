@@ -36,7 +36,6 @@ from archsearch.trial.preflight import (
     EVAL_BATCH_SIZE,
     estimate_violations,
     infeasible_message,
-    train_chunks,
     trial_estimate,
 )
 from archsearch.types import (
@@ -128,7 +127,8 @@ def run_trial(spec: TrialSpec, data: PreparedData, on_epoch: EpochCallback,
     try:
         spec.train.check()
         io = model_io(data, spec.constraints)
-        estimate = trial_estimate(spec.arch, io, data, spec.train.batch_size)
+        estimate = trial_estimate(spec.arch, io, data, spec.train.batch_size,
+                                  on_cpu=device.type == "cpu")
         reasons = estimate_violations(estimate, spec.constraints, _available_mb(device))
         if reasons:
             return TrialResult(_ended(TrialStatus.INFEASIBLE, None, 0,
@@ -185,8 +185,6 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
     if model.fits_in_closed_form:
         return _fit_readout(spec, data, model, device, cost, on_epoch, eval_batch)
     train = spec.train
-    # a GPU's memory and bandwidth favour whole batches; a coupled batch cannot be split
-    chunks = 1 if device.type != "cpu" or model.batch_coupled else train_chunks(estimate)
     metric = Metric.for_task(data.task)
     optimizer = torch.optim.AdamW(param_groups(model, train.lr, train.weight_decay))
     amp_dtype = training_dtype(device)  # bf16 mixed precision on GPU only
@@ -207,7 +205,7 @@ def _train(spec: TrialSpec, data: PreparedData, model: SequenceModel, device: to
         steps = min(train.eval_every, train.max_steps - run.steps)
         with clock:
             train_loss = _train_steps(model, batches, steps, optimizer, schedule, train,
-                                      amp_dtype, chunks)
+                                      amp_dtype, estimate.chunks)
         run.steps += steps
         rounds = len(run.reports) + 1
         if not math.isfinite(train_loss):
