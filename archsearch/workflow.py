@@ -42,7 +42,7 @@ from archsearch.floor import (
     judge,
 )
 from archsearch.floor import sentence as floor_sentence
-from archsearch.measure import available_memory_mb
+from archsearch.measure import available_memory_mb, wants_cuda
 from archsearch.options import DEFAULT_DB_URL, DEFAULT_REPORT_DIR, SearchOptions
 from archsearch.recommend import (
     PastEvidence,
@@ -371,9 +371,8 @@ def _refuse_if_nothing_fits(request: SearchRequest, space: SearchSpace,
     available = available_memory_mb() if request.ray_address is None else math.inf
     candidates = (config for family in sorted(space.families)
                   for config in space.smallest(family))
-    on_cpu = constraints.device == "cpu" or not torch.cuda.is_available()
     refuse_unfit_data(prepared, model_io(prepared, constraints), constraints, candidates,
-                      available, on_cpu=on_cpu)
+                      available, on_cpu=not wants_cuda(constraints.device))
 
 
 def check_environment() -> None:

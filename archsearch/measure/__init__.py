@@ -6,7 +6,13 @@
 known before a model exists, its estimated cost, is in :mod:`archsearch.measure.estimate`.
 """
 
-from archsearch.measure.cost import count_params, measure_cost, model_size_mb, select_device
+from archsearch.measure.cost import (
+    count_params,
+    measure_cost,
+    model_size_mb,
+    select_device,
+    wants_cuda,
+)
 from archsearch.measure.flops import FLOPS_METHOD, count_flops, rnn_flops
 from archsearch.measure.memory import available_memory_mb, forward_peak_mb, weights_bytes
 from archsearch.measure.timing import (
@@ -32,6 +38,7 @@ __all__ = [
     "model_size_mb",
     "rnn_flops",
     "select_device",
+    "wants_cuda",
     "step_latency_ms",
     "summarise",
     "sync",

@@ -13,15 +13,20 @@ from archsearch.measure.timing import fixed_threads, latency_ms, step_latency_ms
 from archsearch.types import CostMeasurement
 
 
+def wants_cuda(requested: str = "auto") -> bool:
+    """Whether the ``device`` setting (cpu, cuda, auto) asks for the GPU: ``auto`` picks CUDA
+    when present."""
+    return requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
+
+
 def select_device(requested: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when present; ``cuda`` without a GPU falls back loudly to an error."""
-    if requested == "cpu":
+    """The device :func:`wants_cuda` names; ``cuda`` without a GPU falls back loudly to an
+    error."""
+    if not wants_cuda(requested):
         return torch.device("cpu")
-    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError("device=cuda was requested but no CUDA device is visible")
-        return torch.device("cuda")
-    return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("device=cuda was requested but no CUDA device is visible")
+    return torch.device("cuda")
 
 
 def count_params(model: nn.Module) -> int:
