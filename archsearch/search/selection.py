@@ -1,5 +1,6 @@
 """Which trials are re-scored by k-fold cross-validation on small data, and what that costs:
-pure decisions, no Ray (:mod:`archsearch.search.finalists` runs the folds as Ray tasks).
+pure decisions, no Ray (:mod:`archsearch.search.ray_backend.finalists` runs the folds as Ray
+tasks).
 
 A family is *competitive* when its best validation score is within two standard errors of
 the best family's: on ten validation series, 0.8 and 0.9 accuracy are one series apart and
