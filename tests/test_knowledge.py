@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -257,6 +258,27 @@ def test_a_quick_budget_never_writes_the_shipped_matrix(capsys):
     assert "needs --out" in capsys.readouterr().err
     main(["status", "--out", "/nonexistent/matrix.csv"])
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["cells"] == 0
+
+
+def test_the_status_in_the_docs_matches_the_shipped_matrix():
+    # The counts and hours in the docs are written by hand after each build run.
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "knowledge-base.md").read_text()
+    cells = read_cells()
+    tasks = {t.id for t in load_corpus().tasks}
+    by_task = {task: [c for c in cells if c.task == task] for task in tasks}
+    n_families = len(load_space().families)
+    complete = sum(len(found) == n_families for found in by_task.values())
+    assert f": {len(cells)} of {len(tasks) * n_families} cells." in doc
+    assert f"**{complete} tasks complete**" in doc
+    assert f"({complete} of {len(tasks)} corpus" in (root / "README.md").read_text()
+    table = doc.split("### Time per cell on the long tasks")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| ([\w-]+) \| ([\w ]+) \| ([\d.]+) \|", table, re.M)
+    assert rows
+    for task, family, hours in rows:
+        measured = [c for c in by_task[task] if family.startswith("all") or c.family == family]
+        assert measured and abs(sum(c.cell_seconds for c in measured) / 3600 - float(hours)) \
+            <= 0.05, (task, family, hours)
 
 
 def test_status_scales_the_hours_left_by_each_task_length():
