@@ -65,12 +65,16 @@ def _io(causal: bool) -> ModelIO:
                    causal=causal)
 
 
-def _measured_train_step_mb(model: torch.nn.Module, seq_len: int) -> float:
-    """Weights + the live-tensor peak of one training step on a padded batch of BATCH (of a
-    forward, for a ridge readout: nothing trains by gradient)."""
+def _measured_train_step_mb(model: torch.nn.Module, seq_len: int, batch: int = BATCH,
+                            padded: bool = True) -> float:
+    """Weights + the live-tensor peak of one training step on a batch (padded: its second
+    sequence 3 steps short, its third half the length; of a forward, for a ridge readout:
+    nothing trains by gradient)."""
     model.train()
-    x = torch.randn(BATCH, seq_len, 3)
-    lengths = torch.tensor([seq_len, seq_len - 3, seq_len // 2, seq_len])
+    x = torch.randn(batch, seq_len, 3)
+    lengths = torch.full((batch,), seq_len)
+    if padded:
+        lengths[1:3] = torch.tensor([seq_len - 3, seq_len // 2])
     if model.fits_in_closed_form:
         with LiveTensorPeak() as tracker, torch.no_grad():
             model(x, lengths)
@@ -108,6 +112,22 @@ def test_estimates_match_measurement(name: str, causal: bool, dropout: float) ->
               f"{forward:.2f} MB, train step {estimate.train_step_mb:.2f} / {train:.2f} MB")
         assert _within(estimate.forward_mb, forward), (estimate.forward_mb, forward)
         assert _within(estimate.train_step_mb, train), (estimate.train_step_mb, train)
+
+
+def test_an_unpadded_window_is_one_mask_for_the_whole_batch() -> None:
+    # attn_rnn's window needs a T x T mask even over an unpadded batch: one that broadcasts,
+    # not one per sequence (at batch 16 and 1024 steps 5 MB of masks, not 84).
+    torch.manual_seed(0)
+    arch, io = _arch("attn_rnn", True, 0.0), _io(True)
+    model = build_model(arch, io)
+    seq_len, batch = 1024, 16
+    unpadded = _measured_train_step_mb(model, seq_len, batch, padded=False)
+    padded = _measured_train_step_mb(model, seq_len, batch, padded=True)
+    estimate = estimate_cost(arch, io, seq_len, batch, padded=False)
+    print(f"unpadded {unpadded:.1f} MB (estimate {estimate.train_step_mb:.1f}), "
+          f"padded {padded:.1f} MB")
+    assert unpadded < 0.7 * padded  # B masks would make it the larger
+    assert _within(estimate.train_step_mb, unpadded), (estimate.train_step_mb, unpadded)
 
 
 def test_estimates_allocate_nothing_and_grow_with_t_squared_only_for_softmax_attention():

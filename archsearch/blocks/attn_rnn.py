@@ -54,7 +54,7 @@ class AttnRnnLayer(nn.Module):
         B, T, D = x.shape
         h = run_rnn(self.rnn, x, lengths)  # (B, T, D)
         q, k, v = self._heads(h)  # (B, nh, T, hs)
-        mask = attention_mask(lengths, T, causal=True, window=self.window)  # (B, 1, T, T)
+        mask = attention_mask(lengths, T, causal=True, window=self.window)  # (B|1, 1, T, T)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            is_causal=mask is None)  # (B, nh, T, hs)
         return h + self.drop(self.proj(a.transpose(1, 2).reshape(B, T, D)))  # (B, T, D)

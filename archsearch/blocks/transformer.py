@@ -52,22 +52,25 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 def attention_mask(lengths: torch.Tensor, seq_len: int, causal: bool,
                    window: int = 0) -> torch.Tensor | None:
-    """Bool mask (B, 1, T, T) of the keys each query may see, or None when none is needed.
+    """Bool mask (B or 1, 1, T, T) of the keys each query may see, or None when none is needed.
 
     None means "every key" (non-causal, no padding) or "the causal triangle" (causal, no padding,
     no window), which :class:`SelfAttention` then passes as ``is_causal``. ``window`` > 0 limits a
-    causal query to its ``window`` most recent keys, itself included.
+    causal query to its ``window`` most recent keys, itself included; over an unpadded batch
+    that mask is the same for every sequence, so it is one (1, 1, T, T) that broadcasts (B
+    copies would cost B x T x T bytes, and B x T x T floats inside the attention, for nothing).
     """
     padded = not bool((lengths == seq_len).all())
-    if not padded and not window:
+    windowed = causal and window > 0
+    if not padded and not windowed:
         return None
     steps = torch.arange(seq_len, device=lengths.device)
     offset = steps[:, None] - steps[None, :]  # (T, T) query minus key
+    allowed = (offset >= 0) & (offset < window) if windowed else offset >= 0  # (T, T)
+    if not padded:
+        return allowed[None, None]  # (1, 1, T, T)
     mask = lengths_to_mask(lengths, seq_len)[:, None, None, :]  # (B, 1, 1, T)
     if causal:
-        allowed = offset >= 0
-        if window:
-            allowed = allowed & (offset < window)
         mask = mask & allowed  # (B, 1, T, T)
     # Every query may see itself: a padded query then never has an empty row (whose softmax is
     # NaN and would leak into valid steps through 0 * NaN); valid queries see no padded key.

@@ -17,8 +17,9 @@ softmax attention over a padded batch of T steps holds T x T masks per sequence.
   PyTorch's ``scaled_dot_product_attention`` allocates them: without a mask (an unpadded
   sequence, or only the causal triangle) its fused kernels keep nothing of T x T; with a mask
   (a padded batch, attn_rnn's window) the bool mask (1 byte) and the float mask it becomes (4
-  bytes) per sequence and attention, after the mask's construction (an int64 T x T of offsets
-  and bool T x T's). No attention drops its weights (blocks/transformer.py says why), so no
+  bytes) per attention, and per sequence when the batch is padded (an unpadded window's mask is
+  one for the batch), after the mask's construction (an int64 T x T of offsets and bool T x
+  T's). No attention drops its weights (blocks/transformer.py says why), so no
   training step takes PyTorch's math path, which would keep heads x T x T.
 
 The per-family counts (:data:`_PROFILES`) are written from each block's forward and checked
@@ -143,8 +144,8 @@ def _rnn_then_tf(d: int, c: Any, causal: bool) -> _Profile:
 
 def _attn_rnn(d: int, c: Any, causal: bool) -> _Profile:
     """Per layer: the RNN's states, then qkv (3d), the attention's output and projection. With
-    a window the attention always has a mask, so T x T is materialised even unpadded (the
-    window bounds what a step sees, not what the parallel path allocates)."""
+    a window the attention always has a mask, so T x T is materialised even unpadded, once for
+    the batch (the window bounds what a step sees, not what the parallel path allocates)."""
     rnn_fwd, rnn_train = _recurrent(d, 1, c.cell)
     return _Profile(max(rnn_fwd, 6 * d), c.n_layers * (rnn_train + 7 * d),
                     attention_layers=c.n_layers, windowed=c.window > 0)
@@ -287,9 +288,15 @@ def _forward_bytes(p: _Profile, common: float, batch: int, seq_len: int, padded:
     linear = (batch * (p.forward + common) + p.forward_shared) * seq_len * FLOAT
     if not p.attention_layers or not (padded or p.windowed):
         return linear  # no mask: PyTorch's fused attention keeps no T x T
-    square = seq_len * seq_len
-    building = (_BUILD_SHARED_BYTES + _BUILD_BYTES * batch) * square
-    return linear + max(building, batch * _MASK_BYTES * square)
+    masks, square = _masks(batch, padded), seq_len * seq_len
+    building = (_BUILD_SHARED_BYTES + _BUILD_BYTES * masks) * square
+    return linear + max(building, masks * _MASK_BYTES * square)
+
+
+def _masks(batch: int, padded: bool) -> int:
+    """T x T masks an attention is given: one per sequence of a padded batch, else one (an
+    unpadded window's, broadcast over the batch; blocks/transformer.py's attention_mask)."""
+    return batch if padded else 1
 
 
 def _train_attention_bytes(p: _Profile, batch: int, seq_len: int, padded: bool) -> float:
@@ -297,6 +304,6 @@ def _train_attention_bytes(p: _Profile, batch: int, seq_len: int, padded: bool) 
     for the backward), or the mask's construction, whichever is larger."""
     if not p.attention_layers or not (padded or p.windowed):
         return 0.0
-    square = seq_len * seq_len
-    kept = batch * p.attention_layers * _MASK_BYTES * square
-    return max(kept, (_BUILD_SHARED_BYTES + _BUILD_BYTES * batch) * square)
+    masks, square = _masks(batch, padded), seq_len * seq_len
+    kept = masks * p.attention_layers * _MASK_BYTES * square
+    return max(kept, (_BUILD_SHARED_BYTES + _BUILD_BYTES * masks) * square)
