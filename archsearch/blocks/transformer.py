@@ -66,11 +66,13 @@ def attention_mask(lengths: torch.Tensor, seq_len: int, causal: bool,
         return None
     steps = torch.arange(seq_len, device=lengths.device)
     offset = steps[:, None] - steps[None, :]  # (T, T) query minus key
-    allowed = (offset >= 0) & (offset < window) if windowed else offset >= 0  # (T, T)
-    if not padded:
-        return allowed[None, None]  # (1, 1, T, T)
-    mask = lengths_to_mask(lengths, seq_len)[:, None, None, :]  # (B, 1, 1, T)
+    mask = lengths_to_mask(lengths, seq_len)[:, None, None, :] if padded else None  # (B,1,1,T)
     if causal:
+        allowed = offset >= 0
+        if window:
+            allowed = allowed & (offset < window)  # (T, T)
+        if mask is None:  # unpadded, so windowed: the window alone, the same for every sequence
+            return allowed[None, None]  # (1, 1, T, T)
         mask = mask & allowed  # (B, 1, T, T)
     # Every query may see itself: a padded query then never has an empty row (whose softmax is
     # NaN and would leak into valid steps through 0 * NaN); valid queries see no padded key.
